@@ -1,0 +1,1 @@
+"""The audit log: every state change writes one event, in the same transaction."""

@@ -1,0 +1,30 @@
+"""The Celery application. Tasks live in releaseboard.jobs.tasks; this file only wires."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "releaseboard.settings")
+
+app = Celery("releaseboard")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+# Two queues so that long test runs never hold up short git operations, and test
+# capacity can be scaled on machines of its own.
+app.conf.task_queues = (Queue("git"), Queue("tests"))
+app.conf.task_routes = {"releaseboard.jobs.reap": {"queue": "git"}, "releaseboard.releases.poll_remotes": {"queue": "git"}}
+app.autodiscover_tasks(["releaseboard.jobs", "releaseboard.releases"])
+
+
+def _beat_schedule() -> dict[str, dict[str, object]]:
+    from django.conf import settings
+
+    return {
+        "reap-stale-jobs": {"task": "releaseboard.jobs.reap", "schedule": float(settings.REAPER_INTERVAL_SECONDS)},
+        "poll-remotes": {"task": "releaseboard.releases.poll_remotes", "schedule": float(settings.SYNC_INTERVAL_SECONDS)},
+    }
+
+
+app.conf.beat_schedule = _beat_schedule()

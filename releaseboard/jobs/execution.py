@@ -1,0 +1,308 @@
+"""Running one job: claim, heartbeat, steps and log, cancel checks, one final state."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from releaseboard.audit.service import record as audit_record
+from releaseboard.jobs import registry
+from releaseboard.jobs.models import Job, JobLogLine, JobReason, JobState, JobStep, Lease
+from releaseboard.jobs.service import _scope
+
+log = logging.getLogger(__name__)
+
+LOG_TEXT_LIMIT = 64 * 1024
+CANCEL_CHECK_SECONDS = 1.0
+LEASE_WAIT_SECONDS = 0.5
+
+
+class JobFailed(Exception):
+    """A runner ends its job as FAILED with a reason code and a message for people."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.message = message
+        super().__init__(message)
+
+
+class JobCancelled(Exception):
+    pass
+
+
+class LeaseLost(Exception):
+    """This worker no longer owns the job; it must not write anything more."""
+
+
+def sanitize(text: str, secrets: Sequence[str] = ()) -> str:
+    """Make command output safe to store: no NUL bytes, capped, secrets masked."""
+    text = text.replace("\x00", "")
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "********")
+    if len(text) > LOG_TEXT_LIMIT:
+        text = text[:LOG_TEXT_LIMIT] + "\n[... cut ...]\n"
+    return text
+
+
+class JobContext:
+    """What a runner gets: the job, its log, steps, cancel checks and lease-guarded writes."""
+
+    def __init__(self, job: Job, token: str) -> None:
+        self.job = job
+        self.token = token
+        self.params: dict[str, Any] = job.params
+        self._seq = JobLogLine.objects.filter(job=job).count()
+        self._step_seq = JobStep.objects.filter(job=job).count()
+        self._cancel_checked_at = 0.0
+        self._cancel_requested = False
+        self.lease_lost = threading.Event()
+        self.held_leases: set[str] = set()
+        self.secrets: list[str] = []
+
+    # -- log and steps ------------------------------------------------------------------
+
+    def log(self, text: str) -> None:
+        text = sanitize(text, self.secrets)
+        if not text:
+            return
+        self._seq += 1
+        JobLogLine.objects.create(job_id=self.job.pk, seq=self._seq, text=text)
+        Job.objects.filter(pk=self.job.pk).update(log_lines=self._seq)
+
+    def section(self, title: str) -> None:
+        self.log(f"\n== {title} ==\n")
+
+    def start_step(self, name: str, command: str = "") -> JobStep:
+        self._step_seq += 1
+        step = JobStep.objects.create(job_id=self.job.pk, seq=self._step_seq, name=name[:255], command=command)
+        if command:
+            self.log(f"$ {command}\n")
+        return step
+
+    def finish_step(self, step: JobStep, exit_code: int | None, outcome: str) -> None:
+        step.exit_code = exit_code
+        step.outcome = outcome
+        step.finished_at = timezone.now()
+        step.save(update_fields=["exit_code", "outcome", "finished_at"])
+
+    # vcs.CommandObserver: each git command is a step with its output in the log.
+    def command_started(self, argv: Sequence[str]) -> object:
+        self.raise_if_lost()
+        command = " ".join(argv)
+        return self.start_step(" ".join(argv[:4])[:255] if argv[:1] != ["git"] else _git_step_name(argv), command)
+
+    def command_finished(self, token: object, returncode: int, output: str) -> None:
+        if output.strip():
+            self.log(output if output.endswith("\n") else output + "\n")
+        assert isinstance(token, JobStep)
+        self.finish_step(token, returncode, "ok" if returncode == 0 else "failed")
+
+    # -- cancel and lease ------------------------------------------------------------------
+
+    def cancel_requested(self) -> bool:
+        """Whether a user asked to cancel (read from the DB at most once a second)."""
+        if self.lease_lost.is_set():
+            return True
+        now = time.monotonic()
+        if not self._cancel_requested and now - self._cancel_checked_at >= CANCEL_CHECK_SECONDS:
+            self._cancel_checked_at = now
+            self._cancel_requested = Job.objects.filter(pk=self.job.pk, cancel_requested_at__isnull=False).exists()
+        return self._cancel_requested
+
+    def check_cancel(self) -> None:
+        """Called between steps: stop here if a user cancelled or the lease was lost."""
+        self.raise_if_lost()
+        self._cancel_checked_at = 0.0
+        if self.cancel_requested():
+            raise JobCancelled()
+
+    def raise_if_lost(self) -> None:
+        if self.lease_lost.is_set():
+            raise LeaseLost()
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """A transaction that commits only while this worker still holds the job's lease.
+
+        The lease is checked by a conditional UPDATE inside the transaction, so a worker
+        that was paused past its lease (and whose job another worker took over) cannot
+        commit a domain change after the fact.
+        """
+        with transaction.atomic():
+            renewed = Job.objects.filter(
+                pk=self.job.pk, lease_token=self.token, state=JobState.RUNNING, lease_expires_at__gt=timezone.now()
+            ).update(heartbeat_at=timezone.now())
+            if renewed != 1:
+                self.lease_lost.set()
+                raise LeaseLost()
+            yield
+
+    @contextlib.contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        """Hold the named lease (e.g. one writer per repository) for the block.
+
+        Waits while another job holds it, checking for cancel. The heartbeat renews it;
+        if this worker dies the lease expires and the next job takes it.
+        """
+        waited = False
+        while not _try_acquire(key, self.job.pk, self.token):
+            if not waited:
+                self.log(f"Waiting for {key}: another job is writing to it.\n")
+                waited = True
+            self.check_cancel()
+            time.sleep(LEASE_WAIT_SECONDS)
+        self.held_leases.add(key)
+        try:
+            yield
+        finally:
+            self.held_leases.discard(key)
+            Lease.objects.filter(key=key, holder_token=self.token).update(
+                holder_job_id=None, holder_token="", expires_at=None
+            )
+
+
+def _git_step_name(argv: Sequence[str]) -> str:
+    words = [a for a in argv[1:] if not a.startswith("-") and a not in ("-C",)]
+    # skip the path after -C
+    if "-C" in argv:
+        idx = list(argv).index("-C")
+        if idx + 1 < len(argv) and argv[idx + 1] in words:
+            words.remove(argv[idx + 1])
+    return ("git " + " ".join(words[:1]))[:255]
+
+
+def _lease_deadline() -> Any:
+    return timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+
+
+def _try_acquire(key: str, job_id: int, token: str) -> bool:
+    now = timezone.now()
+    Lease.objects.get_or_create(key=key)
+    # One conditional UPDATE: free, expired, or already ours.
+    from django.db.models import Q
+
+    taken = (
+        Lease.objects.filter(key=key)
+        .filter(Q(holder_token="") | Q(expires_at__lt=now) | Q(holder_token=token))
+        .update(holder_job_id=job_id, holder_token=token, expires_at=_lease_deadline())
+    )
+    return taken == 1
+
+
+class Heartbeat(threading.Thread):
+    """Renews the job's lease (and the named leases it holds) while the runner works."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        super().__init__(name=f"heartbeat-{ctx.job.pk}", daemon=True)
+        self.ctx = ctx
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.JOB_HEARTBEAT_SECONDS):
+                now = timezone.now()
+                renewed = Job.objects.filter(
+                    pk=self.ctx.job.pk, lease_token=self.ctx.token, state=JobState.RUNNING,
+                    lease_expires_at__gt=now,
+                ).update(heartbeat_at=now, lease_expires_at=_lease_deadline())
+                if renewed != 1:
+                    self.ctx.lease_lost.set()
+                    return
+                for key in list(self.ctx.held_leases):
+                    Lease.objects.filter(key=key, holder_token=self.ctx.token).update(expires_at=_lease_deadline())
+        except Exception:  # a DB hiccup: the lease simply is not renewed this time
+            log.exception("heartbeat failed for job %s", self.ctx.job.pk)
+        finally:
+            connection.close()
+
+
+def claim(job_id: int) -> JobContext | None:
+    """Take the job: one conditional UPDATE from QUEUED to RUNNING. None if another
+    worker has it, or it was cancelled or finished already (a duplicate message)."""
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    with transaction.atomic():
+        from django.db.models import F
+
+        claimed = Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(
+            state=JobState.RUNNING,
+            lease_token=token,
+            lease_expires_at=_lease_deadline(),
+            heartbeat_at=now,
+            started_at=now,
+            attempt=F("attempt") + 1,
+            worker=f"{socket.gethostname()}:{threading.get_native_id()}",
+        )
+        if claimed != 1:
+            return None
+        job = Job.objects.get(pk=job_id)
+        audit_record("job.started", actor=None, repository=_scope(job), obj=job, details={"attempt": job.attempt})
+    return JobContext(job, token)
+
+
+def finish(ctx: JobContext, state: str, reason: str, message: str) -> bool:
+    """Write the job's one final state, if this worker still holds it."""
+    with transaction.atomic():
+        done = Job.objects.filter(pk=ctx.job.pk, lease_token=ctx.token, state=JobState.RUNNING).update(
+            state=state, reason=reason, message=message[:5000], finished_at=timezone.now(), lease_expires_at=None
+        )
+        if done != 1:
+            return False
+        job = Job.objects.get(pk=ctx.job.pk)
+        kind = registry.get(job.kind)
+        if kind.on_final:
+            kind.on_final(job)
+        audit_record(f"job.{state}", actor=None, repository=_scope(job), obj=job, result=reason or state,
+                     message=message[:1000])
+    return True
+
+
+def run(job_id: int) -> None:
+    """Claim the job and run its kind's runner to exactly one final state."""
+    close_old_connections()
+    ctx = claim(job_id)
+    if ctx is None:
+        log.info("job %s not claimed (taken, finished or cancelled)", job_id)
+        return
+    heartbeat = Heartbeat(ctx)
+    heartbeat.start()
+    state, reason, message = JobState.FAILED, JobReason.ERROR, ""
+    try:
+        if ctx.job.attempt > ctx.job.max_attempts:
+            raise JobFailed(JobReason.TOO_MANY_ATTEMPTS,
+                            f"Gave up after {ctx.job.max_attempts} attempts; the worker stopped each time.")
+        ctx.check_cancel()
+        message = registry.get(ctx.job.kind).runner(ctx) or "Done."
+        state, reason = JobState.SUCCEEDED, JobReason.OK
+    except JobFailed as exc:
+        state, reason, message = JobState.FAILED, exc.reason, exc.message
+    except JobCancelled:
+        state, reason, message = JobState.CANCELLED, JobReason.CANCELLED, "Cancelled on request; nothing was pushed after the cancel."
+    except LeaseLost:
+        log.warning("job %s lost its lease; leaving it to the worker that has it", job_id)
+        return
+    except Exception as exc:
+        log.exception("job %s crashed", job_id)
+        with contextlib.suppress(Exception):
+            ctx.log("\n" + "".join(traceback.format_exception(exc))[-4000:])
+        message = f"Internal error: {exc.__class__.__name__}: {exc}"
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join(timeout=10)
+    if message:
+        with contextlib.suppress(Exception):
+            ctx.log(f"\n{message}\n")
+    finish(ctx, state, reason, message)

@@ -1,0 +1,39 @@
+"""Job kinds and their runners. The jobs app knows no kind; others register theirs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from releaseboard.jobs.execution import JobContext
+    from releaseboard.jobs.models import Job
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    runner: Callable[[JobContext], str | None]
+    queue: str = "git"
+    # Called inside the transaction that writes the job's final state, so the domain
+    # object it is about changes together with the job (e.g. a promotion fails with it).
+    on_final: Callable[[Job], None] | None = None
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def register(kind: JobKind) -> None:
+    _KINDS[kind.name] = kind
+
+
+def get(name: str) -> JobKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise LookupError(f"no runner registered for job kind {name!r}") from None
+
+
+def queue_for(name: str) -> str:
+    return get(name).queue

@@ -1,0 +1,476 @@
+"""One runner per job kind, step by step. Runners use vcs for git and sandbox for the
+repository's commands; every domain change goes through ctx.atomic() (lease-checked)
+with its audit event."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from releaseboard import branching, sandbox, vcs
+from releaseboard.audit.service import record as audit_record
+from releaseboard.jobs import registry
+from releaseboard.jobs.execution import JobCancelled, JobContext, JobFailed
+from releaseboard.jobs.models import Job, JobReason, JobState
+from releaseboard.releases import selectors, services
+from releaseboard.releases.models import (
+    Branch,
+    BranchState,
+    MergeCheck,
+    Promotion,
+    PromotionState,
+    Release,
+    ReleaseState,
+    Repository,
+    TestResult,
+    TestRun,
+)
+
+STAGING_AHEAD_LIMIT = 200
+
+
+def identity() -> vcs.Identity:
+    return vcs.Identity(settings.GIT_COMMITTER_NAME, settings.GIT_COMMITTER_EMAIL)
+
+
+def mirror_for(repository: Repository, observer: vcs.CommandObserver | None = None) -> vcs.Mirror:
+    """This worker's persistent bare mirror of the repository."""
+    return vcs.Mirror(settings.WORK_DIR / "mirrors" / f"{repository.pk}.git", repository.remote_url,
+                      allow_local=settings.ALLOW_LOCAL_REPOSITORIES, observer=observer)
+
+
+def _git(ctx: JobContext, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return call(*args, **kwargs)
+    except vcs.PushRejected:
+        raise
+    except vcs.GitError as exc:
+        raise JobFailed(JobReason.GIT_ERROR, f"Could not {what}: {exc}. Check the remote URL and the worker's access.") from None
+
+
+# -- sync --------------------------------------------------------------------------------
+
+
+def refresh(ctx: JobContext, repository: Repository) -> tuple[vcs.Mirror, dict[str, str]]:
+    """Fetch the remote and record its heads: done before every job (the remote is the truth)."""
+    ctx.section(f"Fetch {repository.remote_url}")
+    mirror = mirror_for(repository, ctx)
+    _git(ctx, "fetch from the remote", mirror.fetch)
+    heads = mirror.heads()
+    record_heads(ctx, repository, mirror, heads)
+    return mirror, heads
+
+
+def record_heads(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str]) -> None:
+    names = repository.names
+    master, staging = heads.get(names.master), heads.get(names.staging)
+    ahead: list[dict[str, Any]] = []
+    master_in_staging = None
+    if master and staging:
+        master_in_staging = mirror.is_ancestor(master, staging)
+        for commit in mirror.commits_between(master, staging, limit=STAGING_AHEAD_LIMIT):
+            ahead.append({"sha": commit.sha, "subject": commit.subject, "author": commit.author_name,
+                          "promotion": (commit.trailers.get("Releaseboard-Promotion") or [""])[0]})
+    latest = branching.latest_version(mirror.tags())
+    changes: dict[str, list[str]] = {"new": [], "moved": [], "gone": []}
+    with ctx.atomic():
+        known = {b.name: b for b in Branch.objects.select_for_update().filter(repository=repository)}
+        for name, sha in heads.items():
+            kind = branching.classify(names, name)
+            if kind is None:
+                continue
+            branch = known.get(name)
+            if branch is None:
+                Branch.objects.create(repository=repository, name=name, kind=kind.value, head_sha=sha)
+                changes["new"].append(f"{name} {sha[:10]}")
+            elif branch.state == BranchState.REQUESTED:
+                continue  # its create_branch job settles it
+            elif branch.head_sha != sha or branch.state in (BranchState.GONE, BranchState.FAILED):
+                changes["moved"].append(f"{name} {branch.head_sha[:10]}..{sha[:10]}")
+                branch.head_sha = sha
+                if branch.state in (BranchState.GONE, BranchState.FAILED):
+                    branch.state = BranchState.ACTIVE
+                branch.save(update_fields=["head_sha", "state", "updated_at"])
+        for name, branch in known.items():
+            if name not in heads and branch.state in (BranchState.ACTIVE, BranchState.PROMOTED):
+                branch.state = BranchState.GONE
+                branch.save(update_fields=["state", "updated_at"])
+                changes["gone"].append(name)
+        Repository.objects.filter(pk=repository.pk).update(
+            synced_at=timezone.now(), sync_error="", staging_ahead=ahead, master_in_staging=master_in_staging,
+            latest_version=str(latest),
+        )
+        repository.refresh_from_db()
+        if any(changes.values()):
+            audit_record("repository.synced", actor=None, repository=repository, obj=repository,
+                         details={k: v for k, v in changes.items() if v})
+        if staging and not TestRun.objects.filter(repository=repository, commit_sha=staging).exists() and not (
+            Job.objects.filter(scope_id=repository.pk, kind="test_staging", state__in=JobState.active()).exists()
+        ):
+            # Every new staging head gets tested; a merge commit Releaseboard pushed was
+            # already tested as that exact commit and is skipped by the check above.
+            services.staging_test_job(repository, None)
+    for key, values in changes.items():
+        for value in values:
+            ctx.log(f"{key}: {value}\n")
+
+
+def run_sync(ctx: JobContext) -> str:
+    repository = Repository.objects.get(pk=ctx.params["repository"])
+    _mirror, heads = refresh(ctx, repository)
+    managed = [n for n in heads if branching.classify(repository.names, n) is not None]
+    return f"Refreshed {repository.name}: {len(managed)} branches."
+
+
+# -- branches ----------------------------------------------------------------------------
+
+
+def run_create_branch(ctx: JobContext) -> str:
+    branch = Branch.objects.select_related("repository").get(pk=ctx.params["branch"])
+    repository = branch.repository
+    with ctx.hold(repository.lock_key):
+        mirror, heads = refresh(ctx, repository)
+        staging = heads.get(repository.staging_branch)
+        if not staging:
+            raise JobFailed(JobReason.REFUSED, f"{repository.staging_branch} does not exist yet. A release manager "
+                            "can use \u201cCopy master to staging\u201d to start a cycle; then request the branch again.")
+        existing = heads.get(branch.name)
+        if existing and existing != staging:
+            raise JobFailed(JobReason.BRANCH_EXISTS, f"{branch.name} already exists on the remote; request another name.")
+        ctx.check_cancel()
+        if not existing:
+            ctx.section(f"Create {branch.name} at {repository.staging_branch} {staging[:10]}")
+            try:
+                # expected "" : created only if the name does not exist on the remote yet.
+                _git(ctx, "create the branch", mirror.push, [vcs.RefUpdate(f"refs/heads/{branch.name}", staging, "")])
+            except vcs.PushRejected:
+                raise JobFailed(JobReason.BRANCH_EXISTS,
+                                f"{branch.name} appeared on the remote meanwhile; request another name.") from None
+        with ctx.atomic():
+            Branch.objects.filter(pk=branch.pk).update(state=BranchState.ACTIVE, head_sha=staging, base_sha=staging,
+                                                       updated_at=timezone.now())
+            audit_record("branch.created", actor=ctx.job.created_by, repository=repository, obj=branch, to_sha=staging)
+    return f"Created {branch.name} at {repository.staging_branch} {staging[:10]}."
+
+
+def on_create_branch_final(job: Job) -> None:
+    if job.state == JobState.SUCCEEDED:
+        return
+    branch = Branch.objects.filter(pk=job.params.get("branch"), state=BranchState.REQUESTED).first()
+    if branch is not None:
+        branch.state = BranchState.FAILED
+        branch.save(update_fields=["state", "updated_at"])
+        audit_record("branch.failed", actor=None, repository=branch.repository, obj=branch, result=job.reason,
+                     message=job.message)
+
+
+# -- testing ------------------------------------------------------------------------------
+
+
+def run_tests(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, sha: str,
+              promotion: Promotion | None = None) -> TestRun:
+    """Build and test `sha` in a worktree; record a TestRun against the commit and tree.
+
+    Raises JobFailed when a command fails (the TestRun is recorded first).
+    """
+    tree = mirror.tree_of(sha)
+    home = settings.WORK_DIR / "home" / str(repository.pk)
+    home.mkdir(parents=True, exist_ok=True)
+    commands = [("Build", repository.build_command, JobReason.BUILD_FAILED), ("Test", repository.test_command,
+                                                                                 JobReason.TESTS_FAILED)]
+    ctx.section(f"Check out {sha[:10]}")
+    with _git(ctx, "check out the commit", mirror.checkout, settings.WORK_DIR / "worktrees" / str(repository.pk),
+              sha) as path:
+        for label, command, failure in commands:
+            if not command:
+                continue
+            ctx.check_cancel()
+            ctx.section(label)
+            step = ctx.start_step(label, command)
+            result = sandbox.run(sandbox.split_command(command), cwd=Path(path), env=sandbox.minimal_env(home),
+                                 timeout=repository.test_timeout, on_output=ctx.log,
+                                 should_cancel=ctx.cancel_requested, output_cap=settings.TEST_OUTPUT_CAP_BYTES)
+            ctx.finish_step(step, result.exit_code, result.outcome.value)
+            if result.outcome is sandbox.Outcome.CANCELLED:
+                ctx.raise_if_lost()
+                raise JobCancelled()
+            if not result.passed:
+                reason = JobReason.TIMED_OUT if result.outcome is sandbox.Outcome.TIMED_OUT else failure
+                summary = f"{label} failed: {result.message}"
+                _record_test(ctx, repository, sha, tree, TestResult.FAILED, summary, promotion)
+                raise JobFailed(reason, f"{summary}. The target branch was not changed.")
+    return _record_test(ctx, repository, sha, tree, TestResult.PASSED, "Build and tests passed", promotion)
+
+
+def _record_test(ctx: JobContext, repository: Repository, sha: str, tree: str, result: str, summary: str,
+                 promotion: Promotion | None) -> TestRun:
+    with ctx.atomic():
+        run = TestRun.objects.create(repository=repository, commit_sha=sha, tree_sha=tree, result=result,
+                                     summary=summary, promotion=promotion, job_id=ctx.job.pk)
+        audit_record(f"test.{result}", actor=None, repository=repository, obj=promotion or repository, to_sha=sha,
+                     result=result, message=summary, details={"tree": tree, "job": ctx.job.pk})
+    return run
+
+
+def run_test_staging(ctx: JobContext) -> str:
+    repository = Repository.objects.get(pk=ctx.params["repository"])
+    mirror, heads = refresh(ctx, repository)
+    staging = heads.get(repository.staging_branch)
+    if not staging:
+        raise JobFailed(JobReason.NOTHING_TO_DO, f"{repository.staging_branch} does not exist; nothing to test.")
+    run_tests(ctx, repository, mirror, staging)
+    return f"{repository.staging_branch} {staging[:10]} passed."
+
+
+def merge_message(promotion: Promotion) -> str:
+    requester = promotion.requested_by.get_username() if promotion.requested_by else "unknown"
+    body = f"\n\n{promotion.description.strip()}" if promotion.description.strip() else ""
+    return (
+        f"Promote {promotion.branch.name} to {promotion.repository.staging_branch} (#{promotion.pk})\n\n"
+        f"{promotion.title}{body}\n\nRequested-by: {requester}\n{promotion.trailer}\n"
+    )
+
+
+def run_test_promotion(ctx: JobContext) -> str:
+    promotion = Promotion.objects.select_related("branch", "repository", "requested_by").get(
+        pk=ctx.params["promotion"])
+    repository, branch = promotion.repository, promotion.branch
+    mirror, heads = refresh(ctx, repository)
+    staging = heads.get(repository.staging_branch)
+    if not staging:
+        raise JobFailed(JobReason.REFUSED, f"{repository.staging_branch} does not exist; copy master to staging first.")
+    # A re-test on the way to staging merges the branch commit that was reviewed and
+    # tested, never whatever the branch points to now.
+    branch_sha = promotion.branch_sha if ctx.params.get("then_promote") and promotion.branch_sha else heads.get(branch.name)
+    if not branch_sha:
+        raise JobFailed(JobReason.REFUSED, f"{branch.name} no longer exists on the remote.")
+    ctx.section(f"Merge {branch.name} {branch_sha[:10]} into {repository.staging_branch} {staging[:10]}")
+    if mirror.is_ancestor(branch_sha, staging):
+        _record_merge(ctx, promotion, MergeCheck.NOTHING, staging, branch_sha)
+        raise JobFailed(JobReason.NOTHING_TO_PROMOTE,
+                        f"Nothing to promote: every commit of {branch.name} is already on {repository.staging_branch}. "
+                        "Push your work to the branch, then run the tests again.")
+    merge = _git(ctx, "merge", mirror.merge, staging, branch_sha)
+    if not merge.clean:
+        files = [f"{c.path} ({c.kind})" for c in merge.conflicts]
+        _record_merge(ctx, promotion, MergeCheck.CONFLICT, staging, branch_sha, conflicts=files)
+        raise JobFailed(JobReason.MERGE_CONFLICT,
+                        f"{branch.name} conflicts with {repository.staging_branch} in: {', '.join(files)}. "
+                        f"Merge {repository.staging_branch} into your branch, resolve, push, then run the tests again.")
+    timestamp = int(time.time())
+    merge_sha = mirror.commit_tree(merge.tree, [staging, branch_sha], merge_message(promotion), author=identity(),
+                                   committer=identity(), timestamp=timestamp)
+    _record_merge(ctx, promotion, MergeCheck.CLEAN, staging, branch_sha, merge_sha=merge_sha, tree=merge.tree,
+                  timestamp=timestamp)
+    ctx.log(f"Merge result {merge_sha} (tree {merge.tree})\n")
+    run_tests(ctx, repository, mirror, merge_sha, promotion)
+    if ctx.params.get("then_promote"):
+        with ctx.atomic():
+            if Promotion.objects.filter(pk=promotion.pk, state=PromotionState.PROMOTING).exists():
+                services.promote_job(promotion, ctx.job.created_by)
+    return f"The merge of {branch.name} into {repository.staging_branch} passed its tests."
+
+
+def _record_merge(ctx: JobContext, promotion: Promotion, check: str, staging: str, branch_sha: str, *,
+                  conflicts: list[str] | None = None, merge_sha: str = "", tree: str = "",
+                  timestamp: int | None = None) -> None:
+    with ctx.atomic():
+        Promotion.objects.filter(pk=promotion.pk).update(
+            merge_check=check, conflict_files=conflicts or [], staging_sha=staging, branch_sha=branch_sha,
+            merge_sha=merge_sha, merge_tree=tree, merge_timestamp=timestamp,
+        )
+        promotion.refresh_from_db()
+        audit_record(f"promotion.merge_{check}", actor=None, repository=promotion.repository, obj=promotion,
+                     from_sha=staging, to_sha=merge_sha or branch_sha, result=check,
+                     details={"conflicts": conflicts or [], "branch_sha": branch_sha})
+
+
+def on_test_promotion_final(job: Job) -> None:
+    if job.state == JobState.SUCCEEDED or not job.params.get("then_promote"):
+        return
+    _fail_promotion(job)
+
+
+# -- promotion to staging ----------------------------------------------------------------
+
+
+def run_promote(ctx: JobContext) -> str:
+    promotion = Promotion.objects.select_related("branch", "repository", "requested_by").get(
+        pk=ctx.params["promotion"])
+    repository = promotion.repository
+    with ctx.hold(repository.lock_key):
+        mirror, heads = refresh(ctx, repository)
+        staging = heads.get(repository.staging_branch, "")
+        if promotion.merge_sha and staging and mirror.is_ancestor(promotion.merge_sha, staging):
+            # It landed already (an earlier attempt pushed, then its worker died).
+            return _mark_promoted(ctx, promotion, promotion.staging_sha, staging_head=staging)
+        if staging != promotion.staging_sha:
+            return _retest(ctx, promotion, f"{repository.staging_branch} moved since the test "
+                           f"({promotion.staging_sha[:10]} \u2192 {staging[:10]})")
+        if not selectors.has_passing_test(repository, promotion.merge_sha):
+            raise JobFailed(JobReason.REFUSED, "The merge result has no passing test; run the tests again.")
+        if not mirror.has_commit(promotion.merge_sha):
+            # Another worker made the merge commit; its inputs rebuild the identical commit.
+            rebuilt = mirror.commit_tree(promotion.merge_tree, [promotion.staging_sha, promotion.branch_sha],
+                                         merge_message(promotion), author=identity(), committer=identity(),
+                                         timestamp=promotion.merge_timestamp or 0)
+            if rebuilt != promotion.merge_sha:
+                raise JobFailed(JobReason.GIT_ERROR, "Could not rebuild the tested merge commit; run the tests again.")
+        ctx.check_cancel()
+        ctx.section(f"Push {promotion.merge_sha[:10]} to {repository.staging_branch} (expecting {staging[:10]})")
+        try:
+            _git(ctx, "push to staging", mirror.push,
+                 [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", promotion.merge_sha, staging)])
+        except vcs.PushRejected as exc:
+            return _retest(ctx, promotion, f"{repository.staging_branch} moved during the promotion ({exc})")
+        return _mark_promoted(ctx, promotion, staging, staging_head=promotion.merge_sha)
+
+
+def _retest(ctx: JobContext, promotion: Promotion, why: str) -> str:
+    if promotion.retests >= settings.PROMOTION_MAX_RETESTS:
+        raise JobFailed(JobReason.TARGET_MOVED, f"{why}, and it kept moving: tried {promotion.retests} times. "
+                        "Staging is unchanged by this promotion; click \u201cPromote to staging\u201d again when it is quiet.")
+    with ctx.atomic():
+        Promotion.objects.filter(pk=promotion.pk).update(retests=promotion.retests + 1)
+        audit_record("promotion.retest_scheduled", actor=None, repository=promotion.repository, obj=promotion,
+                     message=why)
+        services._test_promotion_job(promotion, ctx.job.created_by, then_promote=True)
+    return f"{why}: merging and testing again before promoting."
+
+
+def _mark_promoted(ctx: JobContext, promotion: Promotion, before: str, staging_head: str) -> str:
+    repository = promotion.repository
+    with ctx.atomic():
+        Promotion.objects.filter(pk=promotion.pk).update(state=PromotionState.PROMOTED, promoted_sha=promotion.merge_sha,
+                                                         promoted_at=timezone.now(), state_message="")
+        Branch.objects.filter(repository=repository, name=repository.staging_branch).update(head_sha=staging_head)
+        Branch.objects.filter(pk=promotion.branch_id).update(state=BranchState.PROMOTED)
+        audit_record("promotion.promoted", actor=promotion.promoted_by, repository=repository, obj=promotion,
+                     from_sha=before, to_sha=promotion.merge_sha)
+    return f"{promotion.branch.name} is on {repository.staging_branch} as {promotion.merge_sha[:10]}."
+
+
+def _fail_promotion(job: Job) -> None:
+    promotion = Promotion.objects.filter(pk=job.params.get("promotion"), state=PromotionState.PROMOTING).first()
+    if promotion is not None:
+        promotion.state = PromotionState.FAILED
+        promotion.state_message = job.message
+        promotion.save(update_fields=["state", "state_message"])
+        audit_record("promotion.failed", actor=None, repository=promotion.repository, obj=promotion,
+                     result=job.reason, message=job.message[:1000])
+
+
+def on_promote_final(job: Job) -> None:
+    if job.state != JobState.SUCCEEDED:
+        _fail_promotion(job)
+
+
+# -- master ------------------------------------------------------------------------------
+
+
+def run_release(ctx: JobContext) -> str:
+    release = Release.objects.select_related("repository").get(pk=ctx.params["release"])
+    repository = release.repository
+    with ctx.hold(repository.lock_key):
+        mirror, heads = refresh(ctx, repository)
+        master = heads.get(repository.master_branch, "")
+        if master == release.sha and mirror.resolve(f"refs/tags/{release.tag}") == release.sha:
+            return _mark_released(ctx, release, mirror)  # an earlier attempt pushed already
+        if master != release.previous_master_sha:
+            raise JobFailed(JobReason.TARGET_MOVED, f"{repository.master_branch} moved since the preview "
+                            f"({release.previous_master_sha[:10]} \u2192 {master[:10]}). Open \u201cPromote to master\u201d again.")
+        if not mirror.is_ancestor(master, release.sha):
+            raise JobFailed(JobReason.REFUSED, f"{repository.master_branch} is not an ancestor of the staging commit, "
+                            "so master cannot fast-forward: someone changed master outside the release process. "
+                            "Copy master to staging and promote the branches again.")
+        if not selectors.has_passing_test(repository, release.sha):
+            raise JobFailed(JobReason.REFUSED, f"{release.sha[:10]} has no passing test; run \u201cTest staging\u201d first.")
+        if release.tag in mirror.tags():
+            raise JobFailed(JobReason.REFUSED, f"Tag {release.tag} already exists; tags never move. Choose another version.")
+        ctx.check_cancel()
+        tag_object = mirror.make_tag(release.tag, release.sha, f"Release {release.tag}\n\n{release.notes}",
+                                     tagger=identity(), timestamp=release.tag_timestamp or int(time.time()))
+        ctx.section(f"Push {repository.master_branch} {master[:10]} \u2192 {release.sha[:10]} and tag {release.tag}, atomically")
+        try:
+            # One atomic push: master and its tag land together or not at all.
+            _git(ctx, "push the release", mirror.push, [
+                vcs.RefUpdate(f"refs/heads/{repository.master_branch}", release.sha, master),
+                vcs.RefUpdate(f"refs/tags/{release.tag}", tag_object, None),
+            ], atomic=True)
+        except vcs.PushRejected as exc:
+            raise JobFailed(JobReason.TARGET_MOVED, f"The remote refused the release ({exc}); nothing was changed. "
+                            "Refresh and open \u201cPromote to master\u201d again.") from None
+        return _mark_released(ctx, release, mirror)
+
+
+def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror) -> str:
+    repository = release.repository
+    landed = [p.pk for p in selectors.unreleased_promotions(repository)
+              if p.promoted_sha and mirror.is_ancestor(p.promoted_sha, release.sha)]
+    with ctx.atomic():
+        Release.objects.filter(pk=release.pk).update(state=ReleaseState.RELEASED, released_at=timezone.now())
+        Promotion.objects.filter(pk__in=landed).update(state=PromotionState.RELEASED, release=release)
+        Branch.objects.filter(repository=repository, name=repository.master_branch).update(head_sha=release.sha)
+        Repository.objects.filter(pk=repository.pk).update(latest_version=release.version)
+        audit_record("release.released", actor=release.released_by, repository=repository, obj=release,
+                     from_sha=release.previous_master_sha, to_sha=release.sha,
+                     details={"version": release.version, "promotions": landed})
+    return f"Released {release.tag}: {repository.master_branch} is {release.sha[:10]}."
+
+
+def on_release_final(job: Job) -> None:
+    if job.state == JobState.SUCCEEDED:
+        return
+    release = Release.objects.filter(pk=job.params.get("release"), state=ReleaseState.PENDING).first()
+    if release is not None:
+        release.state = ReleaseState.FAILED
+        release.state_message = job.message
+        release.save(update_fields=["state", "state_message"])
+        audit_record("release.failed", actor=None, repository=release.repository, obj=release, result=job.reason,
+                     message=job.message[:1000])
+
+
+def run_copy_master(ctx: JobContext) -> str:
+    repository = Repository.objects.get(pk=ctx.params["repository"])
+    with ctx.hold(repository.lock_key):
+        mirror, heads = refresh(ctx, repository)
+        master = heads.get(repository.master_branch)
+        if not master:
+            raise JobFailed(JobReason.REFUSED, f"{repository.master_branch} does not exist on the remote.")
+        staging = heads.get(repository.staging_branch, "")
+        if staging == master:
+            return f"{repository.staging_branch} is already a copy of {repository.master_branch}."
+        ctx.check_cancel()
+        ctx.section(f"Set {repository.staging_branch} to {repository.master_branch} {master[:10]}")
+        try:
+            _git(ctx, "reset staging", mirror.push,
+                 [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", master, staging)])
+        except vcs.PushRejected as exc:
+            raise JobFailed(JobReason.TARGET_MOVED, f"{repository.staging_branch} moved meanwhile ({exc}); "
+                            "nothing was changed. Review the new commits, then copy again.") from None
+        with ctx.atomic():
+            discarded = [p.pk for p in selectors.unreleased_promotions(repository)]
+            Promotion.objects.filter(pk__in=discarded).update(state=PromotionState.DISCARDED)
+            Branch.objects.update_or_create(repository=repository, name=repository.staging_branch,
+                                            defaults={"kind": branching.BranchKind.STAGING.value, "head_sha": master,
+                                                      "state": BranchState.ACTIVE})
+            audit_record("staging.copied", actor=ctx.job.created_by, repository=repository, obj=repository,
+                         from_sha=staging, to_sha=master, details={"discarded_promotions": discarded})
+    return f"{repository.staging_branch} is now {repository.master_branch} {master[:10]}; a new cycle starts."
+
+
+def register_all() -> None:
+    for kind in (
+        registry.JobKind("sync", run_sync, "git"),
+        registry.JobKind("create_branch", run_create_branch, "git", on_create_branch_final),
+        registry.JobKind("test_promotion", run_test_promotion, "tests", on_test_promotion_final),
+        registry.JobKind("test_staging", run_test_staging, "tests"),
+        registry.JobKind("promote", run_promote, "git", on_promote_final),
+        registry.JobKind("release", run_release, "git", on_release_final),
+        registry.JobKind("copy_master", run_copy_master, "git"),
+    ):
+        registry.register(kind)

@@ -1,0 +1,145 @@
+"""Read-only queries for pages and services. No git here: what the pages show was
+recorded by the jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import QuerySet
+
+from releaseboard import branching
+from releaseboard.jobs.models import Job, JobState
+from releaseboard.releases.models import (
+    Branch,
+    BranchState,
+    Promotion,
+    PromotionState,
+    Repository,
+    TestResult,
+    TestRun,
+)
+
+
+def has_passing_test(repository: Repository, sha: str) -> bool:
+    """Whether `sha` passed a test run as that exact commit (invariant 1)."""
+    return bool(sha) and TestRun.objects.filter(repository=repository, commit_sha=sha, result=TestResult.PASSED).exists()
+
+
+def latest_test(repository: Repository, sha: str) -> TestRun | None:
+    if not sha:
+        return None
+    return TestRun.objects.filter(repository=repository, commit_sha=sha).first()
+
+
+def head(repository: Repository, name: str) -> str:
+    branch = Branch.objects.filter(repository=repository, name=name, state=BranchState.ACTIVE).first()
+    return branch.head_sha if branch else ""
+
+
+def unreleased_promotions(repository: Repository) -> QuerySet[Promotion]:
+    """Promotions that landed on staging and are not yet released."""
+    return Promotion.objects.filter(repository=repository, state=PromotionState.PROMOTED).select_related(
+        "branch", "requested_by"
+    ).order_by("promoted_at")
+
+
+@dataclass
+class ReleasePreview:
+    master_sha: str
+    staging_sha: str
+    promotions: list[Promotion]
+    commits: list[dict[str, Any]]
+    current_version: branching.Version
+    proposed_version: branching.Version
+    test: TestRun | None
+    refusal: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def release_preview(repository: Repository) -> ReleasePreview:
+    """What "Promote to master" would release, and why it may not (refusal)."""
+    master_sha = head(repository, repository.master_branch)
+    staging_sha = head(repository, repository.staging_branch)
+    promotions = list(unreleased_promotions(repository))
+    current = branching.Version.parse(repository.latest_version)
+    proposed = branching.bump_for(current, [p.branch.kind_enum for p in promotions])
+    test = latest_test(repository, staging_sha)
+    refusal = ""
+    if not staging_sha:
+        refusal = f"{repository.staging_branch} does not exist. Use \u201cCopy master to staging\u201d to start a cycle."
+    elif not master_sha:
+        refusal = f"{repository.master_branch} was not found on the remote."
+    elif staging_sha == master_sha:
+        refusal = f"{repository.staging_branch} has nothing that {repository.master_branch} does not have."
+    elif repository.master_in_staging is False:
+        refusal = (
+            f"{repository.master_branch} is not an ancestor of {repository.staging_branch}: someone changed "
+            f"{repository.master_branch} outside the release process. Copy master to staging, promote the "
+            "branches again, then release."
+        )
+    elif test is None or test.result != TestResult.PASSED:
+        refusal = (
+            f"The {repository.staging_branch} head {staging_sha[:10]} has no passing test. "
+            "Run \u201cTest staging\u201d and wait for it to pass."
+        )
+    return ReleasePreview(master_sha, staging_sha, promotions, list(repository.staging_ahead), current, proposed,
+                          test, refusal)
+
+
+@dataclass
+class Lane:
+    title: str
+    branches: list[Branch]
+
+
+@dataclass
+class Board:
+    repository: Repository
+    master: Branch | None
+    staging: Branch | None
+    staging_test: TestRun | None
+    master_test: TestRun | None
+    features: list[Branch]
+    hotfixes: list[Branch]
+    promotions: dict[int, Promotion]
+    active_jobs: list[Job]
+    unreleased: list[Promotion]
+
+
+def board(repository: Repository) -> Board:
+    """Everything the board shows for one repository, in a handful of queries."""
+    branches = list(
+        Branch.objects.filter(repository=repository).exclude(state=BranchState.GONE).select_related("requested_by")
+    )
+    by_name = {b.name: b for b in branches}
+    master = by_name.get(repository.master_branch)
+    staging = by_name.get(repository.staging_branch)
+    promotions: dict[int, Promotion] = {}
+    for promotion in Promotion.objects.filter(repository=repository).exclude(
+        state__in=[PromotionState.CLOSED, PromotionState.DISCARDED, PromotionState.RELEASED]
+    ).order_by("id"):
+        promotions[promotion.branch_id] = promotion
+    tests = {
+        run.commit_sha: run
+        for run in TestRun.objects.filter(
+            repository=repository,
+            commit_sha__in=[sha for sha in (staging.head_sha if staging else "", master.head_sha if master else "") if sha],
+        ).order_by("id")
+    }
+    return Board(
+        repository=repository,
+        master=master,
+        staging=staging,
+        staging_test=tests.get(staging.head_sha) if staging else None,
+        master_test=tests.get(master.head_sha) if master else None,
+        features=[b for b in branches if b.kind == branching.BranchKind.FEATURE.value and b.state != BranchState.PROMOTED],
+        hotfixes=[b for b in branches if b.kind == branching.BranchKind.HOTFIX.value and b.state != BranchState.PROMOTED],
+        promotions=promotions,
+        active_jobs=list(Job.objects.filter(scope_id=repository.pk, state__in=JobState.active()).order_by("id")),
+        unreleased=list(unreleased_promotions(repository)),
+    )
+
+
+def jobs_for(subject_type: str, subject_id: int) -> QuerySet[Job]:
+    return Job.objects.filter(subject_type=subject_type, subject_id=subject_id).order_by("-id")

@@ -1,0 +1,309 @@
+"""Use cases. Each is one transaction: validate, write rows and one audit event, and
+enqueue a job on commit. Views call these and nothing below them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from releaseboard import branching, vcs
+from releaseboard.audit.service import record as audit_record
+from releaseboard.jobs import service as jobs
+from releaseboard.jobs.models import Job
+from releaseboard.releases import selectors
+from releaseboard.releases.models import (
+    Branch,
+    BranchState,
+    Promotion,
+    PromotionState,
+    Release,
+    ReleaseState,
+    Repository,
+)
+from releaseboard.roles import Perm, require
+from releaseboard.sandbox import split_command
+
+
+class Refused(Exception):
+    """A request the rules refuse; the message says what, why and what to do next."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.message = message
+        self.field = field
+        super().__init__(message)
+
+
+def _existing(idempotency_key: str | None) -> Job | None:
+    if not idempotency_key:
+        return None
+    return Job.objects.filter(idempotency_key=idempotency_key).first()
+
+
+def _once(idempotency_key: str | None, create: Any) -> Any:
+    """Run `create` at most once per idempotency key (double clicks, browser retries).
+
+    Returns what the first call made, looked up through the job it created.
+    """
+    job = _existing(idempotency_key)
+    if job is not None:
+        return job
+    try:
+        with transaction.atomic():
+            return create()
+    except IntegrityError:
+        job = _existing(idempotency_key)
+        if job is None:
+            raise
+        return job
+
+
+# -- repositories ------------------------------------------------------------------------
+
+
+def validate_repository(repository: Repository) -> None:
+    """Refuse a repository whose URL or branch names Releaseboard will not use."""
+    try:
+        vcs.check_remote_url(repository.remote_url, allow_local=settings.ALLOW_LOCAL_REPOSITORIES)
+    except vcs.InvalidRemoteURL as exc:
+        raise Refused(str(exc), field="remote_url") from None
+    for field in ("master_branch", "staging_branch"):
+        if not vcs.check_branch_name(getattr(repository, field)):
+            raise Refused("git does not accept this as a branch name.", field=field)
+    for field in ("feature_prefix", "hotfix_prefix"):
+        value = getattr(repository, field)
+        if not value.endswith("/") or not vcs.check_branch_name(value + "x"):
+            raise Refused("A prefix is a valid branch name part ending in '/', e.g. 'feature/'.", field=field)
+    try:
+        split_command(repository.test_command)
+        split_command(repository.build_command)
+    except ValueError as exc:
+        raise Refused(f"The command cannot be read: {exc}.", field="test_command") from None
+
+
+def save_repository(repository: Repository, *, actor: Any) -> Job:
+    """Register or change a repository, then check its remote and import its heads."""
+    require(actor, Perm.CONFIGURE)
+    validate_repository(repository)
+    with transaction.atomic():
+        created = repository.pk is None
+        repository.save()
+        audit_record("repository.registered" if created else "repository.changed", actor=actor,
+                     repository=repository, obj=repository, details={"remote_url": repository.remote_url})
+        return _sync_job(repository, actor)
+
+
+def _sync_job(repository: Repository, actor: Any) -> Job:
+    return jobs.create_job("sync", title=f"Refresh {repository.name}", params={"repository": repository.pk},
+                           created_by=actor, subject=repository, scope=repository)
+
+
+def refresh(repository: Repository, *, actor: Any) -> Job:
+    """Fetch the remote now and update the board (the "Refresh" button)."""
+    require(actor, Perm.REFRESH)
+    with transaction.atomic():
+        audit_record("repository.refresh_requested", actor=actor, repository=repository, obj=repository)
+        return _sync_job(repository, actor)
+
+
+# -- branches ----------------------------------------------------------------------------
+
+
+def request_branch(repository: Repository, *, actor: Any, kind: str, name: str, purpose: str,
+                   ticket_url: str = "", idempotency_key: str | None = None) -> Branch:
+    """Ask for feature/<name> or hotfix/<name>, created by a job at the staging head."""
+    require(actor, Perm.REQUEST_BRANCH)
+    try:
+        branch_kind = branching.BranchKind(kind)
+    except ValueError:
+        raise Refused("Choose feature or hotfix.", field="kind") from None
+    if not branching.can_create_from(branch_kind, branching.BranchKind.STAGING):
+        raise Refused("Only feature and hotfix branches can be requested.", field="kind")
+    try:
+        full = branching.full_name(repository.names, branch_kind, name.strip())
+    except branching.InvalidBranchName as exc:
+        raise Refused(str(exc), field="name") from None
+    if not vcs.check_branch_name(full):
+        raise Refused(f"git does not accept '{full}' as a branch name.", field="name")
+
+    def create() -> Branch:
+        if Branch.objects.filter(repository=repository, name=full).exclude(state=BranchState.FAILED).exists():
+            raise Refused(f"{full} already exists in {repository.name}; pick another name.", field="name")
+        Branch.objects.filter(repository=repository, name=full, state=BranchState.FAILED).delete()
+        branch = Branch.objects.create(
+            repository=repository, name=full, kind=branch_kind.value, state=BranchState.REQUESTED,
+            purpose=purpose.strip(), ticket_url=ticket_url.strip(), requested_by=actor,
+        )
+        audit_record("branch.requested", actor=actor, repository=repository, obj=branch,
+                     details={"purpose": branch.purpose[:500], "ticket_url": branch.ticket_url})
+        jobs.create_job("create_branch", title=f"Create {full}", params={"branch": branch.pk}, created_by=actor,
+                        subject=branch, scope=repository, lock_key=repository.lock_key,
+                        idempotency_key=idempotency_key)
+        return branch
+
+    result = _once(idempotency_key, create)
+    return result if isinstance(result, Branch) else Branch.objects.get(pk=result.subject_id)
+
+
+# -- promotions --------------------------------------------------------------------------
+
+
+def request_promotion(branch: Branch, *, actor: Any, title: str, description: str = "",
+                      idempotency_key: str | None = None) -> Promotion:
+    """Open a promotion of a feature/hotfix branch into staging and test the merge result."""
+    require(actor, Perm.REQUEST_PROMOTION)
+    repository = branch.repository
+    if not branching.can_promote(branch.kind_enum, branching.BranchKind.STAGING):
+        raise Refused(f"{branch.name} cannot be promoted to staging; only feature and hotfix branches can.")
+    if branch.state != BranchState.ACTIVE:
+        raise Refused(f"{branch.name} is {branch.get_state_display().lower()}; only active branches can be promoted.")
+    if not title.strip():
+        raise Refused("Give the promotion a title.", field="title")
+
+    def create() -> Promotion:
+        open_one = Promotion.objects.filter(branch=branch, state__in=PromotionState.active()).first()
+        if open_one is not None:
+            raise Refused(f"{branch.name} already has an open promotion (#{open_one.pk}); use that one.")
+        promotion = Promotion.objects.create(repository=repository, branch=branch, title=title.strip()[:200],
+                                             description=description.strip(), requested_by=actor)
+        audit_record("promotion.requested", actor=actor, repository=repository, obj=promotion,
+                     to_sha=branch.head_sha)
+        _test_promotion_job(promotion, actor, idempotency_key)
+        return promotion
+
+    result = _once(idempotency_key, create)
+    return result if isinstance(result, Promotion) else Promotion.objects.get(pk=result.subject_id)
+
+
+def _test_promotion_job(promotion: Promotion, actor: Any, idempotency_key: str | None = None,
+                        then_promote: bool = False) -> Job:
+    return jobs.create_job(
+        "test_promotion", title=f"Test {promotion.branch.name} merged into staging",
+        params={"promotion": promotion.pk, "then_promote": then_promote}, created_by=actor, subject=promotion,
+        scope=promotion.repository, idempotency_key=idempotency_key,
+    )
+
+
+def retest_promotion(promotion: Promotion, *, actor: Any, idempotency_key: str | None = None) -> Job:
+    """Merge the branch's current head with staging again and test it."""
+    require(actor, Perm.RUN_TESTS)
+    if promotion.state not in (PromotionState.OPEN, PromotionState.FAILED):
+        raise Refused(f"Promotion #{promotion.pk} is {promotion.get_state_display().lower()}; nothing to test.")
+
+    def create() -> Job:
+        Promotion.objects.filter(pk=promotion.pk).update(state=PromotionState.OPEN, state_message="", retests=0)
+        audit_record("promotion.retest_requested", actor=actor, repository=promotion.repository, obj=promotion)
+        return _test_promotion_job(promotion, actor, idempotency_key)
+
+    return _once(idempotency_key, create)
+
+
+def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = None) -> Job:
+    """"Promote to staging": push the tested merge commit to staging (compare-and-swap).
+
+    If staging moved since the test, the job merges and tests again first.
+    """
+    require(actor, Perm.PROMOTE)
+    if promotion.state not in (PromotionState.OPEN, PromotionState.FAILED):
+        raise Refused(f"Promotion #{promotion.pk} is {promotion.get_state_display().lower()}.")
+    if not selectors.has_passing_test(promotion.repository, promotion.merge_sha):
+        raise Refused("The merge result has no passing test yet. Wait for the test job, or run the tests again.")
+
+    def create() -> Job:
+        Promotion.objects.filter(pk=promotion.pk).update(state=PromotionState.PROMOTING, state_message="",
+                                                         promoted_by=actor, retests=0)
+        audit_record("promotion.promote_requested", actor=actor, repository=promotion.repository, obj=promotion,
+                     from_sha=promotion.staging_sha, to_sha=promotion.merge_sha)
+        return promote_job(promotion, actor, idempotency_key)
+
+    return _once(idempotency_key, create)
+
+
+def promote_job(promotion: Promotion, actor: Any, idempotency_key: str | None = None) -> Job:
+    return jobs.create_job(
+        "promote", title=f"Promote {promotion.branch.name} to staging", params={"promotion": promotion.pk},
+        created_by=actor, subject=promotion, scope=promotion.repository, lock_key=promotion.repository.lock_key,
+        idempotency_key=idempotency_key,
+    )
+
+
+# -- staging and master -------------------------------------------------------------------
+
+
+def test_staging(repository: Repository, *, actor: Any, idempotency_key: str | None = None) -> Job:
+    """"Test staging": run build and tests on the current staging head."""
+    require(actor, Perm.RUN_TESTS)
+
+    def create() -> Job:
+        audit_record("staging.test_requested", actor=actor, repository=repository, obj=repository)
+        return staging_test_job(repository, actor, idempotency_key)
+
+    return _once(idempotency_key, create)
+
+
+def staging_test_job(repository: Repository, actor: Any, idempotency_key: str | None = None) -> Job:
+    return jobs.create_job("test_staging", title=f"Test {repository.staging_branch}",
+                           params={"repository": repository.pk}, created_by=actor, subject=repository,
+                           scope=repository, idempotency_key=idempotency_key)
+
+
+def promote_to_master(repository: Repository, *, actor: Any, version: str, notes: str,
+                      idempotency_key: str | None = None) -> Release:
+    """"Promote to master": fast-forward master to the tested staging head and tag it,
+    in one atomic push."""
+    require(actor, Perm.PROMOTE)
+    preview = selectors.release_preview(repository)
+    try:
+        chosen = branching.Version.parse(version)
+    except ValueError as exc:
+        raise Refused(str(exc), field="version") from None
+    if chosen <= branching.Version.parse(repository.latest_version):
+        raise Refused(f"Version {chosen} is not above the latest release {repository.latest_version}.",
+                      field="version")
+    if preview.refusal:
+        raise Refused(preview.refusal)
+
+    def create() -> Release:
+        if Release.objects.filter(repository=repository, tag=chosen.tag).exclude(state=ReleaseState.FAILED).exists():
+            raise Refused(f"{chosen.tag} is already taken; tags never move. Choose another version.", field="version")
+        release = Release.objects.create(
+            repository=repository, version=str(chosen), tag=chosen.tag, sha=preview.staging_sha,
+            previous_master_sha=preview.master_sha, notes=notes.strip(), released_by=actor,
+            tag_timestamp=int(timezone.now().timestamp()),
+        )
+        audit_record("release.requested", actor=actor, repository=repository, obj=release,
+                     from_sha=preview.master_sha, to_sha=preview.staging_sha, details={"version": str(chosen)})
+        jobs.create_job("release", title=f"Release {chosen.tag}", params={"release": release.pk}, created_by=actor,
+                        subject=release, scope=repository, lock_key=repository.lock_key,
+                        idempotency_key=idempotency_key)
+        return release
+
+    result = _once(idempotency_key, create)
+    return result if isinstance(result, Release) else Release.objects.get(pk=result.subject_id)
+
+
+def copy_master_to_staging(repository: Repository, *, actor: Any, idempotency_key: str | None = None) -> Job:
+    """"Copy master to staging": start a new cycle. Unreleased promotions on staging are
+    discarded (the confirmation page lists them first)."""
+    require(actor, Perm.COPY_MASTER)
+    if not repository.branches.filter(name=repository.master_branch, state=BranchState.ACTIVE).exists():
+        raise Refused(f"{repository.master_branch} was not found on the remote; refresh the repository first.")
+
+    def create() -> Job:
+        audit_record("staging.copy_requested", actor=actor, repository=repository, obj=repository,
+                     details={"discarded": [p.pk for p in selectors.unreleased_promotions(repository)]})
+        return jobs.create_job("copy_master", title=f"Copy {repository.master_branch} to {repository.staging_branch}",
+                               params={"repository": repository.pk}, created_by=actor, subject=repository,
+                               scope=repository, lock_key=repository.lock_key, idempotency_key=idempotency_key)
+
+    return _once(idempotency_key, create)
+
+
+def cancel_job(job: Job, *, actor: Any) -> Job:
+    """Cancel a queued job, or ask a running one to stop (release managers)."""
+    require(actor, Perm.CANCEL_JOB)
+    if job.is_final:
+        raise Refused(f"Job #{job.pk} has already ended ({job.get_state_display().lower()}).")
+    return jobs.cancel(job, actor=actor)

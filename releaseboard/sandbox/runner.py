@@ -1,0 +1,181 @@
+"""The one way Releaseboard runs a command that a repository configured."""
+
+from __future__ import annotations
+
+import enum
+import os
+import selectors
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# Only these variables of the worker's environment reach a command. Everything else
+# (the Django secret, database and broker URLs, credentials) stays out.
+ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "TZ")
+READ_CHUNK = 65536
+POLL_SECONDS = 0.2
+
+
+class Outcome(str, enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    NOT_STARTED = "not_started"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    outcome: Outcome
+    exit_code: int | None
+    duration: float
+    output_bytes: int
+    truncated: bool
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASSED
+
+
+def split_command(command: str) -> list[str]:
+    """Split a configured command line into argv, the way a POSIX shell would quote it.
+
+    It is never given to a shell: pipes, `;` and `$(...)` are plain arguments.
+    """
+    return shlex.split(command)
+
+
+def minimal_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a command sees: the allowlist, a private HOME, CI=true."""
+    env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env["HOME"] = str(home)
+    env["CI"] = "true"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    on_output: Callable[[str], None],
+    should_cancel: Callable[[], bool] = lambda: False,
+    output_cap: int = 2 * 1024 * 1024,
+) -> CommandResult:
+    """Run argv in cwd and stream its combined output to on_output.
+
+    The command gets a session (and so a process group) of its own; on timeout or
+    cancel the whole group is killed, so a test suite's child processes do not outlive
+    it. Output past output_cap is dropped and marked; the exit code alone decides
+    whether the command passed, so truncation cannot turn a failure into a pass.
+    """
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return CommandResult(Outcome.NOT_STARTED, None, 0.0, 0, False, f"could not start {argv[0]!r}: {exc.strerror}")
+
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    written = 0
+    truncated = False
+    stopped: Outcome | None = None
+    deadline = started + timeout
+    decoder_pending = b""
+
+    def emit(data: bytes) -> None:
+        nonlocal written, truncated, decoder_pending
+        if truncated:
+            return
+        room = output_cap - written
+        if len(data) > room:
+            data = data[:room]
+            truncated = True
+        written += len(data)
+        data = decoder_pending + data
+        # Keep an incomplete UTF-8 sequence for the next chunk instead of mangling it.
+        cut = len(data)
+        for back in range(1, min(4, len(data)) + 1):
+            byte = data[-back]
+            if byte & 0xC0 == 0x80:
+                continue
+            if byte >= 0xC0:
+                need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+                if back < need:
+                    cut = len(data) - back
+            break
+        decoder_pending = data[cut:]
+        text = data[:cut].decode("utf-8", errors="replace")
+        if text:
+            on_output(text)
+        if truncated:
+            on_output(f"\n[output truncated at {output_cap} bytes; the exit code still decides the result]\n")
+
+    try:
+        while True:
+            for _key, _mask in selector.select(POLL_SECONDS):
+                chunk = proc.stdout.read(READ_CHUNK)
+                if chunk:
+                    emit(chunk)
+            if proc.poll() is not None:
+                # Drain what is left in the pipe.
+                while True:
+                    chunk = proc.stdout.read(READ_CHUNK)
+                    if not chunk:
+                        break
+                    emit(chunk)
+                break
+            if time.monotonic() > deadline:
+                stopped = Outcome.TIMED_OUT
+            elif should_cancel():
+                stopped = Outcome.CANCELLED
+            if stopped:
+                _kill_group(proc)
+                break
+    finally:
+        selector.close()
+        # Always: children left in the group (a server the tests started) die with it.
+        _kill_group(proc)
+        proc.stdout.close()
+    if decoder_pending:
+        on_output(decoder_pending.decode("utf-8", errors="replace"))
+
+    duration = time.monotonic() - started
+    if stopped is Outcome.TIMED_OUT:
+        return CommandResult(stopped, None, duration, written, truncated, f"timed out after {timeout:.0f} s; the command was killed")
+    if stopped is Outcome.CANCELLED:
+        return CommandResult(stopped, None, duration, written, truncated, "cancelled; the command was killed")
+    code = proc.returncode
+    outcome = Outcome.PASSED if code == 0 else Outcome.FAILED
+    return CommandResult(outcome, code, duration, written, truncated, f"exit code {code}")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass

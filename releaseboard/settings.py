@@ -1,0 +1,242 @@
+"""Releaseboard settings, read from environment variables.
+
+With no environment set this is the embedded default: SQLite (WAL) in var/, Celery's
+filesystem transport in var/broker/, repositories in var/repos/. Production sets
+RELEASEBOARD_PRODUCTION=True and gets a clear error at start when a setting is unsafe.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Only "True" and "False" are accepted, so a typo cannot silently flip a switch."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value == "True":
+        return True
+    if value == "False":
+        return False
+    raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+VAR_DIR = Path(env_str("RELEASEBOARD_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+PRODUCTION = env_bool("RELEASEBOARD_PRODUCTION", False)
+DEBUG = env_bool("RELEASEBOARD_DEBUG", False)
+
+
+def _secret_key() -> str:
+    key = env_str("RELEASEBOARD_SECRET_KEY")
+    if key:
+        return key
+    if PRODUCTION:
+        raise ImproperlyConfigured("RELEASEBOARD_SECRET_KEY must be set in production.")
+    # The embedded default keeps a generated key in var/ so sessions survive a restart.
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = [h for h in env_str("RELEASEBOARD_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env_str("RELEASEBOARD_CSRF_TRUSTED_ORIGINS").split(",") if o]
+
+if PRODUCTION:
+    if DEBUG:
+        raise ImproperlyConfigured("RELEASEBOARD_DEBUG must be False in production.")
+    if len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured("RELEASEBOARD_SECRET_KEY must be at least 50 characters.")
+    if not os.environ.get("RELEASEBOARD_ALLOWED_HOSTS"):
+        raise ImproperlyConfigured("RELEASEBOARD_ALLOWED_HOSTS must name the host(s) that serve Releaseboard.")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "releaseboard.audit",
+    "releaseboard.jobs",
+    "releaseboard.releases",
+    "releaseboard.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "releaseboard.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "releaseboard.web.context_processors.roles",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "releaseboard.wsgi.application"
+
+_sqlite_path = VAR_DIR / "db.sqlite3"
+DATABASES = {
+    "default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{_sqlite_path}"), conn_max_age=0)
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web process read while a worker writes; IMMEDIATE transactions take
+    # the write lock up front, so two writers queue instead of failing with "locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("RELEASEBOARD_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Celery ---------------------------------------------------------------------------
+# The embedded default is Celery's filesystem transport under var/broker, so `make run`
+# needs neither Redis nor RabbitMQ. Production sets CELERY_BROKER_URL=redis://...
+BROKER_DIR = VAR_DIR / "broker"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for sub in ("queue", "processed"):
+        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Redis redelivers an unacked message after this many seconds. It must be longer
+        # than the longest job (the test timeout cap plus slack), or a healthy long test
+        # run would be delivered to a second worker while the first still runs it.
+        "visibility_timeout": env_int("RELEASEBOARD_VISIBILITY_TIMEOUT", 4 * 3600),
+    }
+
+# The longest a single job may run; test commands are capped below this.
+JOB_HARD_TIME_LIMIT = env_int("RELEASEBOARD_JOB_HARD_TIME_LIMIT", 3 * 3600)
+# A job's lease on its row: renewed by the heartbeat; a job whose lease ran out is
+# treated as lost by the reaper, and its holder may no longer commit anything.
+JOB_LEASE_SECONDS = env_int("RELEASEBOARD_JOB_LEASE_SECONDS", 60)
+JOB_HEARTBEAT_SECONDS = env_int("RELEASEBOARD_JOB_HEARTBEAT_SECONDS", 5)
+JOB_MAX_ATTEMPTS = env_int("RELEASEBOARD_JOB_MAX_ATTEMPTS", 3)
+# A QUEUED job whose message has not been picked up for this long is published again.
+JOB_REPUBLISH_SECONDS = env_int("RELEASEBOARD_JOB_REPUBLISH_SECONDS", 60)
+SYNC_INTERVAL_SECONDS = env_int("RELEASEBOARD_SYNC_INTERVAL_SECONDS", 60)
+REAPER_INTERVAL_SECONDS = env_int("RELEASEBOARD_REAPER_INTERVAL_SECONDS", 15)
+
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "git"
+CELERY_TASK_TIME_LIMIT = JOB_HARD_TIME_LIMIT
+CELERY_TASK_SOFT_TIME_LIMIT = JOB_HARD_TIME_LIMIT - 60
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Releaseboard ---------------------------------------------------------------------
+REPOS_DIR = Path(env_str("RELEASEBOARD_REPOS_DIR", str(VAR_DIR / "repos")))
+WORK_DIR = Path(env_str("RELEASEBOARD_WORK_DIR", str(VAR_DIR / "work")))
+# Local paths and file:// remotes are for the demo and tests; production turns them off.
+ALLOW_LOCAL_REPOSITORIES = env_bool("RELEASEBOARD_ALLOW_LOCAL_REPOSITORIES", not PRODUCTION)
+GIT_COMMITTER_NAME = env_str("RELEASEBOARD_GIT_NAME", "Releaseboard")
+GIT_COMMITTER_EMAIL = env_str("RELEASEBOARD_GIT_EMAIL", "releaseboard@localhost")
+TEST_OUTPUT_CAP_BYTES = env_int("RELEASEBOARD_TEST_OUTPUT_CAP_BYTES", 2 * 1024 * 1024)
+PROMOTION_MAX_RETESTS = env_int("RELEASEBOARD_PROMOTION_MAX_RETESTS", 3)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("RELEASEBOARD_LOG_LEVEL", "INFO")},
+}

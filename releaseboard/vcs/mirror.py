@@ -1,0 +1,357 @@
+"""A persistent bare mirror of one remote: fetched, never cloned per job."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git as gitpython
+
+from releaseboard.vcs.commands import CommandObserver, GitError, run_git
+
+WORKTREE_SLOTS = 8
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Conflict:
+    path: str
+    kind: str  # "content", "modify/delete", "add/add", "rename/delete", ...
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    tree: str
+    conflicts: list[Conflict] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.conflicts
+
+    @property
+    def conflicted_paths(self) -> list[str]:
+        return sorted({c.path for c in self.conflicts})
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    subject: str
+    author_name: str
+    author_email: str
+    authored_at: int
+    trailers: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """Write `new` to `ref` only if the remote has `expected` there.
+
+    expected is a SHA, or "" for "the ref must not exist yet". A tag update with
+    expected=None is a plain push, which git refuses when the tag already exists.
+    """
+
+    ref: str
+    new: str
+    expected: str | None
+
+
+class PushRejected(GitError):
+    """The remote refused the push: the ref moved, already exists, or was not a fast-forward."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, output: str, rejected: dict[str, str]) -> None:
+        self.rejected = rejected
+        details = "; ".join(f"{ref}: {why}" for ref, why in rejected.items()) or output.strip()[-300:]
+        super().__init__(argv, returncode, output, f"push rejected ({details})")
+
+    @property
+    def stale(self) -> bool:
+        return any("stale" in why or "fetch first" in why for why in self.rejected.values())
+
+    @property
+    def exists(self) -> bool:
+        return any("already exists" in why for why in self.rejected.values())
+
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_CONFLICT_KIND = re.compile(r"^CONFLICT \((?P<kind>[^)]*)\)")
+
+
+class Mirror:
+    """A bare repository at `path` that mirrors `url`'s branches and tags.
+
+    Mutating steps (fetch, worktree checkouts) take a file lock, so jobs that share a
+    worker machine do not trip over each other's ref locks. Objects written by
+    merge-tree and commit-tree need no lock: git writes objects atomically.
+    """
+
+    def __init__(self, path: Path, url: str, *, allow_local: bool, observer: CommandObserver | None = None) -> None:
+        self.path = Path(path)
+        self.url = url
+        self.allow_local = allow_local
+        self.observer = observer
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def git(self, *args: str, check: bool = True, input: bytes | None = None, env: dict[str, str] | None = None) -> str:
+        proc = run_git(
+            ["-C", str(self.path), *args],
+            allow_local=self.allow_local,
+            observer=self.observer,
+            check=check,
+            input=input,
+            extra_env=env,
+        )
+        return proc.stdout.decode("utf-8", errors="replace")
+
+    @contextlib.contextmanager
+    def locked(self, name: str = "mirror") -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.parent / f"{self.path.name}.{name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- sync -------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create the bare mirror if needed and point it at the configured URL."""
+        with self.locked():
+            if not (self.path / "HEAD").exists():
+                self.path.mkdir(parents=True, exist_ok=True)
+                gitpython.Repo.init(self.path, bare=True)
+            run_git(["-C", str(self.path), "config", "remote.origin.url", self.url], allow_local=self.allow_local)
+
+    def fetch(self) -> None:
+        """Bring the mirror's branches and tags to the remote's, pruning deleted branches."""
+        self.ensure()
+        with self.locked():
+            self.git("fetch", "--prune", "--no-write-fetch-head", "origin",
+                     "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+
+    def refs(self, prefix: str = "refs/") -> dict[str, str]:
+        out = self.git("for-each-ref", "--format=%(objectname) %(refname)", "--", prefix)
+        refs = {}
+        for line in out.splitlines():
+            sha, _, name = line.partition(" ")
+            refs[name] = sha
+        return refs
+
+    def heads(self) -> dict[str, str]:
+        """{branch name: sha} as of the last fetch."""
+        return {name.removeprefix("refs/heads/"): sha for name, sha in self.refs("refs/heads/").items()}
+
+    def tags(self) -> list[str]:
+        return [name.removeprefix("refs/tags/") for name in self.refs("refs/tags/")]
+
+    def resolve(self, rev: str) -> str | None:
+        """The commit SHA `rev` names, or None when it does not exist."""
+        out = self.git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False)
+        return out.strip() or None
+
+    def branch_head(self, branch: str) -> str | None:
+        return self.resolve(f"refs/heads/{branch}")
+
+    def has_commit(self, sha: str) -> bool:
+        return self.resolve(sha) is not None
+
+    # -- history ----------------------------------------------------------------------
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        proc = run_git(
+            ["-C", str(self.path), "merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant],
+            allow_local=self.allow_local,
+            check=False,
+        )
+        if proc.returncode not in (0, 1):
+            raise GitError(["merge-base"], proc.returncode, proc.stderr.decode(errors="replace"))
+        return proc.returncode == 0
+
+    def count_between(self, base: str, tip: str) -> tuple[int, int]:
+        """(behind, ahead): commits in base not in tip, and in tip not in base."""
+        out = self.git("rev-list", "--left-right", "--count", "--end-of-options", f"{base}...{tip}")
+        behind, ahead = out.split()
+        return int(behind), int(ahead)
+
+    def commits_between(self, base: str | None, tip: str, limit: int = 500) -> list[CommitInfo]:
+        """Commits reachable from tip but not from base, newest first."""
+        repo = gitpython.Repo(self.path)
+        rev = f"{base}..{tip}" if base else tip
+        result = []
+        for commit in repo.iter_commits(rev, max_count=limit):
+            trailers: dict[str, list[str]] = {}
+            for key, value in commit.trailers_list:
+                trailers.setdefault(key, []).append(value)
+            message = commit.message if isinstance(commit.message, str) else commit.message.decode(errors="replace")
+            result.append(
+                CommitInfo(
+                    sha=commit.hexsha,
+                    subject=message.splitlines()[0] if message else "",
+                    author_name=str(commit.author.name),
+                    author_email=str(commit.author.email),
+                    authored_at=commit.authored_date,
+                    trailers=trailers,
+                )
+            )
+        repo.close()
+        return result
+
+    def tree_of(self, commit: str) -> str:
+        return self.git("rev-parse", "--verify", "--end-of-options", f"{commit}^{{tree}}").strip()
+
+    # -- writing objects ---------------------------------------------------------------
+
+    def merge(self, ours: str, theirs: str) -> MergeResult:
+        """Merge two commits in memory (merge-tree --write-tree); no worktree, no refs."""
+        proc = run_git(
+            ["-C", str(self.path), "merge-tree", "--write-tree", "-z", "--name-only", "--messages",
+             "--end-of-options", ours, theirs],
+            allow_local=self.allow_local,
+            observer=self.observer,
+            check=False,
+        )
+        if proc.returncode not in (0, 1):
+            raise GitError(["merge-tree"], proc.returncode, proc.stderr.decode(errors="replace"))
+        return parse_merge_tree(proc.stdout.decode("utf-8", errors="replace"), proc.returncode == 0)
+
+    def commit_tree(self, tree: str, parents: Sequence[str], message: str, *, author: Identity,
+                    committer: Identity, timestamp: int) -> str:
+        """Write a commit object. With the same inputs it has the same SHA on every worker."""
+        args = ["commit-tree"]
+        for parent in parents:
+            args += ["-p", parent]
+        args += ["-F", "-", "--end-of-options", tree]
+        env = {
+            "GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,
+            "GIT_AUTHOR_DATE": f"{timestamp} +0000",
+            "GIT_COMMITTER_NAME": committer.name, "GIT_COMMITTER_EMAIL": committer.email,
+            "GIT_COMMITTER_DATE": f"{timestamp} +0000",
+        }
+        return self.git(*args, input=message.encode(), env=env).strip()
+
+    def make_tag(self, name: str, target: str, message: str, *, tagger: Identity, timestamp: int) -> str:
+        """Write an annotated tag object for `target` (no ref is created locally)."""
+        body = (
+            f"object {target}\ntype commit\ntag {name}\n"
+            f"tagger {tagger.name} <{tagger.email}> {timestamp} +0000\n\n{message.rstrip()}\n"
+        )
+        return self.git("mktag", input=body.encode()).strip()
+
+    # -- pushing ----------------------------------------------------------------------
+
+    def push(self, updates: Sequence[RefUpdate], *, atomic: bool = False) -> None:
+        """Push with compare-and-swap: each branch update names the SHA expected there.
+
+        Never a bare force: a ref with an expectation is pushed with
+        --force-with-lease=<ref>:<expected>; a tag without one is a plain push, which the
+        remote refuses if the tag exists, so tags never move. atomic makes all updates
+        land together or none.
+        """
+        args = ["push", "--porcelain"]
+        if atomic:
+            args.append("--atomic")
+        for update in updates:
+            if update.expected is not None:
+                args.append(f"--force-with-lease={update.ref}:{update.expected}")
+        args += ["origin", "--"]
+        args += [f"{u.new}:{u.ref}" for u in updates]
+        proc = run_git(["-C", str(self.path), *args], allow_local=self.allow_local, observer=self.observer, check=False)
+        output = (proc.stdout + proc.stderr).decode("utf-8", errors="replace")
+        if proc.returncode == 0:
+            return
+        rejected = {}
+        for line in proc.stdout.decode(errors="replace").splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 3 and parts[0] == "!":
+                ref = parts[1].partition(":")[2]
+                rejected[ref] = parts[2]
+        if rejected:
+            raise PushRejected(args, proc.returncode, output, rejected)
+        raise GitError(args, proc.returncode, output)
+
+    # -- worktrees for test runs --------------------------------------------------------
+
+    @contextlib.contextmanager
+    def checkout(self, worktrees: Path, commit: str) -> Iterator[Path]:
+        """Check `commit` out in a free persistent worktree slot, clean, for a test run.
+
+        A worker running several jobs at once gets one slot each; a slot is reused by the
+        next job (checkout --detach -f, clean -ffdx), never cloned afresh.
+        """
+        if not _SHA.match(commit):
+            raise ValueError(f"not a full commit SHA: {commit!r}")
+        worktrees.mkdir(parents=True, exist_ok=True)
+        for slot in range(WORKTREE_SLOTS):
+            handle = open(worktrees / f"slot-{slot}.lock", "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            try:
+                path = worktrees / f"slot-{slot}"
+                self._prepare_worktree(path, commit)
+                yield path
+                return
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
+        raise GitError(["worktree"], 1, "", f"all {WORKTREE_SLOTS} worktree slots are busy")
+
+    def _prepare_worktree(self, path: Path, commit: str) -> None:
+        with self.locked():
+            if not (path / ".git").exists():
+                if path.exists():
+                    # A half-written worktree from a crashed job: start it again.
+                    shutil.rmtree(path)
+                self.git("worktree", "prune")
+                self.git("worktree", "add", "--detach", "-f", "--end-of-options", str(path), commit)
+                return
+        # A job that crashed mid-checkout leaves index.lock behind; it would block us forever.
+        gitdir = Path((path / ".git").read_text().partition("gitdir:")[2].strip())
+        (gitdir / "index.lock").unlink(missing_ok=True)
+        # checkout has no --end-of-options in git 2.39; the commit is a full SHA (checked above).
+        run_git(["-C", str(path), "checkout", "--detach", "-f", commit],
+                allow_local=self.allow_local, observer=self.observer)
+        run_git(["-C", str(path), "clean", "-ffdx"], allow_local=self.allow_local, observer=self.observer)
+
+
+def parse_merge_tree(output: str, clean: bool) -> MergeResult:
+    """Parse `git merge-tree --write-tree -z --name-only --messages` output."""
+    tree, _, rest = output.partition("\0")
+    if clean:
+        return MergeResult(tree=tree.strip())
+    files_part, _, messages = rest.partition("\0\0")
+    conflicted = [p for p in files_part.split("\0") if p]
+    conflicts: list[Conflict] = []
+    fields = messages.split("\0")
+    i = 0
+    while i < len(fields):
+        if not fields[i].isdigit():
+            i += 1
+            continue
+        count = int(fields[i])
+        paths = fields[i + 1 : i + 1 + count]
+        kind_field = fields[i + 1 + count] if i + 1 + count < len(fields) else ""
+        i += count + 3
+        match = _CONFLICT_KIND.match(kind_field)
+        if match:
+            kind = "content" if match.group("kind") == "contents" else match.group("kind")
+            for path in paths:
+                if path in conflicted:
+                    conflicts.append(Conflict(path, kind))
+    seen = {c.path for c in conflicts}
+    conflicts += [Conflict(p, "content") for p in conflicted if p not in seen]
+    return MergeResult(tree=tree.strip(), conflicts=conflicts)
