@@ -195,6 +195,9 @@ else:
         # run would be delivered to a second worker while the first still runs it.
         "visibility_timeout": env_int("RELEASEBOARD_VISIBILITY_TIMEOUT", 4 * 3600),
     }
+    if env_str("RELEASEBOARD_BROKER_PREFIX"):
+        # Keeps several installations (or test sessions) on one Redis apart.
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = env_str("RELEASEBOARD_BROKER_PREFIX")
 
 # The longest a single job may run; test commands are capped below this.
 JOB_HARD_TIME_LIMIT = env_int("RELEASEBOARD_JOB_HARD_TIME_LIMIT", 3 * 3600)
@@ -221,6 +224,10 @@ CELERY_TASK_TIME_LIMIT = JOB_HARD_TIME_LIMIT
 CELERY_TASK_SOFT_TIME_LIMIT = JOB_HARD_TIME_LIMIT - 60
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A click must not hang when the broker is down: try briefly, then leave the job
+# QUEUED for the reaper to publish (the row is already committed).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from releaseboard.audit.service import record as audit_record
@@ -272,7 +272,6 @@ def finish(ctx: JobContext, state: str, reason: str, message: str) -> bool:
 
 def run(job_id: int) -> None:
     """Claim the job and run its kind's runner to exactly one final state."""
-    close_old_connections()
     ctx = claim(job_id)
     if ctx is None:
         log.info("job %s not claimed (taken, finished or cancelled)", job_id)

@@ -1,0 +1,147 @@
+"""Shared fixtures: personas for each role, real git remotes, a real Celery worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+
+from releaseboard.jobs.models import Job
+from releaseboard.releases.models import Repository
+from releaseboard.roles import Role
+from tests.gitrepo import TEST_COMMAND, Remote
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery-staple"
+
+
+def _user(username: str, *roles: Role) -> User:
+    user = User.objects.create_user(username, f"{username}@example.com", PASSWORD)
+    for role in roles:
+        group, _ = Group.objects.get_or_create(name=role.value)
+        user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def developer(db: None) -> User:
+    return _user("dev", Role.DEVELOPER)
+
+
+@pytest.fixture
+def release_manager(db: None) -> User:
+    return _user("rm", Role.RELEASE_MANAGER)
+
+
+@pytest.fixture
+def ops(db: None) -> User:
+    return _user("ops", Role.OPS)
+
+
+@pytest.fixture
+def admin_user(db: None) -> User:
+    return _user("admin1", Role.ADMIN)
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    """Signed in, but holds no role."""
+    return _user("outsider")
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Remote:
+    return Remote(tmp_path / "git")
+
+
+@pytest.fixture
+def repository(db: None, remote: Remote) -> Repository:
+    return Repository.objects.create(name="shop", remote_url=remote.url, test_command=TEST_COMMAND, test_timeout=60)
+
+
+def run_jobs(**filters: object) -> list[Job]:
+    """Run every queued job in this process, in order, until none is left (no worker)."""
+    from releaseboard.jobs import execution
+    from releaseboard.jobs.models import JobState
+
+    done = []
+    for _ in range(50):
+        job = Job.objects.filter(state=JobState.QUEUED, **filters).order_by("id").first()
+        if job is None:
+            return done
+        execution.run(job.pk)
+        job.refresh_from_db()
+        done.append(job)
+    raise AssertionError("jobs kept queueing more jobs")
+
+
+def _test_database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class WorkerProcess:
+    """A real `celery worker` process on the test database and broker."""
+
+    def __init__(self, log_path: Path, name: str = "w1", concurrency: int = 2) -> None:
+        env = dict(os.environ)
+        env["DATABASE_URL"] = _test_database_url()
+        self.log_path = log_path
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "releaseboard", "worker", "-Q", "git,tests", "-c",
+             str(concurrency), "-n", f"{name}@%h", "--without-mingle", "--without-gossip", "-l", "info"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while "ready." not in log_path.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Celery worker did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None, django_db_blocker: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log")
+    yield worker
+    worker.stop()
+
+
+def wait_for_job(job: Job, timeout: float = 90) -> Job:
+    """Wait until a job reaches its final state (the worker runs it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.is_final:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job #{job.pk} ({job.kind}) still {job.state} after {timeout} s: {job.message}")
+
+
+def wait_for(predicate: object, timeout: float = 90, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,0 +1,68 @@
+"""Real git repositories for tests: a bare "remote" and a developer's clone of it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+AUTHOR = ["-c", "user.name=Dev One", "-c", "user.email=dev1@example.com"]
+
+# A tiny project whose test passes unless calc.py is broken; `python3 -m unittest` runs it.
+CALC = "def add(a, b):\n    return a + b\n"
+TEST_CALC = (
+    "import unittest\nimport calc\n\n\nclass CalcTest(unittest.TestCase):\n"
+    "    def test_add(self):\n        self.assertEqual(calc.add(2, 3), 5)\n"
+)
+TEST_COMMAND = "python3 -m unittest -v"
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+class Remote:
+    """A bare remote with master and staging, and a working clone to push from."""
+
+    def __init__(self, root: Path, *, staging: bool = True) -> None:
+        self.root = root
+        self.bare = root / "remote.git"
+        self.work = root / "clone"
+        git("init", "-q", "--bare", "-b", "master", str(self.bare))
+        git("clone", "-q", str(self.bare), str(self.work))
+        git("checkout", "-q", "-b", "master", cwd=self.work)
+        self.write({"calc.py": CALC, "test_calc.py": TEST_CALC, "README": "demo\n"}, "Initial commit")
+        git("push", "-q", "origin", "master", cwd=self.work)
+        if staging:
+            git("push", "-q", "origin", "master:staging", cwd=self.work)
+
+    @property
+    def url(self) -> str:
+        return str(self.bare)
+
+    def write(self, files: dict[str, str], message: str) -> str:
+        for name, text in files.items():
+            path = self.work / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            git("add", "--", name, cwd=self.work)
+        git(*AUTHOR, "commit", "-q", "-m", message, cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
+
+    def commit_on(self, branch: str, files: dict[str, str], message: str, *, push: bool = True) -> str:
+        """Check out the remote's `branch` in the clone, commit files, push (plain git)."""
+        git("fetch", "-q", "origin", cwd=self.work)
+        git("checkout", "-q", "-B", branch, f"origin/{branch}", cwd=self.work)
+        sha = self.write(files, message)
+        if push:
+            git("push", "-q", "origin", f"{branch}:{branch}", cwd=self.work)
+        return sha
+
+    def head(self, branch: str) -> str:
+        return git("--git-dir", str(self.bare), "rev-parse", f"refs/heads/{branch}")
+
+    def exists(self, ref: str) -> bool:
+        return subprocess.run(["git", "--git-dir", str(self.bare), "rev-parse", "--verify", "-q", ref],
+                              capture_output=True).returncode == 0
+
+    def message(self, rev: str) -> str:
+        return git("--git-dir", str(self.bare), "log", "-1", "--format=%B", rev)

@@ -1,0 +1,46 @@
+"""Loaded by pytest before Django reads its settings (pytest.ini: -p tests.testenv).
+
+Gives each test session its own var/ directory, and picks the services: PostgreSQL
+when DATABASE_URL is set, Redis when REDIS_URL is set (else SQLite and the filesystem
+broker, the embedded default). With RELEASEBOARD_REQUIRE_SERVICES=1 (CI) a service
+that was asked for but cannot be reached stops the run instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from urllib.parse import urlsplit
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+os.environ.setdefault("RELEASEBOARD_VAR_DIR", tempfile.mkdtemp(prefix="releaseboard-test-"))
+os.environ.setdefault("RELEASEBOARD_JOB_HEARTBEAT_SECONDS", "1")
+os.environ.setdefault("RELEASEBOARD_JOB_LEASE_SECONDS", "10")
+os.environ.setdefault("RELEASEBOARD_JOB_REPUBLISH_SECONDS", "5")
+os.environ.setdefault("RELEASEBOARD_GIT_NAME", "Releaseboard Test")
+required = os.environ.get("RELEASEBOARD_REQUIRE_SERVICES") == "1"
+
+database_url = os.environ.get("DATABASE_URL", "")
+if database_url and not database_url.startswith("sqlite") and not _reachable(database_url, 5432):
+    if required:
+        raise SystemExit(f"DATABASE_URL {database_url} is not reachable and RELEASEBOARD_REQUIRE_SERVICES=1")
+    os.environ.pop("DATABASE_URL")
+
+redis_url = os.environ.get("REDIS_URL", "")
+if redis_url:
+    if _reachable(redis_url, 6379):
+        os.environ["CELERY_BROKER_URL"] = redis_url
+        os.environ["RELEASEBOARD_BROKER_PREFIX"] = f"rbtest-{uuid.uuid4().hex[:8]}:"
+    elif required:
+        raise SystemExit(f"REDIS_URL {redis_url} is not reachable and RELEASEBOARD_REQUIRE_SERVICES=1")
