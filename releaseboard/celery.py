@@ -6,6 +6,10 @@ import os
 
 from celery import Celery
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
+
+# filesystem:// is the embedded default broker; use the variant that writes atomically.
+TRANSPORT_ALIASES["filesystem"] = "releaseboard.fs_broker:Transport"
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "releaseboard.settings")
 

@@ -68,19 +68,23 @@ def repository(db: None, remote: Remote) -> Repository:
 
 
 def run_jobs(**filters: object) -> list[Job]:
-    """Run every queued job in this process, in order, until none is left (no worker)."""
+    """Run queued jobs in this process, oldest first, until no job is active; return
+    the jobs that ended. If a session worker is running it may take some of them
+    (claims are exclusive); those are waited for."""
     from releaseboard.jobs import execution
     from releaseboard.jobs.models import JobState
 
-    done = []
-    for _ in range(50):
+    seen = set(Job.objects.filter(state__in=JobState.final(), **filters).values_list("pk", flat=True))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         job = Job.objects.filter(state=JobState.QUEUED, **filters).order_by("id").first()
-        if job is None:
-            return done
-        execution.run(job.pk)
-        job.refresh_from_db()
-        done.append(job)
-    raise AssertionError("jobs kept queueing more jobs")
+        if job is not None:
+            execution.run(job.pk)
+            continue
+        if not Job.objects.filter(state=JobState.RUNNING, **filters).exists():
+            return list(Job.objects.filter(**filters).exclude(pk__in=seen).order_by("id"))
+        time.sleep(0.1)
+    raise AssertionError("jobs did not settle")
 
 
 def _test_database_url() -> str:

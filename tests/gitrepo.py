@@ -66,3 +66,15 @@ class Remote:
 
     def message(self, rev: str) -> str:
         return git("--git-dir", str(self.bare), "log", "-1", "--format=%B", rev)
+
+    def tree(self, rev: str) -> str:
+        return git("--git-dir", str(self.bare), "rev-parse", f"{rev}^{{tree}}")
+
+    def parents(self, rev: str) -> list[str]:
+        return git("--git-dir", str(self.bare), "log", "-1", "--format=%P", rev).split()
+
+    def tag_target(self, tag: str) -> str:
+        return git("--git-dir", str(self.bare), "rev-parse", f"refs/tags/{tag}^{{commit}}")
+
+    def tag_message(self, tag: str) -> str:
+        return git("--git-dir", str(self.bare), "tag", "-l", "--format=%(contents)", tag)
