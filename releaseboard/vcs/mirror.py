@@ -15,6 +15,8 @@ import git as gitpython
 from releaseboard.vcs.commands import CommandObserver, GitError, run_git
 
 WORKTREE_SLOTS = 8
+# (mirror path, url) pairs this process has already ensure()d: skips a git config process per fetch.
+_ENSURED: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -128,11 +130,15 @@ class Mirror:
 
     def ensure(self) -> None:
         """Create the bare mirror if needed and point it at the configured URL."""
+        key = (str(self.path), self.url)
+        if key in _ENSURED and (self.path / "HEAD").exists():
+            return  # this process already pointed this mirror at this URL
         with self.locked():
             if not (self.path / "HEAD").exists():
                 self.path.mkdir(parents=True, exist_ok=True)
                 gitpython.Repo.init(self.path, bare=True)
             run_git(["-C", str(self.path), "config", "remote.origin.url", self.url], allow_local=self.allow_local)
+        _ENSURED.add(key)
 
     def fetch(self) -> None:
         """Bring the mirror's branches and tags to the remote's, pruning deleted branches."""
@@ -187,25 +193,32 @@ class Mirror:
 
     def commits_between(self, base: str | None, tip: str, limit: int = 500) -> list[CommitInfo]:
         """Commits reachable from tip but not from base, newest first."""
-        repo = gitpython.Repo(self.path)
         rev = f"{base}..{tip}" if base else tip
+        # One git log for all of them: fields split by \x1f, records by NUL (-z). %B is the
+        # raw message; the trailers come parsed and unfolded, one "Key: value" per \x1e.
+        out = self.git("log", f"--max-count={limit}", "-z",
+                       "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%(trailers:only,unfold,separator=%x1e)%x1f%B",
+                       "--end-of-options", rev, "--")
         result = []
-        for commit in repo.iter_commits(rev, max_count=limit):
+        for record in out.split("\0"):
+            if not record:
+                continue
+            sha, name, email, at, trailer_text, message = record.split("\x1f", 5)
             trailers: dict[str, list[str]] = {}
-            for key, value in commit.trailers_list:
-                trailers.setdefault(key, []).append(value)
-            message = commit.message if isinstance(commit.message, str) else commit.message.decode(errors="replace")
+            for line in trailer_text.split("\x1e"):
+                key, sep, value = line.partition(":")
+                if sep:
+                    trailers.setdefault(key.strip(), []).append(value.strip())
             result.append(
                 CommitInfo(
-                    sha=commit.hexsha,
+                    sha=sha,
                     subject=message.splitlines()[0] if message else "",
-                    author_name=str(commit.author.name),
-                    author_email=str(commit.author.email),
-                    authored_at=commit.authored_date,
+                    author_name=name,
+                    author_email=email,
+                    authored_at=int(at),
                     trailers=trailers,
                 )
             )
-        repo.close()
         return result
 
     def tree_of(self, commit: str) -> str:
