@@ -99,12 +99,17 @@ def validate_short_name(short: str) -> None:
         raise InvalidBranchName("Give the branch a name.")
     if len(short) > MAX_SHORT_NAME:
         raise InvalidBranchName(f"Branch names are at most {MAX_SHORT_NAME} characters.")
-    if not SHORT_NAME.match(short):
+    if not SHORT_NAME.fullmatch(short):
         raise InvalidBranchName(
             "Use lowercase letters, digits, '.', '_' and '-' (and '/' to group), "
             "starting with a letter or digit, e.g. 'login-form'."
         )
-    if ".." in short or short.endswith((".", ".lock", "/")) or "/." in short:
-        raise InvalidBranchName("Branch names may not contain '..', or end in '.', '/' or '.lock'.")
+    # git refuses a ".lock" ending on any part of the name, not only on the last.
+    if ".." in short or short.endswith((".", "/")) or "/." in short or any(
+        part.endswith(".lock") for part in short.split("/")
+    ):
+        raise InvalidBranchName(
+            "Branch names may not contain '..', end in '.' or '/', or have a part ending in '.lock'."
+        )
     if short.split("/")[0] in RESERVED:
         raise InvalidBranchName(f"'{short.split('/')[0]}' is reserved; choose another name.")

@@ -80,6 +80,8 @@ def run(
     whether the command passed, so truncation cannot turn a failure into a pass.
     """
     started = time.monotonic()
+    if not argv:
+        return CommandResult(Outcome.NOT_STARTED, None, 0.0, 0, False, "the command is empty; configure one")
     try:
         proc = subprocess.Popen(
             argv,
@@ -162,7 +164,7 @@ def run(
 
     duration = time.monotonic() - started
     if stopped is Outcome.TIMED_OUT:
-        return CommandResult(stopped, None, duration, written, truncated, f"timed out after {timeout:.0f} s; the command was killed")
+        return CommandResult(stopped, None, duration, written, truncated, f"timed out after {timeout:g} s; the command was killed")
     if stopped is Outcome.CANCELLED:
         return CommandResult(stopped, None, duration, written, truncated, "cancelled; the command was killed")
     code = proc.returncode

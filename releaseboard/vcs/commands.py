@@ -32,7 +32,15 @@ class GitError(Exception):
         self.argv = list(argv)
         self.returncode = returncode
         self.output = output
-        super().__init__(message or f"git {argv[0] if argv else ''} failed (exit {returncode}): {output.strip()[-500:]}")
+        super().__init__(message or f"git {_subcommand(argv)} failed (exit {returncode}): {output.strip()[-500:]}")
+
+
+def _subcommand(argv: Sequence[str]) -> str:
+    """The git subcommand in argv, skipping "-C <path>" and other leading options."""
+    args = list(argv)
+    while args and args[0].startswith("-"):
+        args = args[2:] if args[0] in ("-C", "-c") else args[1:]
+    return args[0] if args else ""
 
 
 class InvalidRemoteURL(ValueError):
@@ -100,7 +108,7 @@ def check_remote_url(url: str, *, allow_local: bool) -> str:
     url = url.strip()
     if not url:
         raise InvalidRemoteURL("Enter the repository's URL.")
-    if any(ord(c) < 32 or c == " " for c in url) or url.startswith("-"):
+    if any(ord(c) < 32 or c in " \x7f" for c in url) or url.startswith("-"):
         raise InvalidRemoteURL("A repository URL may not contain spaces or control characters, or start with '-'.")
     if "::" in url.split("/")[0]:
         raise InvalidRemoteURL("Git remote helpers (such as ext:: or fd::) are not allowed; use https:// or ssh://.")

@@ -10,8 +10,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import git as gitpython
-
 from releaseboard.vcs.commands import CommandObserver, GitError, run_git
 
 WORKTREE_SLOTS = 8
@@ -136,7 +134,7 @@ class Mirror:
         with self.locked():
             if not (self.path / "HEAD").exists():
                 self.path.mkdir(parents=True, exist_ok=True)
-                gitpython.Repo.init(self.path, bare=True)
+                run_git(["init", "--quiet", "--bare", "--", str(self.path)], allow_local=self.allow_local)
             run_git(["-C", str(self.path), "config", "remote.origin.url", self.url], allow_local=self.allow_local)
         _ENSURED.add(key)
 
@@ -235,7 +233,9 @@ class Mirror:
             observer=self.observer,
             check=False,
         )
-        if proc.returncode not in (0, 1):
+        # merge-tree also exits 1 for "not something we can merge", and then prints no tree.
+        tree = proc.stdout.partition(b"\0")[0].decode(errors="replace")
+        if proc.returncode not in (0, 1) or not _SHA.match(tree):
             raise GitError(["merge-tree"], proc.returncode, proc.stderr.decode(errors="replace"))
         return parse_merge_tree(proc.stdout.decode("utf-8", errors="replace"), proc.returncode == 0)
 
@@ -358,10 +358,14 @@ def parse_merge_tree(output: str, clean: bool) -> MergeResult:
         count = int(fields[i])
         paths = fields[i + 1 : i + 1 + count]
         kind_field = fields[i + 1 + count] if i + 1 + count < len(fields) else ""
+        message = fields[i + 2 + count] if i + 2 + count < len(fields) else ""
         i += count + 3
-        match = _CONFLICT_KIND.match(kind_field)
-        if match:
-            kind = "content" if match.group("kind") == "contents" else match.group("kind")
+        # The stable type reads "CONFLICT (contents)" for add/add too; only the message
+        # (in English: git runs with LANG=C) says "CONFLICT (add/add)".
+        conflict = _CONFLICT_KIND.match(kind_field)
+        if conflict:
+            match = _CONFLICT_KIND.match(message) or conflict
+            kind = "content" if match.group("kind") in ("contents", "content") else match.group("kind")
             for path in paths:
                 if path in conflicted:
                     conflicts.append(Conflict(path, kind))
