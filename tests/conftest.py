@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-staple"
 
 
+@pytest.fixture(autouse=True)
+def fast_passwords(settings: object) -> None:
+    """Personas are made per test; the production hasher would spend a second on each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+
+
 def _user(username: str, *roles: Role) -> User:
     user = User.objects.create_user(username, f"{username}@example.com", PASSWORD)
     for role in roles:

@@ -92,7 +92,8 @@ def record_heads(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, he
             elif branch.head_sha != sha or branch.state in (BranchState.GONE, BranchState.FAILED):
                 changes["moved"].append(f"{name} {branch.head_sha[:10]}..{sha[:10]}")
                 branch.head_sha = sha
-                if branch.state in (BranchState.GONE, BranchState.FAILED):
+                # A promoted branch that gets new commits is in play again.
+                if branch.state in (BranchState.GONE, BranchState.FAILED, BranchState.PROMOTED):
                     branch.state = BranchState.ACTIVE
                 branch.save(update_fields=["head_sha", "state", "updated_at"])
         for name, branch in known.items():

@@ -95,17 +95,20 @@ def save_repository(repository: Repository, *, actor: Any) -> Job:
         return _sync_job(repository, actor)
 
 
-def _sync_job(repository: Repository, actor: Any) -> Job:
+def _sync_job(repository: Repository, actor: Any, idempotency_key: str | None = None) -> Job:
     return jobs.create_job("sync", title=f"Refresh {repository.name}", params={"repository": repository.pk},
-                           created_by=actor, subject=repository, scope=repository)
+                           created_by=actor, subject=repository, scope=repository, idempotency_key=idempotency_key)
 
 
-def refresh(repository: Repository, *, actor: Any) -> Job:
+def refresh(repository: Repository, *, actor: Any, idempotency_key: str | None = None) -> Job:
     """Fetch the remote now and update the board (the "Refresh" button)."""
     require(actor, Perm.REFRESH)
-    with transaction.atomic():
+
+    def create() -> Job:
         audit_record("repository.refresh_requested", actor=actor, repository=repository, obj=repository)
-        return _sync_job(repository, actor)
+        return _sync_job(repository, actor, idempotency_key)
+
+    return _once(idempotency_key, create)
 
 
 # -- branches ----------------------------------------------------------------------------
@@ -127,6 +130,11 @@ def request_branch(repository: Repository, *, actor: Any, kind: str, name: str, 
         raise Refused(str(exc), field="name") from None
     if not vcs.check_branch_name(full):
         raise Refused(f"git does not accept '{full}' as a branch name.", field="name")
+    ticket_url = ticket_url.strip()
+    if ticket_url and not ticket_url.lower().startswith(("https://", "http://")):
+        raise Refused("A ticket link starts with https:// or http://.", field="ticket_url")
+    if not purpose.strip():
+        raise Refused("Say in a line what the branch is for.", field="purpose")
 
     def create() -> Branch:
         if Branch.objects.filter(repository=repository, name=full).exclude(state=BranchState.FAILED).exists():

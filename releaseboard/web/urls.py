@@ -1,6 +1,31 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import URLPattern, path
+
+from releaseboard.web import views_audit, views_board, views_branches, views_jobs, views_promotions, views_releases
 
 app_name = "web"
-urlpatterns: list = []
+urlpatterns: list[URLPattern] = [
+    path("", views_board.repository_list, name="repository_list"),
+    path("r/<slug:repo>/", views_board.board, name="board"),
+    path("r/<slug:repo>/refresh/", views_board.repository_refresh, name="repository_refresh"),
+    path("r/<slug:repo>/test-staging/", views_board.staging_test, name="staging_test"),
+    path("r/<slug:repo>/copy-master/", views_board.copy_master, name="copy_master"),
+    path("r/<slug:repo>/branches/new/", views_branches.branch_request, name="branch_request"),
+    path("r/<slug:repo>/branches/<int:branch_id>/", views_branches.branch_detail, name="branch_detail"),
+    path("r/<slug:repo>/branches/<int:branch_id>/promote/", views_branches.promotion_request,
+         name="promotion_request"),
+    path("r/<slug:repo>/promotions/<int:promotion_id>/", views_promotions.promotion_detail,
+         name="promotion_detail"),
+    path("r/<slug:repo>/promotions/<int:promotion_id>/retest/", views_promotions.promotion_retest,
+         name="promotion_retest"),
+    path("r/<slug:repo>/promotions/<int:promotion_id>/promote/", views_promotions.promotion_promote,
+         name="promotion_promote"),
+    path("r/<slug:repo>/release/", views_releases.release_new, name="release_new"),
+    path("r/<slug:repo>/releases/", views_releases.release_list, name="release_list"),
+    path("jobs/", views_jobs.job_list, name="job_list"),
+    path("jobs/<int:job_id>/", views_jobs.job_detail, name="job_detail"),
+    path("jobs/<int:job_id>/log/", views_jobs.job_log, name="job_log"),
+    path("jobs/<int:job_id>/cancel/", views_jobs.job_cancel, name="job_cancel"),
+    path("audit/", views_audit.audit_list, name="audit_list"),
+]

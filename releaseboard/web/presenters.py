@@ -1,0 +1,137 @@
+"""Read-only helpers that turn domain rows into what a page says. No writes, no git."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+from releaseboard.branching import BranchKind
+from releaseboard.jobs.models import Job, JobLogLine
+from releaseboard.releases import selectors
+from releaseboard.releases.models import (
+    Branch,
+    BranchState,
+    MergeCheck,
+    Promotion,
+    PromotionState,
+    Release,
+    TestResult,
+    TestRun,
+)
+
+
+def promotion_status(promotion: Promotion, test: TestRun | None, passing: bool) -> str:
+    """What a promotion is waiting for, in one sentence a developer can act on."""
+    branch = promotion.branch.name
+    state = promotion.state
+    if state == PromotionState.PROMOTING:
+        return "Being pushed to staging by its promote job; see the job log below."
+    if state == PromotionState.PROMOTED:
+        return "In staging; it goes to master with the next release."
+    if state == PromotionState.RELEASED:
+        tag = promotion.release.tag if promotion.release else ""
+        return f"Released{' in ' + tag if tag else ''}."
+    if state in (PromotionState.DISCARDED, PromotionState.CLOSED):
+        return f"{promotion.get_state_display()}: it is no longer waiting for anything. Request a new promotion to try again."
+    if passing:
+        return f"The merge result {promotion.merge_sha[:10]} passed its tests and may be promoted to staging."
+    if promotion.merge_check == MergeCheck.CONFLICT:
+        return (f"{branch} conflicts with staging in the files listed. Merge staging into {branch}, resolve the "
+                "conflicts, push, then run the tests again.")
+    if promotion.merge_check == MergeCheck.NOTHING:
+        return f"{branch} has nothing that staging does not have. Push commits to it, then run the tests again."
+    if not promotion.merge_sha:
+        return "Waiting for the merge check and the test of the merge result."
+    if test is not None and test.result == TestResult.FAILED:
+        return (f"The merge result {promotion.merge_sha[:10]} failed its tests. Fix {branch}, push, then run the "
+                "tests again.")
+    return f"Waiting for the test of the merge result {promotion.merge_sha[:10]}."
+
+
+@dataclass
+class BranchCard:
+    branch: Branch
+    promotion: Promotion | None
+    test: TestRun | None
+    status: str
+
+
+def branch_cards(board: selectors.Board) -> list[BranchCard]:
+    """One card per feature/hotfix branch, with its open promotion and latest test, in
+    one extra query for all the tests."""
+    branches = [*board.features, *board.hotfixes]
+    merge_shas = [p.merge_sha for p in board.promotions.values() if p.merge_sha]
+    tests: dict[str, TestRun] = {}
+    passing: set[str] = set()
+    for run in TestRun.objects.filter(repository=board.repository, commit_sha__in=merge_shas).order_by("id"):
+        tests[run.commit_sha] = run  # ordered by id: the latest run wins
+        if run.result == TestResult.PASSED:
+            passing.add(run.commit_sha)
+    cards = []
+    for branch in branches:
+        promotion = board.promotions.get(branch.pk)
+        test = tests.get(promotion.merge_sha) if promotion and promotion.merge_sha else None
+        if promotion is not None:
+            status = promotion_status(promotion, test, promotion.merge_sha in passing)
+        elif branch.state == BranchState.REQUESTED:
+            status = "Being created by its job."
+        elif branch.state == BranchState.FAILED:
+            status = "Could not be created; see its job."
+        else:
+            status = "No promotion requested yet."
+        cards.append(BranchCard(branch, promotion, test, status))
+    return cards
+
+
+def can_request_promotion(branch: Branch) -> bool:
+    """Whether the "Request promotion" button makes sense for this branch now."""
+    return (
+        branch.state == BranchState.ACTIVE
+        and branch.kind in (BranchKind.FEATURE.value, BranchKind.HOTFIX.value)
+        and not branch.promotions.filter(state__in=PromotionState.active()).exists()
+    )
+
+
+def release_notes(promotions: list[Promotion]) -> str:
+    """A Markdown draft of the release notes, grouped Features / Hotfixes."""
+    sections = []
+    for title, kind in (("Features", BranchKind.FEATURE.value), ("Hotfixes", BranchKind.HOTFIX.value)):
+        items = [f"- {p.title} ({p.branch.name}, #{p.pk})" for p in promotions if p.branch.kind == kind]
+        if items:
+            sections.append(f"## {title}\n\n" + "\n".join(items))
+    return "\n\n".join(sections)
+
+
+def recent_releases(repository_id: int, limit: int = 5) -> list[Release]:
+    return list(Release.objects.filter(repository_id=repository_id).select_related("released_by")[:limit])
+
+
+def subject_url(job: Job) -> str:
+    """The page of what the job is about, or "" when there is none to link to."""
+    if not job.scope_name or job.subject_id is None:
+        return ""
+    if job.subject_type == "promotion":
+        return reverse("web:promotion_detail", args=[job.scope_name, job.subject_id])
+    if job.subject_type == "branch":
+        return reverse("web:branch_detail", args=[job.scope_name, job.subject_id])
+    if job.subject_type == "release":
+        return reverse("web:release_list", args=[job.scope_name])
+    if job.subject_type == "repository":
+        return reverse("web:board", args=[job.scope_name])
+    return ""
+
+
+def live_log(job: Job, after: int = 0) -> dict[str, object]:
+    """The context of the live-log partial: the job, its lines after `after`, the new
+    cursor, and whether to keep polling.
+
+    The state is read before the lines: if the job was already final then, every line
+    it will ever write is in the result, so stopping the poller loses nothing.
+    """
+    job.refresh_from_db(fields=["state", "reason", "message", "finished_at", "log_lines"])
+    final = job.is_final
+    lines = list(JobLogLine.objects.filter(job=job, seq__gt=after).order_by("seq").values_list("seq", "text"))
+    cursor = lines[-1][0] if lines else after
+    return {"job": job, "log_text": "".join(text for _, text in lines), "has_lines": bool(lines),
+            "cursor": cursor, "polling": not final}

@@ -1,0 +1,48 @@
+"""Small display helpers used across the templates."""
+
+from __future__ import annotations
+
+import uuid
+
+from django import template
+from django.utils.html import format_html
+
+register = template.Library()
+
+
+@register.filter
+def sha(value: str | None) -> str:
+    """The short form of a commit SHA, as git shows it."""
+    return (value or "")[:10]
+
+
+@register.filter
+def http_url(value: str | None) -> str:
+    """The URL if it is http(s), else "": a ticket link must never become a
+    javascript: or data: link, whatever was stored."""
+    value = (value or "").strip()
+    return value if value.lower().startswith(("http://", "https://")) else ""
+
+
+@register.filter
+def tone(state: str | None) -> str:
+    """The colour family of a state badge, so every page colours states alike."""
+    good = {"succeeded", "passed", "released", "promoted", "clean", "active", "ok"}
+    bad = {"failed", "conflict", "cancelled", "gone", "error", "refused"}
+    busy = {"running", "queued", "promoting", "pending", "requested"}
+    value = (state or "").lower()
+    if value in good:
+        return "good"
+    if value in bad:
+        return "bad"
+    if value in busy:
+        return "busy"
+    return "neutral"
+
+
+@register.simple_tag
+def idempotency_field() -> str:
+    """A hidden idempotency key for a one-button form that starts a job. Each rendered
+    form gets its own key: two buttons sharing one would make the second click return
+    the first button's job instead of doing its own work."""
+    return format_html('<input type="hidden" name="idempotency_key" value="{}">', uuid.uuid4())

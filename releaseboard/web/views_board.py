@@ -1,0 +1,81 @@
+"""The repositories list, the board, and the repository-wide buttons on it."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from releaseboard.releases import selectors, services
+from releaseboard.releases.models import Repository
+from releaseboard.roles import Perm, require
+from releaseboard.web.access import repository_for
+from releaseboard.web.forms import StartsWorkForm, posted_key
+from releaseboard.web.presenters import branch_cards, recent_releases
+
+
+@login_required
+def repository_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, Perm.VIEW)
+    return render(request, "web/repository_list.html", {"repositories": Repository.objects.all()})
+
+
+@login_required
+def board(request: HttpRequest, repo: str) -> HttpResponse:
+    repository = repository_for(request, repo, Perm.VIEW)
+    data = selectors.board(repository)
+    context = {
+        "repository": repository,
+        "board": data,
+        "cards": branch_cards(data),
+        "releases": recent_releases(repository.pk),
+    }
+    # The board polls itself every few seconds and then needs only its own region.
+    template = "web/board.html#board" if request.htmx else "web/board.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def repository_refresh(request: HttpRequest, repo: str) -> HttpResponse:
+    repository = repository_for(request, repo, Perm.REFRESH)
+    services.refresh(repository, actor=request.user, idempotency_key=posted_key(request.POST))
+    messages.success(request, f"Refreshing {repository.name} from its remote; the board updates when it is done.")
+    return redirect("web:board", repo=repository.name)
+
+
+@login_required
+@require_POST
+def staging_test(request: HttpRequest, repo: str) -> HttpResponse:
+    repository = repository_for(request, repo, Perm.RUN_TESTS)
+    try:
+        job = services.test_staging(repository, actor=request.user, idempotency_key=posted_key(request.POST))
+    except services.Refused as exc:
+        messages.error(request, exc.message)
+        return redirect("web:board", repo=repository.name)
+    messages.success(request, f"Testing {repository.staging_branch}.")
+    return redirect("web:job_detail", job_id=job.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def copy_master(request: HttpRequest, repo: str) -> HttpResponse:
+    repository = repository_for(request, repo, Perm.COPY_MASTER)
+    form = StartsWorkForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services.copy_master_to_staging(repository, actor=request.user, idempotency_key=form.key)
+        except services.Refused as exc:
+            form.show_refusal(exc)
+        else:
+            messages.success(request, f"Copying {repository.master_branch} to {repository.staging_branch}.")
+            return redirect("web:job_detail", job_id=job.pk)
+    context = {
+        "repository": repository,
+        "form": form,
+        "discarded": selectors.unreleased_promotions(repository),
+        "staging_exists": bool(selectors.head(repository, repository.staging_branch)),
+    }
+    return render(request, "web/copy_master.html", context)

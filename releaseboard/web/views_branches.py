@@ -1,0 +1,76 @@
+"""Requesting branches, a branch's page, and requesting its promotion to staging."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from releaseboard.releases import selectors, services
+from releaseboard.roles import Perm
+from releaseboard.web.access import branch_for, repository_for
+from releaseboard.web.forms import RequestBranchForm, RequestPromotionForm
+from releaseboard.web.presenters import can_request_promotion
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def branch_request(request: HttpRequest, repo: str) -> HttpResponse:
+    repository = repository_for(request, repo, Perm.REQUEST_BRANCH)
+    form = RequestBranchForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            branch = services.request_branch(
+                repository, actor=request.user, kind=data["kind"], name=data["name"], purpose=data["purpose"],
+                ticket_url=data["ticket_url"], idempotency_key=form.key,
+            )
+        except services.Refused as exc:
+            form.show_refusal(exc)
+        else:
+            messages.success(request, f"{branch.name} requested; it is created from the latest staging.")
+            job = selectors.jobs_for("branch", branch.pk).first()
+            if job is None:  # not expected: the service creates the job with the branch
+                return redirect("web:branch_detail", repo=repository.name, branch_id=branch.pk)
+            return redirect("web:job_detail", job_id=job.pk)
+    context = {"repository": repository, "form": form, "names": repository.names}
+    return render(request, "web/branch_request.html", context)
+
+
+@login_required
+def branch_detail(request: HttpRequest, repo: str, branch_id: int) -> HttpResponse:
+    branch = branch_for(request, repo, branch_id, Perm.VIEW)
+    context = {
+        "repository": branch.repository,
+        "branch": branch,
+        "promotions": branch.promotions.select_related("requested_by").order_by("-id"),
+        "jobs": selectors.jobs_for("branch", branch.pk).select_related("created_by"),
+        "promotable": can_request_promotion(branch),
+    }
+    return render(request, "web/branch_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def promotion_request(request: HttpRequest, repo: str, branch_id: int) -> HttpResponse:
+    branch = branch_for(request, repo, branch_id, Perm.REQUEST_PROMOTION)
+    if request.method == "POST":
+        form = RequestPromotionForm(request.POST)
+    else:
+        first_line = branch.purpose.strip().splitlines()[0] if branch.purpose.strip() else branch.short_name
+        form = RequestPromotionForm(initial={"title": first_line[:200], "description": branch.purpose})
+    if request.method == "POST" and form.is_valid():
+        try:
+            promotion = services.request_promotion(
+                branch, actor=request.user, title=form.cleaned_data["title"],
+                description=form.cleaned_data["description"], idempotency_key=form.key,
+            )
+        except services.Refused as exc:
+            form.show_refusal(exc)
+        else:
+            messages.success(request, f"Promotion #{promotion.pk} requested; its merge result is being tested.")
+            return redirect("web:promotion_detail", repo=branch.repository.name, promotion_id=promotion.pk)
+    context = {"repository": branch.repository, "branch": branch, "form": form}
+    return render(request, "web/promotion_request.html", context)

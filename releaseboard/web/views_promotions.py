@@ -1,0 +1,70 @@
+"""A promotion's page and its two buttons: run the tests again, promote to staging."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from releaseboard.releases import selectors, services
+from releaseboard.releases.models import PromotionState
+from releaseboard.roles import Perm
+from releaseboard.web.access import promotion_for
+from releaseboard.web.forms import posted_key
+from releaseboard.web.presenters import live_log, promotion_status
+
+
+@login_required
+def promotion_detail(request: HttpRequest, repo: str, promotion_id: int) -> HttpResponse:
+    promotion = promotion_for(request, repo, promotion_id, Perm.VIEW)
+    repository = promotion.repository
+    jobs = list(selectors.jobs_for("promotion", promotion.pk).select_related("created_by"))
+    latest_job = jobs[0] if jobs else None
+    test = selectors.latest_test(repository, promotion.merge_sha)
+    passing = selectors.has_passing_test(repository, promotion.merge_sha)
+    actionable = promotion.state in (PromotionState.OPEN, PromotionState.FAILED)
+    context = {
+        "repository": repository,
+        "promotion": promotion,
+        "jobs": jobs,
+        "test": test,
+        "test_runs": promotion.test_runs.select_related("job").order_by("-id"),
+        "status": promotion_status(promotion, test, passing),
+        "can_promote_now": actionable and passing,
+        "can_retest_now": actionable,
+        # Keep the status fresh while a job works on this promotion; stop when none does.
+        "polling": promotion.state == PromotionState.PROMOTING or any(j.is_active for j in jobs),
+    }
+    if request.htmx:
+        return render(request, "web/promotion_detail.html#status", context)
+    if latest_job is not None:
+        context["log"] = live_log(latest_job)
+    return render(request, "web/promotion_detail.html", context)
+
+
+@login_required
+@require_POST
+def promotion_retest(request: HttpRequest, repo: str, promotion_id: int) -> HttpResponse:
+    promotion = promotion_for(request, repo, promotion_id, Perm.RUN_TESTS)
+    try:
+        services.retest_promotion(promotion, actor=request.user, idempotency_key=posted_key(request.POST))
+    except services.Refused as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Merging with the current staging and testing again.")
+    return redirect("web:promotion_detail", repo=repo, promotion_id=promotion.pk)
+
+
+@login_required
+@require_POST
+def promotion_promote(request: HttpRequest, repo: str, promotion_id: int) -> HttpResponse:
+    promotion = promotion_for(request, repo, promotion_id, Perm.PROMOTE)
+    try:
+        services.promote(promotion, actor=request.user, idempotency_key=posted_key(request.POST))
+    except services.Refused as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Promoting {promotion.branch.name} to staging.")
+    return redirect("web:promotion_detail", repo=repo, promotion_id=promotion.pk)

@@ -1,0 +1,51 @@
+"""Promote to master (a release) and the list of releases."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from releaseboard.releases import selectors, services
+from releaseboard.roles import Perm
+from releaseboard.web.access import repository_for
+from releaseboard.web.forms import ReleaseForm
+from releaseboard.web.presenters import release_notes
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def release_new(request: HttpRequest, repo: str) -> HttpResponse:
+    repository = repository_for(request, repo, Perm.PROMOTE)
+    preview = selectors.release_preview(repository)
+    if request.method == "POST":
+        form = ReleaseForm(request.POST)
+    else:
+        form = ReleaseForm(initial={"version": str(preview.proposed_version),
+                                    "notes": release_notes(preview.promotions)})
+    if request.method == "POST" and form.is_valid():
+        try:
+            release = services.promote_to_master(
+                repository, actor=request.user, version=form.cleaned_data["version"],
+                notes=form.cleaned_data["notes"], idempotency_key=form.key,
+            )
+        except services.Refused as exc:
+            form.show_refusal(exc)
+        else:
+            messages.success(request, f"Releasing {release.tag}: {repository.master_branch} moves to the tested "
+                                      f"{repository.staging_branch} head.")
+            job = selectors.jobs_for("release", release.pk).first()
+            if job is None:  # not expected: the service creates the job with the release
+                return redirect("web:release_list", repo=repository.name)
+            return redirect("web:job_detail", job_id=job.pk)
+    context = {"repository": repository, "preview": preview, "form": form}
+    return render(request, "web/release_new.html", context)
+
+
+@login_required
+def release_list(request: HttpRequest, repo: str) -> HttpResponse:
+    repository = repository_for(request, repo, Perm.VIEW)
+    releases = repository.releases.select_related("released_by").order_by("-id")
+    return render(request, "web/release_list.html", {"repository": repository, "releases": releases})
