@@ -156,6 +156,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 # Outside production, serve static files straight from static/ and the apps (no
 # collectstatic step before `make run`); production serves the collected, hashed files.
 WHITENOISE_USE_FINDERS = not PRODUCTION

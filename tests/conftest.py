@@ -29,6 +29,28 @@ def fast_passwords(settings: object) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
 
 
+@pytest.fixture(autouse=True)
+def settle_jobs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test with committed data, stop its leftover jobs before the tables are
+    wiped: a session worker still running one would otherwise deadlock with the wipe."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
+    if not transactional:
+        yield
+        return
+    # Set up the database first, so this fixture is torn down before it.
+    request.getfixturevalue("transactional_db")
+    yield
+    from django.utils import timezone
+
+    from releaseboard.jobs.models import JobState
+
+    Job.objects.filter(state=JobState.QUEUED).update(state=JobState.CANCELLED, finished_at=timezone.now())
+    Job.objects.filter(state=JobState.RUNNING).update(cancel_requested_at=timezone.now())
+    wait_for(lambda: not Job.objects.filter(state=JobState.RUNNING, lease_expires_at__gt=timezone.now()).exists(),
+             timeout=60, what="running jobs to stop")
+
+
 def _user(username: str, *roles: Role) -> User:
     user = User.objects.create_user(username, f"{username}@example.com", PASSWORD)
     for role in roles:

@@ -304,4 +304,5 @@ def run(job_id: int) -> None:
     if message:
         with contextlib.suppress(Exception):
             ctx.log(f"\n{message}\n")
-    finish(ctx, state, reason, message)
+    if finish(ctx, state, reason, message):
+        log.info("job %s (%s) %s: %s", job_id, ctx.job.kind, state, reason or "-")

@@ -1,0 +1,54 @@
+# Releaseboard: `make run` for the demo, `make test` for the whole test suite.
+# Needs Python 3.11+ (with venv) and git; everything else goes into .venv.
+
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+VENV_PY := $(VENV)/bin/python
+# Touched after a successful pip install: pip runs again only when a requirements
+# file is newer than its stamp.
+RUN_STAMP := $(VENV)/.installed-requirements
+DEV_STAMP := $(VENV)/.installed-requirements-dev
+
+.PHONY: help run test install install-dev migrate demo clean-var
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run    start the demo: web on http://127.0.0.1:$(PORT)/, worker and beat (Ctrl-C stops)"
+	@echo "make test   run the whole test suite (extra pytest arguments: PYTEST_ARGS=...)"
+	@echo "make demo   (re)load the demo users and repository only"
+
+$(VENV_PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Releaseboard needs Python 3.11 or newer; $(PYTHON) is older (set PYTHON=...)." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || \
+		{ echo "Could not create $(VENV); on Debian/Ubuntu install python3-venv." >&2; rm -rf $(VENV); exit 1; }
+
+$(RUN_STAMP): requirements.txt | $(VENV_PY)
+	$(VENV_PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV_PY)
+	$(VENV_PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	@touch $@ $(RUN_STAMP)
+
+install: $(RUN_STAMP)
+install-dev: $(DEV_STAMP)
+
+run: $(RUN_STAMP)
+	RELEASEBOARD_DEBUG=True PORT=$(PORT) exec $(VENV_PY) scripts/run.py
+
+migrate: $(RUN_STAMP)
+	$(VENV_PY) manage.py migrate --noinput
+
+demo: migrate
+	$(VENV_PY) manage.py load_demo
+
+test: $(DEV_STAMP)
+	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+# Removes the embedded database, broker, mirrors, demo repository and logs.
+clean-var:
+	rm -rf var/
