@@ -238,7 +238,6 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Releaseboard ---------------------------------------------------------------------
-REPOS_DIR = Path(env_str("RELEASEBOARD_REPOS_DIR", str(VAR_DIR / "repos")))
 WORK_DIR = Path(env_str("RELEASEBOARD_WORK_DIR", str(VAR_DIR / "work")))
 # Local paths and file:// remotes are for the demo and tests; production turns them off.
 ALLOW_LOCAL_REPOSITORIES = env_bool("RELEASEBOARD_ALLOW_LOCAL_REPOSITORIES", not PRODUCTION)
