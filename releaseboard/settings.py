@@ -217,18 +217,36 @@ JOB_REPUBLISH_SECONDS = env_int("RELEASEBOARD_JOB_REPUBLISH_SECONDS", 60)
 SYNC_INTERVAL_SECONDS = env_int("RELEASEBOARD_SYNC_INTERVAL_SECONDS", 60)
 REAPER_INTERVAL_SECONDS = env_int("RELEASEBOARD_REAPER_INTERVAL_SECONDS", 15)
 
+# Only JSON crosses the broker: a message is a job id, and pickle would let whoever can
+# write to the broker run code on the workers.
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# The job row holds the outcome; a result backend would only be a second, stale copy.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
+# Ack after the task ran, not when it arrived: a worker that dies mid-job leaves the
+# message to be delivered again instead of losing it. The claim (one conditional UPDATE
+# on the job row) makes the second delivery harmless when the first finished.
 CELERY_TASK_ACKS_LATE = True
+# A pool process killed by the OS (OOM, SIGKILL) requeues its message instead of
+# acking it as failed.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Take one message at a time: a worker busy with a long test run does not sit on other
+# jobs that an idle worker could run now.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "git"
+# Hard and soft limits above the longest test timeout: a job stuck outside the sandbox
+# (a hung git over a dead network) is stopped rather than holding a pool slot forever.
 CELERY_TASK_TIME_LIMIT = JOB_HARD_TIME_LIMIT
 CELERY_TASK_SOFT_TIME_LIMIT = JOB_HARD_TIME_LIMIT - 60
+# When the broker connection drops, acks_late messages in flight are redelivered to
+# another worker; cancelling the running copies here prevents two workers from running
+# the same long job at once (the lease check would stop the loser anyway).
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Recycle pool processes now and then, so a leak in a git or test run cannot grow a
+# worker without bound.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("RELEASEBOARD_WORKER_MAX_TASKS_PER_CHILD", 100)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A click must not hang when the broker is down: try briefly, then leave the job
 # QUEUED for the reaper to publish (the row is already committed).

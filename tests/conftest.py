@@ -122,31 +122,38 @@ def _test_database_url() -> str:
     return f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-class WorkerProcess:
-    """A real `celery worker` process on the test database and broker."""
+class CeleryProcess:
+    """A real `celery` process (worker or beat) on the test database and broker."""
 
-    def __init__(self, log_path: Path, name: str = "w1", concurrency: int = 2) -> None:
+    ready_text = "ready."
+
+    def __init__(self, args: list[str], log_path: Path, extra_env: dict[str, str] | None = None) -> None:
         env = dict(os.environ)
         env["DATABASE_URL"] = _test_database_url()
+        env.update(extra_env or {})
         self.log_path = log_path
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "releaseboard", "worker", "-Q", "git,tests", "-c",
-             str(concurrency), "-n", f"{name}@%h", "--without-mingle", "--without-gossip", "-l", "info"],
+            [sys.executable, "-m", "celery", "-A", "releaseboard", *args],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 60
-        while "ready." not in log_path.read_text():
+        while self.ready_text not in log_path.read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Celery worker did not start:\n{log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"celery {args[0]} did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.2)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
+                os.killpg(self.proc.pid, signal.SIGCONT)  # a paused one must wake to exit
+                os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
+            except (subprocess.TimeoutExpired, ProcessLookupError):
                 pass
         # Pool children that outlived the main process would keep the test database open.
         try:
@@ -157,8 +164,26 @@ class WorkerProcess:
         self.log.close()
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup: None, django_db_blocker: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+class WorkerProcess(CeleryProcess):
+    def __init__(self, log_path: Path, name: str = "w1", concurrency: int = 2,
+                 extra_env: dict[str, str] | None = None) -> None:
+        super().__init__(["worker", "-Q", "git,tests", "-c", str(concurrency), "-n", f"{name}@%h",
+                          "--without-mingle", "--without-gossip", "-l", "info"], log_path, extra_env)
+
+
+class BeatProcess(CeleryProcess):
+    ready_text = "beat: Starting"
+
+    def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+        env = {"RELEASEBOARD_REAPER_INTERVAL_SECONDS": "1", "RELEASEBOARD_SYNC_INTERVAL_SECONDS": "3600",
+               **(extra_env or {})}
+        super().__init__(["beat", "-l", "info", "-s", str(log_path.with_suffix(".schedule"))], log_path, env)
+
+
+@pytest.fixture(scope="module")
+def celery_worker(django_db_setup: None, django_db_blocker: object,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """One worker for a test module; modules that kill workers start their own instead."""
     worker = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log")
     yield worker
     worker.stop()

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from releaseboard.audit.service import record as audit_record
-from releaseboard.jobs import registry
+from releaseboard.jobs import faults, registry
 from releaseboard.jobs.models import Job, JobLogLine, JobReason, JobState, JobStep, Lease
 from releaseboard.jobs.service import _scope
 
@@ -131,6 +131,23 @@ class JobContext:
 
     def raise_if_lost(self) -> None:
         if self.lease_lost.is_set():
+            raise LeaseLost()
+
+    def checkpoint(self, point: str) -> None:
+        """A named step where tests may pause or kill this worker (see jobs.faults)."""
+        faults.checkpoint(point, self.job.pk)
+
+    def assert_lease(self) -> None:
+        """Right before an effect outside the database (a push): go on only while this
+        worker still holds the job. A worker that was paused past its lease, and whose
+        job another worker took over, stops here; the compare-and-swap push covers the
+        remaining window, since the other worker's push moves the expected SHA."""
+        self.raise_if_lost()
+        renewed = Job.objects.filter(
+            pk=self.job.pk, lease_token=self.token, state=JobState.RUNNING, lease_expires_at__gt=timezone.now()
+        ).update(heartbeat_at=timezone.now())
+        if renewed != 1:
+            self.lease_lost.set()
             raise LeaseLost()
 
     @contextlib.contextmanager

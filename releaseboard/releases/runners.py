@@ -46,10 +46,43 @@ def mirror_for(repository: Repository, observer: vcs.CommandObserver | None = No
 def _git(ctx: JobContext, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return call(*args, **kwargs)
+    except vcs.GitError as exc:
+        raise JobFailed(JobReason.GIT_ERROR, f"Could not {what}: {exc}. Check the remote URL and the worker's access.") from None
+
+
+class PushOutcomeUnknown(Exception):
+    """The push failed in a way that does not say whether the remote took it."""
+
+
+def push(ctx: JobContext, mirror: vcs.Mirror, updates: list[vcs.RefUpdate], *, atomic: bool = False) -> None:
+    """Push with compare-and-swap, only while this worker still holds the job.
+
+    Raises PushRejected when the remote refused (it moved, or the name exists), and
+    PushOutcomeUnknown when git failed otherwise (e.g. the connection broke): then the
+    caller reads the remote to settle it, and never pushes again blindly.
+    """
+    ctx.check_cancel()
+    ctx.checkpoint("before_push")
+    ctx.assert_lease()
+    try:
+        mirror.push(updates, atomic=atomic)
     except vcs.PushRejected:
         raise
     except vcs.GitError as exc:
-        raise JobFailed(JobReason.GIT_ERROR, f"Could not {what}: {exc}. Check the remote URL and the worker's access.") from None
+        raise PushOutcomeUnknown(str(exc)) from None
+    ctx.checkpoint("after_push")
+
+
+def remote_refs(ctx: JobContext, repository: Repository) -> dict[str, str] | None:
+    """The remote's refs read afresh, or None when it cannot be reached."""
+    try:
+        return vcs.ls_remote(repository.remote_url, allow_local=settings.ALLOW_LOCAL_REPOSITORIES, observer=ctx)
+    except vcs.GitError:
+        return None
+
+
+UNKNOWN_OUTCOME = ("The push failed ({error}) and the remote cannot be read now. Whether it landed is settled by "
+                   "the next sync, which reads the remote; nothing is pushed again blindly.")
 
 
 # -- sync --------------------------------------------------------------------------------
@@ -106,6 +139,8 @@ def record_heads(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, he
             latest_version=str(latest),
         )
         repository.refresh_from_db()
+        if staging:
+            _reconcile_promotions(mirror, repository, staging)
         if any(changes.values()):
             audit_record("repository.synced", actor=None, repository=repository, obj=repository,
                          details={k: v for k, v in changes.items() if v})
@@ -118,6 +153,16 @@ def record_heads(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, he
     for key, values in changes.items():
         for value in values:
             ctx.log(f"{key}: {value}\n")
+
+
+def _reconcile_promotions(mirror: vcs.Mirror, repository: Repository, staging: str) -> None:
+    """Promotions whose tested merge commit is on the remote's staging have landed, even
+    if the job that pushed it died before it could record so (the remote is the truth)."""
+    pending = Promotion.objects.filter(repository=repository, state__in=[PromotionState.PROMOTING,
+                                                                         PromotionState.FAILED]).exclude(merge_sha="")
+    for promotion in pending:
+        if mirror.has_commit(promotion.merge_sha) and mirror.is_ancestor(promotion.merge_sha, staging):
+            record_promoted(promotion, before=promotion.staging_sha, action="promotion.reconciled")
 
 
 def run_sync(ctx: JobContext) -> str:
@@ -142,15 +187,16 @@ def run_create_branch(ctx: JobContext) -> str:
         existing = heads.get(branch.name)
         if existing and existing != staging:
             raise JobFailed(JobReason.BRANCH_EXISTS, f"{branch.name} already exists on the remote; request another name.")
-        ctx.check_cancel()
         if not existing:
             ctx.section(f"Create {branch.name} at {repository.staging_branch} {staging[:10]}")
             try:
                 # expected "" : created only if the name does not exist on the remote yet.
-                _git(ctx, "create the branch", mirror.push, [vcs.RefUpdate(f"refs/heads/{branch.name}", staging, "")])
+                push(ctx, mirror, [vcs.RefUpdate(f"refs/heads/{branch.name}", staging, "")])
             except vcs.PushRejected:
                 raise JobFailed(JobReason.BRANCH_EXISTS,
                                 f"{branch.name} appeared on the remote meanwhile; request another name.") from None
+            except PushOutcomeUnknown as exc:
+                raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
         with ctx.atomic():
             Branch.objects.filter(pk=branch.pk).update(state=BranchState.ACTIVE, head_sha=staging, base_sha=staging,
                                                        updated_at=timezone.now())
@@ -321,13 +367,18 @@ def run_promote(ctx: JobContext) -> str:
                                          timestamp=promotion.merge_timestamp or 0)
             if rebuilt != promotion.merge_sha:
                 raise JobFailed(JobReason.GIT_ERROR, "Could not rebuild the tested merge commit; run the tests again.")
-        ctx.check_cancel()
         ctx.section(f"Push {promotion.merge_sha[:10]} to {repository.staging_branch} (expecting {staging[:10]})")
         try:
-            _git(ctx, "push to staging", mirror.push,
-                 [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", promotion.merge_sha, staging)])
+            push(ctx, mirror, [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", promotion.merge_sha, staging)])
         except vcs.PushRejected as exc:
             return _retest(ctx, promotion, f"{repository.staging_branch} moved during the promotion ({exc})")
+        except PushOutcomeUnknown as exc:
+            refs = remote_refs(ctx, repository)
+            if refs is None:
+                raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
+            if refs.get(f"refs/heads/{repository.staging_branch}") != promotion.merge_sha:
+                raise JobFailed(JobReason.GIT_ERROR, f"The push failed ({exc}); {repository.staging_branch} is "
+                                "unchanged on the remote. Click \u201cPromote to staging\u201d again.") from None
         return _mark_promoted(ctx, promotion, staging, staging_head=promotion.merge_sha)
 
 
@@ -346,13 +397,22 @@ def _retest(ctx: JobContext, promotion: Promotion, why: str) -> str:
 def _mark_promoted(ctx: JobContext, promotion: Promotion, before: str, staging_head: str) -> str:
     repository = promotion.repository
     with ctx.atomic():
-        Promotion.objects.filter(pk=promotion.pk).update(state=PromotionState.PROMOTED, promoted_sha=promotion.merge_sha,
-                                                         promoted_at=timezone.now(), state_message="")
         Branch.objects.filter(repository=repository, name=repository.staging_branch).update(head_sha=staging_head)
-        Branch.objects.filter(pk=promotion.branch_id).update(state=BranchState.PROMOTED)
-        audit_record("promotion.promoted", actor=promotion.promoted_by, repository=repository, obj=promotion,
-                     from_sha=before, to_sha=promotion.merge_sha)
+        record_promoted(promotion, before=before)
     return f"{promotion.branch.name} is on {repository.staging_branch} as {promotion.merge_sha[:10]}."
+
+
+def record_promoted(promotion: Promotion, *, before: str, action: str = "promotion.promoted") -> bool:
+    """Mark a landed promotion, once: a reconciling sync and the promote job may both
+    see it land, and only the first writes the change and its audit event."""
+    changed = Promotion.objects.filter(pk=promotion.pk).exclude(state=PromotionState.PROMOTED).update(
+        state=PromotionState.PROMOTED, promoted_sha=promotion.merge_sha, promoted_at=timezone.now(), state_message="")
+    if not changed:
+        return False
+    Branch.objects.filter(pk=promotion.branch_id).update(state=BranchState.PROMOTED)
+    audit_record(action, actor=promotion.promoted_by, repository=promotion.repository, obj=promotion,
+                 from_sha=before, to_sha=promotion.merge_sha)
+    return True
 
 
 def _fail_promotion(job: Job) -> None:
@@ -392,19 +452,25 @@ def run_release(ctx: JobContext) -> str:
             raise JobFailed(JobReason.REFUSED, f"{release.sha[:10]} has no passing test; run \u201cTest staging\u201d first.")
         if release.tag in mirror.tags():
             raise JobFailed(JobReason.REFUSED, f"Tag {release.tag} already exists; tags never move. Choose another version.")
-        ctx.check_cancel()
         tag_object = mirror.make_tag(release.tag, release.sha, f"Release {release.tag}\n\n{release.notes}",
                                      tagger=identity(), timestamp=release.tag_timestamp or int(time.time()))
         ctx.section(f"Push {repository.master_branch} {master[:10]} \u2192 {release.sha[:10]} and tag {release.tag}, atomically")
         try:
             # One atomic push: master and its tag land together or not at all.
-            _git(ctx, "push the release", mirror.push, [
+            push(ctx, mirror, [
                 vcs.RefUpdate(f"refs/heads/{repository.master_branch}", release.sha, master),
                 vcs.RefUpdate(f"refs/tags/{release.tag}", tag_object, None),
             ], atomic=True)
         except vcs.PushRejected as exc:
             raise JobFailed(JobReason.TARGET_MOVED, f"The remote refused the release ({exc}); nothing was changed. "
                             "Refresh and open \u201cPromote to master\u201d again.") from None
+        except PushOutcomeUnknown as exc:
+            refs = remote_refs(ctx, repository)
+            if refs is None:
+                raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
+            if refs.get(f"refs/heads/{repository.master_branch}") != release.sha:
+                raise JobFailed(JobReason.GIT_ERROR, f"The push failed ({exc}); {repository.master_branch} is "
+                                "unchanged on the remote. Open \u201cPromote to master\u201d again.") from None
         return _mark_released(ctx, release, mirror)
 
 
@@ -445,14 +511,14 @@ def run_copy_master(ctx: JobContext) -> str:
         staging = heads.get(repository.staging_branch, "")
         if staging == master:
             return f"{repository.staging_branch} is already a copy of {repository.master_branch}."
-        ctx.check_cancel()
         ctx.section(f"Set {repository.staging_branch} to {repository.master_branch} {master[:10]}")
         try:
-            _git(ctx, "reset staging", mirror.push,
-                 [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", master, staging)])
+            push(ctx, mirror, [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", master, staging)])
         except vcs.PushRejected as exc:
             raise JobFailed(JobReason.TARGET_MOVED, f"{repository.staging_branch} moved meanwhile ({exc}); "
                             "nothing was changed. Review the new commits, then copy again.") from None
+        except PushOutcomeUnknown as exc:
+            raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
         with ctx.atomic():
             discarded = [p.pk for p in selectors.unreleased_promotions(repository)]
             Promotion.objects.filter(pk__in=discarded).update(state=PromotionState.DISCARDED)
