@@ -27,6 +27,7 @@ class Perm(str, enum.Enum):
     PROMOTE = "promote"  # promote to staging and to master
     COPY_MASTER = "copy_master"
     CANCEL_JOB = "cancel_job"
+    RETRY_JOB = "retry_job"  # and see the jobs that need attention
     VIEW_AUDIT = "view_audit"
     CONFIGURE = "configure"  # repositories, users and roles
 
@@ -35,7 +36,8 @@ _DEVELOPER = {Perm.VIEW, Perm.REQUEST_BRANCH, Perm.REQUEST_PROMOTION, Perm.RUN_T
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.DEVELOPER: frozenset(_DEVELOPER),
-    Role.RELEASE_MANAGER: frozenset(_DEVELOPER | {Perm.PROMOTE, Perm.COPY_MASTER, Perm.CANCEL_JOB, Perm.VIEW_AUDIT}),
+    Role.RELEASE_MANAGER: frozenset(_DEVELOPER | {Perm.PROMOTE, Perm.COPY_MASTER, Perm.CANCEL_JOB, Perm.RETRY_JOB,
+                                                   Perm.VIEW_AUDIT}),
     Role.OPS: frozenset({Perm.VIEW, Perm.VIEW_AUDIT}),
     Role.ADMIN: frozenset({Perm.VIEW, Perm.VIEW_AUDIT, Perm.CONFIGURE, Perm.REFRESH}),
 }

@@ -42,6 +42,8 @@ TABLE: list[tuple[str, str, str, int, int, int, int, int]] = [
     ("web:job_detail",         "get",  "job",       200, 200, 200, 200, 403),
     ("web:job_log",            "get",  "job",       200, 200, 200, 200, 403),
     ("web:job_cancel",         "post", "job",       403, 302, 403, 403, 403),
+    ("web:job_attention",      "get",  "",          403, 200, 403, 403, 403),
+    ("web:job_retry",          "post", "job",       403, 302, 403, 403, 403),
     ("web:audit_list",         "get",  "",          403, 200, 200, 200, 403),
 ]
 

@@ -141,5 +141,24 @@ def board(repository: Repository) -> Board:
     )
 
 
+@dataclass
+class Attention:
+    stale: list[Job]
+    waiting: list[Job]
+    failed: list[Job]
+
+
+def jobs_needing_attention(now: Any, *, heartbeat_grace: float, publish_grace: float, failed_days: int = 7) -> Attention:
+    """For release managers: running jobs whose worker stopped answering, queued jobs no
+    worker picked up, and recent failures with their reasons."""
+    from datetime import timedelta
+
+    running = Job.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=now - timedelta(seconds=heartbeat_grace))
+    queued = Job.objects.filter(state=JobState.QUEUED, created_at__lt=now - timedelta(seconds=publish_grace))
+    failed = Job.objects.filter(state=JobState.FAILED, finished_at__gte=now - timedelta(days=failed_days))
+    return Attention(stale=list(running.order_by("heartbeat_at")), waiting=list(queued.order_by("created_at")),
+                     failed=list(failed.select_related("created_by").order_by("-finished_at")[:100]))
+
+
 def jobs_for(subject_type: str, subject_id: int) -> QuerySet[Job]:
     return Job.objects.filter(subject_type=subject_type, subject_id=subject_id).order_by("-id")

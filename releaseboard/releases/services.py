@@ -12,7 +12,7 @@ from django.utils import timezone
 from releaseboard import branching, vcs
 from releaseboard.audit.service import record as audit_record
 from releaseboard.jobs import service as jobs
-from releaseboard.jobs.models import Job
+from releaseboard.jobs.models import Job, JobState
 from releaseboard.releases import selectors
 from releaseboard.releases.models import (
     Branch,
@@ -305,6 +305,43 @@ def copy_master_to_staging(repository: Repository, *, actor: Any, idempotency_ke
         return jobs.create_job("copy_master", title=f"Copy {repository.master_branch} to {repository.staging_branch}",
                                params={"repository": repository.pk}, created_by=actor, subject=repository,
                                scope=repository, lock_key=repository.lock_key, idempotency_key=idempotency_key)
+
+    return _once(idempotency_key, create)
+
+
+# Kinds whose job may simply run again: each re-reads the remote and re-checks every
+# rule before it writes. A release or a copy of master to staging is a decision made on
+# a confirmation page, so it is asked for again there instead.
+RETRYABLE_KINDS = {"sync", "test_staging", "test_promotion", "promote", "create_branch"}
+
+
+def retry_job(job: Job, *, actor: Any, idempotency_key: str | None = None) -> Job:
+    """"Retry" a failed or cancelled job where that is safe (release managers)."""
+    require(actor, Perm.RETRY_JOB)
+    if job.state not in (JobState.FAILED, JobState.CANCELLED):
+        raise Refused(f"Job #{job.pk} is {job.get_state_display().lower()}; only failed or cancelled jobs are retried.")
+    if job.kind not in RETRYABLE_KINDS:
+        raise Refused("A release or a copy of master to staging is not retried as it was: open its page again, "
+                      "review what it would do now, and confirm there.")
+    repository = Repository.objects.get(pk=job.scope_id)
+    if job.kind == "sync":
+        return refresh(repository, actor=actor, idempotency_key=idempotency_key)
+    if job.kind == "test_staging":
+        return test_staging(repository, actor=actor, idempotency_key=idempotency_key)
+    if job.kind == "test_promotion":
+        return retest_promotion(Promotion.objects.get(pk=job.subject_id), actor=actor, idempotency_key=idempotency_key)
+    if job.kind == "promote":
+        return promote(Promotion.objects.get(pk=job.subject_id), actor=actor, idempotency_key=idempotency_key)
+    branch = Branch.objects.get(pk=job.subject_id)
+    if branch.state != BranchState.FAILED:
+        raise Refused(f"{branch.name} is {branch.get_state_display().lower()}; there is nothing to create again.")
+
+    def create() -> Job:
+        Branch.objects.filter(pk=branch.pk).update(state=BranchState.REQUESTED)
+        audit_record("branch.retry_requested", actor=actor, repository=repository, obj=branch)
+        return jobs.create_job("create_branch", title=f"Create {branch.name}", params={"branch": branch.pk},
+                               created_by=actor, subject=branch, scope=repository, lock_key=repository.lock_key,
+                               idempotency_key=idempotency_key)
 
     return _once(idempotency_key, create)
 

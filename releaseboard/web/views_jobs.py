@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -13,10 +14,10 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from releaseboard.jobs.models import Job, JobState
-from releaseboard.releases import services
+from releaseboard.releases import selectors, services
 from releaseboard.roles import Perm, require
 from releaseboard.web.access import job_for
-from releaseboard.web.forms import JobFilterForm
+from releaseboard.web.forms import JobFilterForm, posted_key
 from releaseboard.web.presenters import live_log, subject_url
 
 PAGE_SIZE = 50
@@ -47,6 +48,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         "steps": job.steps.all(),
         "heartbeat_age": heartbeat_age,
         "subject_url": subject_url(job),
+        "retryable": job.kind in services.RETRYABLE_KINDS and job.state in (JobState.FAILED, JobState.CANCELLED),
     }
     # The summary polls itself while the job runs (steps, heartbeat, final message).
     if request.htmx:
@@ -72,6 +74,30 @@ def job_log(request: HttpRequest, job_id: int) -> HttpResponse:
     # Nothing new and the job has ended: stop the poller. The body (only the out-of-band
     # state badge) is harmless whether or not this htmx version swaps it.
     return HttpResponseStopPolling(html)
+
+
+@login_required
+def job_attention(request: HttpRequest) -> HttpResponse:
+    """Jobs a release manager should look at: stuck, unpublished, or failed recently."""
+    require(request.user, Perm.RETRY_JOB)
+    attention = selectors.jobs_needing_attention(
+        timezone.now(), heartbeat_grace=3 * settings.JOB_HEARTBEAT_SECONDS, publish_grace=settings.JOB_REPUBLISH_SECONDS
+    )
+    return render(request, "web/job_attention.html", {"attention": attention,
+                                                       "retryable": services.RETRYABLE_KINDS})
+
+
+@login_required
+@require_POST
+def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = job_for(request, job_id, Perm.RETRY_JOB)
+    try:
+        new_job = services.retry_job(job, actor=request.user, idempotency_key=posted_key(request.POST))
+    except services.Refused as exc:
+        messages.error(request, exc.message)
+        return redirect("web:job_detail", job_id=job.pk)
+    messages.success(request, f"Retrying as job #{new_job.pk}.")
+    return redirect("web:job_detail", job_id=new_job.pk)
 
 
 @login_required
