@@ -264,6 +264,12 @@ GIT_COMMITTER_EMAIL = env_str("RELEASEBOARD_GIT_EMAIL", "releaseboard@localhost"
 TEST_OUTPUT_CAP_BYTES = env_int("RELEASEBOARD_TEST_OUTPUT_CAP_BYTES", 2 * 1024 * 1024)
 PROMOTION_MAX_RETESTS = env_int("RELEASEBOARD_PROMOTION_MAX_RETESTS", 3)
 
+# The audit log's checkpoints (count and head hash of the chain) are signed with a key
+# kept outside the database, and written as files Ops can copy off the host.
+AUDIT_KEY_FILE = Path(env_str("RELEASEBOARD_AUDIT_KEY_FILE", str(VAR_DIR / "audit-key")))
+AUDIT_CHECKPOINT_DIR = Path(env_str("RELEASEBOARD_AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints")))
+AUDIT_CHECKPOINT_INTERVAL_SECONDS = env_int("RELEASEBOARD_AUDIT_CHECKPOINT_INTERVAL_SECONDS", 3600)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
