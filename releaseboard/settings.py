@@ -261,6 +261,10 @@ WORK_DIR = Path(env_str("RELEASEBOARD_WORK_DIR", str(VAR_DIR / "work")))
 ALLOW_LOCAL_REPOSITORIES = env_bool("RELEASEBOARD_ALLOW_LOCAL_REPOSITORIES", not PRODUCTION)
 GIT_COMMITTER_NAME = env_str("RELEASEBOARD_GIT_NAME", "Releaseboard")
 GIT_COMMITTER_EMAIL = env_str("RELEASEBOARD_GIT_EMAIL", "releaseboard@localhost")
+# Credentials for remotes live in a file outside the database, readable by the workers
+# only: a JSON object mapping a remote URL prefix to {"username": ..., "password": ...}
+# (an HTTPS token). Git gets them through its environment, never in argv or .git/config.
+CREDENTIALS_FILE = env_str("RELEASEBOARD_CREDENTIALS_FILE")
 TEST_OUTPUT_CAP_BYTES = env_int("RELEASEBOARD_TEST_OUTPUT_CAP_BYTES", 2 * 1024 * 1024)
 PROMOTION_MAX_RETESTS = env_int("RELEASEBOARD_PROMOTION_MAX_RETESTS", 3)
 
