@@ -352,7 +352,8 @@ def run_promote(ctx: JobContext) -> str:
     with ctx.hold(repository.lock_key):
         mirror, heads = refresh(ctx, repository)
         staging = heads.get(repository.staging_branch, "")
-        if promotion.merge_sha and staging and mirror.is_ancestor(promotion.merge_sha, staging):
+        if promotion.merge_sha and staging and mirror.has_commit(promotion.merge_sha) and mirror.is_ancestor(
+                promotion.merge_sha, staging):
             # It landed already (an earlier attempt pushed, then its worker died).
             return _mark_promoted(ctx, promotion, promotion.staging_sha, staging_head=staging)
         if staging != promotion.staging_sha:
