@@ -4,6 +4,8 @@ with its audit event."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -37,10 +39,26 @@ def identity() -> vcs.Identity:
     return vcs.Identity(settings.GIT_COMMITTER_NAME, settings.GIT_COMMITTER_EMAIL)
 
 
+def remote_credentials(repository: Repository, observer: object = None) -> vcs.Credentials | None:
+    """The repository's remote credentials from settings.CREDENTIALS_FILE, or None.
+
+    When a job is watching (observer is its JobContext), every form of the secret is
+    registered with it first, so the job log masks it wherever git might echo it.
+    """
+    try:
+        credentials = vcs.credentials_for(repository.remote_url, settings.CREDENTIALS_FILE or None)
+    except vcs.CredentialsError as exc:
+        raise JobFailed(JobReason.GIT_ERROR, f"{exc} Ask an admin to fix the worker's credentials file.") from None
+    if credentials and isinstance(observer, JobContext):
+        observer.secrets.extend(s for s in credentials.secrets() if s not in observer.secrets)
+    return credentials
+
+
 def mirror_for(repository: Repository, observer: vcs.CommandObserver | None = None) -> vcs.Mirror:
-    """This worker's persistent bare mirror of the repository."""
+    """This worker's persistent bare mirror of the repository, with its remote credentials."""
     return vcs.Mirror(settings.WORK_DIR / "mirrors" / f"{repository.pk}.git", repository.remote_url,
-                      allow_local=settings.ALLOW_LOCAL_REPOSITORIES, observer=observer)
+                      allow_local=settings.ALLOW_LOCAL_REPOSITORIES, observer=observer,
+                      credentials=remote_credentials(repository, observer))
 
 
 def _git(ctx: JobContext, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
@@ -76,7 +94,7 @@ def push(ctx: JobContext, mirror: vcs.Mirror, updates: list[vcs.RefUpdate], *, a
 def remote_refs(ctx: JobContext, repository: Repository) -> dict[str, str] | None:
     """The remote's refs read afresh, or None when it cannot be reached."""
     try:
-        return vcs.ls_remote(repository.remote_url, allow_local=settings.ALLOW_LOCAL_REPOSITORIES, observer=ctx)
+        return mirror_for(repository, ctx).ls_remote()
     except vcs.GitError:
         return None
 
@@ -225,20 +243,33 @@ def run_tests(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, sha: 
     Raises JobFailed when a command fails (the TestRun is recorded first).
     """
     tree = mirror.tree_of(sha)
-    home = settings.WORK_DIR / "home" / str(repository.pk)
-    home.mkdir(parents=True, exist_ok=True)
+    # Each job gets its own HOME and TMPDIR, emptied before and removed after: nothing a
+    # run leaves there (caches, a planted config) reaches the next job. Those of jobs
+    # that ended without cleaning up (a killed worker) go too.
+    homes = settings.WORK_DIR / "home" / str(repository.pk)
+    home = homes / str(ctx.job.pk)
+    if homes.is_dir():
+        ended = set(Job.objects.filter(pk__in=[int(p.name) for p in homes.iterdir() if p.name.isdigit()],
+                                       state__in=JobState.final()).values_list("pk", flat=True))
+        for old in [home, *(homes / str(pk) for pk in ended)]:
+            shutil.rmtree(old, ignore_errors=True)
+    (home / "tmp").mkdir(parents=True)
     commands = [("Build", repository.build_command, JobReason.BUILD_FAILED), ("Test", repository.test_command,
                                                                                  JobReason.TESTS_FAILED)]
     ctx.section(f"Check out {sha[:10]}")
     with _git(ctx, "check out the commit", mirror.checkout, settings.WORK_DIR / "worktrees" / str(repository.pk),
-              sha) as path:
+              sha) as path, contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, home, ignore_errors=True)
         for label, command, failure in commands:
             if not command:
                 continue
             ctx.check_cancel()
             ctx.section(label)
             step = ctx.start_step(label, command)
-            result = sandbox.run(sandbox.split_command(command), cwd=Path(path), env=sandbox.minimal_env(home),
+            # minimal_env: an allowlist, so the worker's secrets (Django key, database and
+            # broker URLs, remote credentials) never reach the repository's code.
+            result = sandbox.run(sandbox.split_command(command), cwd=Path(path),
+                                 env=sandbox.minimal_env(home, {"TMPDIR": str(home / "tmp")}),
                                  timeout=repository.test_timeout, on_output=ctx.log,
                                  should_cancel=ctx.cancel_requested, output_cap=settings.TEST_OUTPUT_CAP_BYTES)
             ctx.finish_step(step, result.exit_code, result.outcome.value)

@@ -23,8 +23,10 @@ def poll_remotes() -> int:
     queued = 0
     for repository in Repository.objects.all():
         try:
-            refs = vcs.ls_remote(repository.remote_url, allow_local=settings.ALLOW_LOCAL_REPOSITORIES)
-        except vcs.GitError as exc:
+            credentials = vcs.credentials_for(repository.remote_url, settings.CREDENTIALS_FILE or None)
+            refs = vcs.ls_remote(repository.remote_url, allow_local=settings.ALLOW_LOCAL_REPOSITORIES,
+                                 credentials=credentials)
+        except (vcs.GitError, vcs.CredentialsError) as exc:
             Repository.objects.filter(pk=repository.pk).update(sync_error=str(exc)[:2000])
             continue
         remote = {

@@ -9,9 +9,12 @@ import shlex
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from releaseboard.sandbox.processes import TOKEN_VARIABLE, ProcessTree, subreaper
 
 # Only these variables of the worker's environment reach a command. Everything else
 # (the Django secret, database and broker URLs, credentials) stays out.
@@ -74,19 +77,39 @@ def run(
 ) -> CommandResult:
     """Run argv in cwd and stream its combined output to on_output.
 
-    The command gets a session (and so a process group) of its own; on timeout or
-    cancel the whole group is killed, so a test suite's child processes do not outlive
-    it. Output past output_cap is dropped and marked; the exit code alone decides
-    whether the command passed, so truncation cannot turn a failure into a pass.
+    The command gets a session (and so a process group) of its own. When it ends (by
+    itself, on timeout or on cancel) every process it started is killed, even one that
+    left the group with setsid(): while it runs, this process is a child subreaper, so
+    orphans come back to us (see processes.py). Output past output_cap is dropped and
+    marked; the exit code alone decides whether the command passed, so truncation
+    cannot turn a failure into a pass.
     """
-    started = time.monotonic()
     if not argv:
         return CommandResult(Outcome.NOT_STARTED, None, 0.0, 0, False, "the command is empty; configure one")
+    with subreaper():
+        return _run(argv, cwd=cwd, env=env, timeout=timeout, on_output=on_output, should_cancel=should_cancel,
+                    output_cap=output_cap)
+
+
+def _run(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    on_output: Callable[[str], None],
+    should_cancel: Callable[[], bool],
+    output_cap: int,
+) -> CommandResult:
+    started = time.monotonic()
+    token = uuid.uuid4().hex
     try:
         proc = subprocess.Popen(
             argv,
             cwd=cwd,
-            env=dict(env),
+            # The token marks the run's processes, so an orphan that left the session
+            # can still be told apart from the worker's other children.
+            env={**env, TOKEN_VARIABLE: token},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -96,6 +119,8 @@ def run(
         return CommandResult(Outcome.NOT_STARTED, None, 0.0, 0, False, f"could not start {argv[0]!r}: {exc.strerror}")
 
     assert proc.stdout is not None
+    tree = ProcessTree(proc.pid, token)
+    tracked_at = 0.0
     os.set_blocking(proc.stdout.fileno(), False)
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ)
@@ -135,6 +160,9 @@ def run(
 
     try:
         while True:
+            if time.monotonic() - tracked_at >= POLL_SECONDS:
+                tree.track()
+                tracked_at = time.monotonic()
             for _key, _mask in selector.select(POLL_SECONDS):
                 chunk = proc.stdout.read(READ_CHUNK)
                 if chunk:
@@ -156,8 +184,10 @@ def run(
                 break
     finally:
         selector.close()
-        # Always: children left in the group (a server the tests started) die with it.
+        # Always: children left behind (a server the tests started, a daemon that
+        # called setsid) die with the run. The group first, then the sweep for escapees.
         _kill_group(proc)
+        tree.kill_all()
         proc.stdout.close()
     if decoder_pending:
         on_output(decoder_pending.decode("utf-8", errors="replace"))

@@ -1,7 +1,7 @@
 """All of Releaseboard's git: a persistent bare mirror per repository, merges computed
 with merge-tree, compare-and-swap pushes, tags, worktrees for test runs, ls-remote.
 
-This is the only package that runs git or imports GitPython. No Django here.
+This is the only package that runs git (as argv lists; GitPython is not used). No Django here.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from releaseboard.vcs.commands import (
     check_remote_url,
     ls_remote,
 )
+from releaseboard.vcs.credentials import Credentials, CredentialsError, credentials_for
 from releaseboard.vcs.mirror import (
     CommitInfo,
     Conflict,
@@ -28,6 +29,8 @@ __all__ = [
     "CommandObserver",
     "CommitInfo",
     "Conflict",
+    "Credentials",
+    "CredentialsError",
     "GitError",
     "Identity",
     "InvalidRemoteURL",
@@ -37,5 +40,6 @@ __all__ = [
     "RefUpdate",
     "check_branch_name",
     "check_remote_url",
+    "credentials_for",
     "ls_remote",
 ]

@@ -10,10 +10,14 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from releaseboard.vcs.credentials import LOOPBACK_HOSTS, Credentials
+
 # Hooks never run, and no system or user config can change what git does for us.
 BASE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "protocol.ext.allow=never", "-c", "gc.auto=0")
 REMOTE_PROTOCOLS = "https:ssh:git"
-LOCAL_PROTOCOLS = "file"
+# Local mode (demo and tests) also allows plain http, and check_remote_url lets it reach
+# this machine only: tests run a real HTTP git server with Basic auth on 127.0.0.1.
+LOCAL_PROTOCOLS = "file:http"
 OUTPUT_LIMIT = 256 * 1024
 
 
@@ -72,13 +76,20 @@ def run_git(
     check: bool = True,
     input: bytes | None = None,
     extra_env: Mapping[str, str] | None = None,
+    credentials: Credentials | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run `git <args>` as an argv list; raise GitError on failure when check is set."""
+    """Run `git <args>` as an argv list; raise GitError on failure when check is set.
+
+    credentials are for the commands that talk to the remote (fetch, push, ls-remote):
+    they reach git through its environment only, never argv, which the observer records.
+    """
     argv = ["git", *BASE_CONFIG, *args]
     token = observer.command_started(["git", *args]) if observer else None
     env = git_env(allow_local)
     if extra_env:
         env.update(extra_env)
+    if credentials:
+        env.update(credentials.git_env())
     proc = subprocess.run(argv, cwd=cwd, env=env, input=input, capture_output=True, check=False)
     if observer:
         text = (proc.stdout + proc.stderr)[:OUTPUT_LIMIT].decode("utf-8", errors="replace")
@@ -101,8 +112,8 @@ _SCP_LIKE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9.-]+):(?
 def check_remote_url(url: str, *, allow_local: bool) -> str:
     """Return the URL when Releaseboard may hand it to git, else raise InvalidRemoteURL.
 
-    Accepted: https://, ssh://, scp-like user@host:path, and (when allowed) file:// and
-    absolute local paths. Refused: other transports such as ext:: and fd::, anything
+    Accepted: https://, ssh://, scp-like user@host:path, and (when allowed) file://,
+    absolute local paths and http:// to this machine (127.0.0.1, ::1, localhost). Refused: other transports such as ext:: and fd::, anything
     that starts like an option, and credentials written into the URL.
     """
     url = url.strip()
@@ -122,6 +133,10 @@ def check_remote_url(url: str, *, allow_local: bool) -> str:
                 "Do not put credentials in the URL; configure them for the worker (SSH key or credential helper)."
             )
         return url
+    if scheme == "http" and allow_local and parts.hostname in LOOPBACK_HOSTS:
+        if parts.username is not None or parts.password is not None:
+            raise InvalidRemoteURL("Do not put credentials in the URL; configure them for the worker.")
+        return url
     if scheme == "file" or url.startswith("/"):
         if not allow_local:
             raise InvalidRemoteURL("Local repositories are not allowed here; use an https:// or ssh:// URL.")
@@ -133,9 +148,10 @@ def check_remote_url(url: str, *, allow_local: bool) -> str:
     raise InvalidRemoteURL("Use an https:// or ssh:// URL (or user@host:path).")
 
 
-def ls_remote(url: str, *, allow_local: bool, observer: CommandObserver | None = None) -> dict[str, str]:
+def ls_remote(url: str, *, allow_local: bool, observer: CommandObserver | None = None,
+              credentials: Credentials | None = None) -> dict[str, str]:
     """The remote's refs as {refname: sha}, read without a mirror. Peeled tags are skipped."""
-    proc = run_git(["ls-remote", "--", url], allow_local=allow_local, observer=observer)
+    proc = run_git(["ls-remote", "--", url], allow_local=allow_local, observer=observer, credentials=credentials)
     refs: dict[str, str] = {}
     for line in proc.stdout.decode(errors="replace").splitlines():
         sha, _, ref = line.partition("\t")

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import re
 import shutil
+import stat
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from releaseboard.vcs.commands import CommandObserver, GitError, run_git
+from releaseboard.vcs.commands import CommandObserver, GitError, ls_remote, run_git
+from releaseboard.vcs.credentials import Credentials
 
 WORKTREE_SLOTS = 8
+# A git lock or temporary pack file this old, found while we hold the mirror lock, was
+# left by a git process that was killed (a worker crash, a job timeout): no live fetch of
+# ours can own it. The age guards against a git we did not start (an admin's fsck).
+STALE_FILE_SECONDS = 30
 # (mirror path, url) pairs this process has already ensure()d: skips a git config process per fetch.
 _ENSURED: set[tuple[str, str]] = set()
 
@@ -84,6 +92,9 @@ class PushRejected(GitError):
 
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+# What check-ref-format refuses anyway, and ":" (a refspec separator), for branch and tag refs.
+# No part may start with "-" (git's own CLI refuses such branch names) or ".".
+_PUSH_REF = re.compile(r"^refs/(heads|tags)/(?![-.])(?!.*(\.\.|@\{|//|/[-.]))[^\x00-\x20\x7f:~^?*\[\\]+$")
 _CONFLICT_KIND = re.compile(r"^CONFLICT \((?P<kind>[^)]*)\)")
 
 
@@ -95,11 +106,14 @@ class Mirror:
     merge-tree and commit-tree need no lock: git writes objects atomically.
     """
 
-    def __init__(self, path: Path, url: str, *, allow_local: bool, observer: CommandObserver | None = None) -> None:
+    def __init__(self, path: Path, url: str, *, allow_local: bool, observer: CommandObserver | None = None,
+                 credentials: Credentials | None = None) -> None:
         self.path = Path(path)
         self.url = url
         self.allow_local = allow_local
         self.observer = observer
+        # Only fetch, push and ls_remote get these: no other git command talks to the remote.
+        self.credentials = credentials
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -135,15 +149,49 @@ class Mirror:
             if not (self.path / "HEAD").exists():
                 self.path.mkdir(parents=True, exist_ok=True)
                 run_git(["init", "--quiet", "--bare", "--", str(self.path)], allow_local=self.allow_local)
-            run_git(["-C", str(self.path), "config", "remote.origin.url", self.url], allow_local=self.allow_local)
+            run_git(["-C", str(self.path), "config", "--", "remote.origin.url", self.url], allow_local=self.allow_local)
         _ENSURED.add(key)
 
     def fetch(self) -> None:
         """Bring the mirror's branches and tags to the remote's, pruning deleted branches."""
         self.ensure()
         with self.locked():
-            self.git("fetch", "--prune", "--no-write-fetch-head", "origin",
-                     "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+            self.remove_stale_files()
+            run_git(["-C", str(self.path), "fetch", "--prune", "--no-write-fetch-head", "origin",
+                     "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                    allow_local=self.allow_local, observer=self.observer, credentials=self.credentials)
+
+    def remove_stale_files(self, older_than: float = STALE_FILE_SECONDS) -> list[Path]:
+        """Delete lock files and partial packs a killed git left in the mirror; return them.
+
+        A fetch killed mid-way leaves shallow.lock, packed-refs.lock or refs/.../x.lock,
+        and every later fetch would fail on them ("Unable to create ... .lock: File
+        exists") until someone deletes them by hand. Call with the mirror lock held.
+        """
+        cutoff = time.time() - older_than
+        candidates: list[Path] = []
+        if self.path.is_dir():
+            candidates += [p for p in self.path.iterdir() if p.name.endswith(".lock")]
+            for folder in ("refs", "logs"):
+                for root, _dirs, files in os.walk(self.path / folder):  # never follows symlinks
+                    candidates += [Path(root, f) for f in files if f.endswith(".lock")]
+            pack = self.path / "objects" / "pack"
+            if pack.is_dir():
+                candidates += [p for p in pack.iterdir() if p.name.startswith("tmp_") or p.name.endswith(".lock")]
+        removed = []
+        for candidate in candidates:
+            try:
+                info = candidate.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                candidate.unlink(missing_ok=True)
+                removed.append(candidate)
+        return removed
+
+    def ls_remote(self) -> dict[str, str]:
+        """The remote's refs read afresh (not the mirror's copy), with this mirror's credentials."""
+        return ls_remote(self.url, allow_local=self.allow_local, observer=self.observer, credentials=self.credentials)
 
     def refs(self, prefix: str = "refs/") -> dict[str, str]:
         out = self.git("for-each-ref", "--format=%(objectname) %(refname)", "--", prefix)
@@ -256,6 +304,11 @@ class Mirror:
 
     def make_tag(self, name: str, target: str, message: str, *, tagger: Identity, timestamp: int) -> str:
         """Write an annotated tag object for `target` (no ref is created locally)."""
+        # The tag object is a text format: a newline in any header value would add headers.
+        if not _SHA.match(target):
+            raise GitError(["mktag"], 1, "", f"not a full commit SHA: {target!r}")
+        if any(ord(c) < 32 for c in name + tagger.name + tagger.email) or name.startswith("-"):
+            raise GitError(["mktag"], 1, "", f"not a valid tag name: {name!r}")
         body = (
             f"object {target}\ntype commit\ntag {name}\n"
             f"tagger {tagger.name} <{tagger.email}> {timestamp} +0000\n\n{message.rstrip()}\n"
@@ -272,6 +325,13 @@ class Mirror:
         remote refuses if the tag exists, so tags never move. atomic makes all updates
         land together or none.
         """
+        for update in updates:
+            # Refs and SHAs become refspecs ("<new>:<ref>"): a "+" would force, a ":" would
+            # name another ref, a leading "-" would be read as an option by a careless caller.
+            if not _SHA.match(update.new) or (update.expected and not _SHA.match(update.expected)):
+                raise GitError(["push"], 1, "", f"push needs full SHAs, not {update.new!r} / {update.expected!r}")
+            if not _PUSH_REF.match(update.ref) or ".." in update.ref or update.ref.endswith((".lock", "/", ".")):
+                raise GitError(["push"], 1, "", f"not a branch or tag ref: {update.ref!r}")
         args = ["push", "--porcelain"]
         if atomic:
             args.append("--atomic")
@@ -280,7 +340,8 @@ class Mirror:
                 args.append(f"--force-with-lease={update.ref}:{update.expected}")
         args += ["origin", "--"]
         args += [f"{u.new}:{u.ref}" for u in updates]
-        proc = run_git(["-C", str(self.path), *args], allow_local=self.allow_local, observer=self.observer, check=False)
+        proc = run_git(["-C", str(self.path), *args], allow_local=self.allow_local, observer=self.observer, check=False,
+                       credentials=self.credentials)
         output = (proc.stdout + proc.stderr).decode("utf-8", errors="replace")
         if proc.returncode == 0:
             return
