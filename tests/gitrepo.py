@@ -78,3 +78,28 @@ class Remote:
 
     def tag_message(self, tag: str) -> str:
         return git("--git-dir", str(self.bare), "tag", "-l", "--format=%(contents)", tag)
+
+
+# -- helpers for tests/test_promotion_safety.py: watching the remote's refs ----------------
+
+
+def log_ref_updates(remote: Remote) -> None:
+    """Make the bare remote keep a reflog of every ref update (pushes included) from now on."""
+    git("--git-dir", str(remote.bare), "config", "core.logAllRefUpdates", "always")
+
+
+def ref_updates(remote: Remote, ref: str) -> list[tuple[str, str]]:
+    """(old, new) of each update of `ref` on the remote since log_ref_updates, oldest first."""
+    path = remote.bare / "logs" / ref
+    if not path.exists():
+        return []
+    return [tuple(line.split(" ", 2)[:2]) for line in path.read_text().splitlines() if line]  # type: ignore[misc]
+
+
+def is_ancestor(remote: Remote, ancestor: str, descendant: str) -> bool:
+    return subprocess.run(["git", "--git-dir", str(remote.bare), "merge-base", "--is-ancestor", ancestor, descendant],
+                          capture_output=True).returncode == 0
+
+
+def first_parents(remote: Remote, rev: str) -> list[str]:
+    return git("--git-dir", str(remote.bare), "rev-list", "--first-parent", rev).split()

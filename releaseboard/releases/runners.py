@@ -79,8 +79,10 @@ def push(ctx: JobContext, mirror: vcs.Mirror, updates: list[vcs.RefUpdate], *, a
     PushOutcomeUnknown when git failed otherwise (e.g. the connection broke): then the
     caller reads the remote to settle it, and never pushes again blindly.
     """
-    ctx.check_cancel()
     ctx.checkpoint("before_push")
+    # The last look before the effect: a cancel that came while this worker was slow to
+    # get here still stops it (the compare-and-swap guards only against other writers).
+    ctx.check_cancel()
     ctx.assert_lease()
     try:
         mirror.push(updates, atomic=atomic)
