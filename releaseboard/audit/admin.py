@@ -8,7 +8,7 @@ from releaseboard.audit.models import AuditEvent
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "actor_name", "action", "repository_name", "object_repr", "result")
+    list_display = ("seq", "created_at", "actor_name", "action", "repository_name", "object_repr", "result")
     list_filter = ("action", "result")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
