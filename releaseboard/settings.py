@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -77,12 +78,14 @@ if PRODUCTION:
         raise ImproperlyConfigured("RELEASEBOARD_ALLOWED_HOSTS must name the host(s) that serve Releaseboard.")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "releaseboard.web.admin_apps.RoleAdminConfig",  # django.contrib.admin, Admin role only
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
+    "csp",
     "django_htmx",
     "template_partials",
     "releaseboard.audit",
@@ -100,7 +103,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "releaseboard.urls"
@@ -172,11 +178,86 @@ STORAGES = {
     },
 }
 
+# --- Security: HTTPS, cookies, sessions -----------------------------------------------
+# Production sits behind a TLS-terminating proxy (see docker-compose.yml). Only when
+# RELEASEBOARD_BEHIND_TLS_PROXY says so does Django believe the proxy's
+# X-Forwarded-Proto (to know a request came over HTTPS) and X-Forwarded-For (the
+# client address the sign-in lockout counts by). Without a proxy those headers come
+# from the client and could be forged, so they are ignored.
+BEHIND_TLS_PROXY = env_bool("RELEASEBOARD_BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Plain HTTP is redirected to HTTPS in production. Behind a proxy this needs
+# RELEASEBOARD_BEHIND_TLS_PROXY=True, or every request looks like HTTP and loops.
+SECURE_SSL_REDIRECT = env_bool("RELEASEBOARD_SSL_REDIRECT", PRODUCTION)
+# Browsers remember to use only HTTPS for this long. Off outside production, so a
+# developer's localhost is not pinned to HTTPS. It covers the Releaseboard host and
+# hosts below it, never its parent domain.
+SECURE_HSTS_SECONDS = env_int("RELEASEBOARD_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS = [
+    # HSTS preload is a promise to the browsers' preload lists that only the owner of
+    # the parent domain can make; Releaseboard sends HSTS without it on purpose.
+    "security.W021",
+]
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
+SESSION_COOKIE_SAMESITE = "Lax"
+# A sign-in lasts a working day, counted from when it happened (the live pollers do
+# not extend it), and ends when the browser closes.
+SESSION_COOKIE_AGE = env_int("RELEASEBOARD_SESSION_SECONDS", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_SECURE = PRODUCTION
-SECURE_CONTENT_TYPE_NOSNIFF = True
-X_FRAME_OPTIONS = "DENY"
+# Pages and htmx send the token from the template (hx-headers on <body>), never read
+# from the cookie by script, so the cookie can be hidden from script as well.
+CSRF_COOKIE_HTTPONLY = True
+
+# --- Security: Content-Security-Policy (django-csp) ------------------------------------
+# Scripts only from this origin or with this response's nonce; no inline event
+# handlers, no eval (htmx runs with allowEval off, see templates/base.html); no inline
+# styles, no plugins, no framing, forms post only here.
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+
+# --- Security: sign-in lockout (django-axes) -------------------------------------------
+# Five wrong passwords for one username from one address lock that pair out for 15
+# minutes (each further try restarts the wait); a successful sign-in resets the count.
+# Counting the pair, not the username alone, keeps an attacker from locking a real
+# user out from elsewhere.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    "releaseboard.web.security.AdminRoleBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "releaseboard.web.security.lockout_response"
+# The client address comes from our own function, not from django-ipware's guesses: it
+# reads X-Forwarded-For only behind the proxy, and then only the hop the proxy added.
+AXES_CLIENT_IP_CALLABLE = "releaseboard.web.security.client_ip"
+# Lockouts are kept as rows (admin: Axes); no log line for every sign-in.
+AXES_VERBOSE = False
 
 # --- Celery ---------------------------------------------------------------------------
 # The embedded default is Celery's filesystem transport under var/broker, so `make run`

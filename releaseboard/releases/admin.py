@@ -14,7 +14,7 @@ class RepositoryForm(forms.ModelForm):
     class Meta:
         model = Repository
         fields = ["name", "remote_url", "master_branch", "staging_branch", "feature_prefix", "hotfix_prefix",
-                  "build_command", "test_command", "test_timeout"]
+                  "build_command", "test_command", "test_timeout", "four_eyes"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -29,7 +29,7 @@ class RepositoryForm(forms.ModelForm):
 @admin.register(Repository)
 class RepositoryAdmin(admin.ModelAdmin):
     form = RepositoryForm
-    list_display = ("name", "remote_url", "master_branch", "staging_branch", "synced_at")
+    list_display = ("name", "remote_url", "master_branch", "staging_branch", "four_eyes", "synced_at")
 
     def save_model(self, request: HttpRequest, obj: Repository, form: Any, change: bool) -> None:
         # Through the service: the change, its audit event and the sync job in one transaction.

@@ -24,6 +24,10 @@ class Repository(models.Model):
     test_timeout = models.PositiveIntegerField(
         default=900, validators=[MinValueValidator(5), MaxValueValidator(3 * 3600)], help_text="Seconds."
     )
+    four_eyes = models.BooleanField(
+        "four-eyes rule", default=False,
+        help_text="Whoever requested a promotion may not promote it to staging themselves; a second person must.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     synced_at = models.DateTimeField(null=True, blank=True)
     sync_error = models.TextField(blank=True)

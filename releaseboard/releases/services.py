@@ -211,9 +211,15 @@ def retest_promotion(promotion: Promotion, *, actor: Any, idempotency_key: str |
 def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = None) -> Job:
     """"Promote to staging": push the tested merge commit to staging (compare-and-swap).
 
-    If staging moved since the test, the job merges and tests again first.
+    If staging moved since the test, the job merges and tests again first. Where the
+    repository has the four-eyes rule, the person who requested the promotion may not be
+    the one who promotes it (a retry of the promote job is checked the same way).
     """
     require(actor, Perm.PROMOTE)
+    if promotion.repository.four_eyes and promotion.requested_by_id is not None \
+            and promotion.requested_by_id == getattr(actor, "pk", None):
+        raise Refused(f"Four-eyes rule: {promotion.repository.name} needs a second person to promote a change. "
+                      f"You requested promotion #{promotion.pk}, so another release manager must promote it.")
     if promotion.state not in (PromotionState.OPEN, PromotionState.FAILED):
         raise Refused(f"Promotion #{promotion.pk} is {promotion.get_state_display().lower()}.")
     if not selectors.has_passing_test(promotion.repository, promotion.merge_sha):
