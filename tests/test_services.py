@@ -278,3 +278,19 @@ def test_release_tag_already_on_the_remote_is_never_moved(repository, remote, de
     assert release.state == ReleaseState.RELEASED
     assert remote.tag_target("v0.1.0") == old_tag != master_before or remote.tag_target("v0.1.0") == old_tag
     assert remote.tag_target("v0.2.0") == remote.head("master")
+
+
+def test_a_repeated_promote_click_after_the_promotion_landed_returns_the_first_job(repository, remote, developer,
+                                                                                   release_manager):
+    _ready(repository, developer)
+    branch = _feature(repository, remote, developer, "twice", {"t.py": "T = 1\n"})
+    promotion = services.request_promotion(branch, actor=developer, title="Twice")
+    run_jobs()
+    first = services.promote(Promotion.objects.get(pk=promotion.pk), actor=release_manager, idempotency_key="click-1")
+    run_jobs()
+    assert Promotion.objects.get(pk=promotion.pk).state == PromotionState.PROMOTED
+
+    again = services.promote(Promotion.objects.get(pk=promotion.pk), actor=release_manager, idempotency_key="click-1")
+
+    assert again.pk == first.pk
+    assert Job.objects.filter(kind="promote").count() == 1

@@ -42,6 +42,15 @@ def _existing(idempotency_key: str | None) -> Job | None:
     return Job.objects.filter(idempotency_key=idempotency_key).first()
 
 
+def _replayed(idempotency_key: str | None, model: Any = None) -> Any:
+    """What the first request with this key made, if there was one: a repeated click is
+    answered with it even when the state has moved on since (no "already promoted")."""
+    job = _existing(idempotency_key)
+    if job is None or model is None:
+        return job
+    return model.objects.get(pk=job.subject_id)
+
+
 def _once(idempotency_key: str | None, create: Any) -> Any:
     """Run `create` at most once per idempotency key (double clicks, browser retries).
 
@@ -103,6 +112,8 @@ def _sync_job(repository: Repository, actor: Any, idempotency_key: str | None = 
 def refresh(repository: Repository, *, actor: Any, idempotency_key: str | None = None) -> Job:
     """Fetch the remote now and update the board (the "Refresh" button)."""
     require(actor, Perm.REFRESH)
+    if (replayed := _replayed(idempotency_key)) is not None:
+        return replayed
 
     def create() -> Job:
         audit_record("repository.refresh_requested", actor=actor, repository=repository, obj=repository)
@@ -118,6 +129,8 @@ def request_branch(repository: Repository, *, actor: Any, kind: str, name: str, 
                    ticket_url: str = "", idempotency_key: str | None = None) -> Branch:
     """Ask for feature/<name> or hotfix/<name>, created by a job at the staging head."""
     require(actor, Perm.REQUEST_BRANCH)
+    if (replayed := _replayed(idempotency_key, Branch)) is not None:
+        return replayed
     try:
         branch_kind = branching.BranchKind(kind)
     except ValueError:
@@ -162,6 +175,8 @@ def request_promotion(branch: Branch, *, actor: Any, title: str, description: st
                       idempotency_key: str | None = None) -> Promotion:
     """Open a promotion of a feature/hotfix branch into staging and test the merge result."""
     require(actor, Perm.REQUEST_PROMOTION)
+    if (replayed := _replayed(idempotency_key, Promotion)) is not None:
+        return replayed
     repository = branch.repository
     if not branching.can_promote(branch.kind_enum, branching.BranchKind.STAGING):
         raise Refused(f"{branch.name} cannot be promoted to staging; only feature and hotfix branches can.")
@@ -197,6 +212,8 @@ def _test_promotion_job(promotion: Promotion, actor: Any, idempotency_key: str |
 def retest_promotion(promotion: Promotion, *, actor: Any, idempotency_key: str | None = None) -> Job:
     """Merge the branch's current head with staging again and test it."""
     require(actor, Perm.RUN_TESTS)
+    if (replayed := _replayed(idempotency_key)) is not None:
+        return replayed
     if promotion.state not in (PromotionState.OPEN, PromotionState.FAILED):
         raise Refused(f"Promotion #{promotion.pk} is {promotion.get_state_display().lower()}; nothing to test.")
 
@@ -216,6 +233,8 @@ def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = N
     the one who promotes it (a retry of the promote job is checked the same way).
     """
     require(actor, Perm.PROMOTE)
+    if (replayed := _replayed(idempotency_key)) is not None:
+        return replayed
     if promotion.repository.four_eyes and promotion.requested_by_id is not None \
             and promotion.requested_by_id == getattr(actor, "pk", None):
         raise Refused(f"Four-eyes rule: {promotion.repository.name} needs a second person to promote a change. "
@@ -249,6 +268,8 @@ def promote_job(promotion: Promotion, actor: Any, idempotency_key: str | None = 
 def test_staging(repository: Repository, *, actor: Any, idempotency_key: str | None = None) -> Job:
     """"Test staging": run build and tests on the current staging head."""
     require(actor, Perm.RUN_TESTS)
+    if (replayed := _replayed(idempotency_key)) is not None:
+        return replayed
 
     def create() -> Job:
         audit_record("staging.test_requested", actor=actor, repository=repository, obj=repository)
@@ -268,6 +289,8 @@ def promote_to_master(repository: Repository, *, actor: Any, version: str, notes
     """"Promote to master": fast-forward master to the tested staging head and tag it,
     in one atomic push."""
     require(actor, Perm.PROMOTE)
+    if (replayed := _replayed(idempotency_key, Release)) is not None:
+        return replayed
     preview = selectors.release_preview(repository)
     try:
         chosen = branching.Version.parse(version)
@@ -302,6 +325,8 @@ def copy_master_to_staging(repository: Repository, *, actor: Any, idempotency_ke
     """"Copy master to staging": start a new cycle. Unreleased promotions on staging are
     discarded (the confirmation page lists them first)."""
     require(actor, Perm.COPY_MASTER)
+    if (replayed := _replayed(idempotency_key)) is not None:
+        return replayed
     if not repository.branches.filter(name=repository.master_branch, state=BranchState.ACTIVE).exists():
         raise Refused(f"{repository.master_branch} was not found on the remote; refresh the repository first.")
 
@@ -324,6 +349,8 @@ RETRYABLE_KINDS = {"sync", "test_staging", "test_promotion", "promote", "create_
 def retry_job(job: Job, *, actor: Any, idempotency_key: str | None = None) -> Job:
     """"Retry" a failed or cancelled job where that is safe (release managers)."""
     require(actor, Perm.RETRY_JOB)
+    if (replayed := _replayed(idempotency_key)) is not None:
+        return replayed
     if job.state not in (JobState.FAILED, JobState.CANCELLED):
         raise Refused(f"Job #{job.pk} is {job.get_state_display().lower()}; only failed or cancelled jobs are retried.")
     if job.kind not in RETRYABLE_KINDS:
