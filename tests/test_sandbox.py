@@ -343,3 +343,4 @@ def test_shell_syntax_reaches_the_command_as_plain_arguments(tmp_path):
     assert result.passed
     assert "".join(chunks) == "$(id); rm -rf x\n"
     assert (victim / "keep.txt").exists()
+

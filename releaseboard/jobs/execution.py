@@ -192,13 +192,16 @@ class JobContext:
 
 
 def _git_step_name(argv: Sequence[str]) -> str:
-    words = [a for a in argv[1:] if not a.startswith("-") and a not in ("-C",)]
-    # skip the path after -C
-    if "-C" in argv:
-        idx = list(argv).index("-C")
-        if idx + 1 < len(argv) and argv[idx + 1] in words:
-            words.remove(argv[idx + 1])
-    return ("git " + " ".join(words[:1]))[:255]
+    """"git fetch", "git push": the subcommand, past options like -C <path> and -c <k=v>."""
+    args, i = list(argv[1:]), 0
+    while i < len(args):
+        if args[i] in ("-c", "-C"):  # these options take a value: skip both
+            i += 2
+            continue
+        if not args[i].startswith("-"):
+            return f"git {args[i]}"[:255]
+        i += 1
+    return "git"
 
 
 def _lease_deadline() -> Any:
