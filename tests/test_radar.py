@@ -1,0 +1,269 @@
+"""The conflict radar against the benchmark generator's repository, whose manifest says
+which pairs of branches conflict (computed line by line, independently of git)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import resolve, reverse
+
+from releaseboard import vcs
+from releaseboard.jobs.models import Job, JobLogLine, JobState
+from releaseboard.radar import selectors as radar
+from releaseboard.radar.compute import SCRATCH_ENV, refresh_radar
+from releaseboard.radar.models import PairMerge
+from releaseboard.releases import services
+from releaseboard.releases.models import Branch, Promotion, Repository
+from releaseboard.releases.runners import mirror_for
+from tests.conftest import run_jobs
+from tests.gitrepo import TEST_COMMAND, Remote, git
+
+GEN_REPO = Path(__file__).resolve().parents[2] / "shared" / "bench" / "gen_repo.py"
+
+
+@pytest.fixture
+def generated(tmp_path: Path) -> dict[str, Any]:
+    """The generator's small repository (50 branches) and its manifest."""
+    if not GEN_REPO.exists():
+        if os.environ.get("RELEASEBOARD_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{GEN_REPO} is missing")
+        pytest.skip(f"{GEN_REPO} is missing")
+    out = tmp_path / "generated"
+    subprocess.run([sys.executable, str(GEN_REPO), "--out", str(out), "--files", "100", "--commits", "200"],
+                   check=True, capture_output=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {"remote": out / "remote.git", "manifest": manifest, "names": [b["name"] for b in manifest["branches"]]}
+
+
+@pytest.fixture
+def synced(transactional_db: None, settings: Any, tmp_path: Path, generated: dict[str, Any],
+           release_manager: User) -> Repository:
+    # Committed data (transactional_db): the job's heartbeat thread writes from its own
+    # connection, which an open test transaction would block on SQLite.
+    settings.WORK_DIR = tmp_path / "work"
+    repository = Repository.objects.create(name="big", remote_url=str(generated["remote"]),
+                                           test_command=TEST_COMMAND)
+    sync(repository, release_manager)
+    return repository
+
+
+def sync(repository: Repository, actor: User) -> Job:
+    job = services.refresh(repository, actor=actor)
+    run_jobs(kind="sync")
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED, job.message
+    return job
+
+
+def log_of(job: Job) -> str:
+    return "".join(JobLogLine.objects.filter(job=job).order_by("seq").values_list("text", flat=True))
+
+
+def conflicts_by_pair(repository: Repository) -> tuple[dict[frozenset[str], list[str]], dict[str, list[str]]]:
+    """What the radar shows: {pair of branch names: conflicted files}, {branch: files vs staging}."""
+    matrix = radar.matrix(repository)
+    pairs, with_staging = {}, {}
+    for row in matrix.rows:
+        assert row.staging is not None
+        assert row.staging.state != radar.PENDING
+        if row.staging.state == radar.CONFLICT:
+            with_staging[row.branch.name] = sorted({c["path"] for c in row.staging.conflicts})
+        for cell in row.cells:
+            assert cell.state != radar.PENDING
+            if cell.state == radar.CONFLICT:
+                pairs[frozenset((row.branch.name, cell.other.name))] = sorted({c["path"] for c in cell.conflicts})
+    return pairs, with_staging
+
+
+def test_radar_matches_the_generators_conflict_matrix_exactly(synced: Repository, generated: dict[str, Any]) -> None:
+    manifest = generated["manifest"]
+    expected_pairs = {frozenset(key.split(" ")): sorted(files)
+                      for key, files in manifest["expected_conflicting_pairs"].items()}
+    pairs, with_staging = conflicts_by_pair(synced)
+    matrix = radar.matrix(synced)
+    assert [b.name for b in matrix.branches] == sorted(generated["names"])
+    assert sum(len(row.cells) for row in matrix.rows) == len(list(combinations(generated["names"], 2)))
+    assert pairs == expected_pairs
+    assert with_staging == {name: sorted(files) for name, files in manifest["expected_conflicts_with_staging"].items()}
+    assert matrix.conflicting_pairs == len(expected_pairs)
+    assert matrix.pending_pairs == 0
+
+
+def test_radar_names_the_kind_of_each_conflict(synced: Repository, generated: dict[str, Any]) -> None:
+    names = generated["names"]
+    branches = {b.name: b for b in Branch.objects.filter(repository=synced)}
+    kinds = {"same-line": "content", "modify/delete": "modify/delete", "add/add": "add/add"}
+    checked = 0
+    for design, x, y, path in generated["manifest"]["design"]:
+        if design not in kinds:
+            continue
+        cell = radar.pair(synced, branches[names[x]], branches[names[y]])
+        assert cell.state == radar.CONFLICT
+        assert {"path": path, "kind": kinds[design]} in cell.conflicts, (design, cell.conflicts)
+        checked += 1
+    assert checked >= 3
+
+
+def test_radar_writes_no_objects_into_the_mirror(synced: Repository, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    mirror = mirror_for(synced)
+    scratch = tmp_path / "scratch"
+    monkeypatch.setenv(SCRATCH_ENV, str(scratch))
+
+    def loose_objects() -> set[str]:
+        return {str(p) for p in (mirror.path / "objects").rglob("*") if p.is_file()}
+
+    before = loose_objects()
+    PairMerge.objects.filter(repository=synced).delete()
+    done = refresh_radar(synced, mirror)
+    assert done.computed == done.pairs == 50 * 49 // 2 + 50
+    assert loose_objects() == before
+    # The scratch object directory, where merge-tree wrote the merged trees, is gone too.
+    assert list(scratch.iterdir()) == []
+
+
+def test_only_the_pairs_of_a_moved_branch_are_merged_again(synced: Repository, generated: dict[str, Any],
+                                                           release_manager: User) -> None:
+    remote, name = generated["remote"], generated["names"][5]
+    kept = {(m.low_sha, m.high_sha): m.pk for m in PairMerge.objects.filter(repository=synced)}
+    head = git("-C", str(remote), "rev-parse", f"refs/heads/{name}")
+    moved = git("-C", str(remote), "-c", "user.name=Dev", "-c", "user.email=dev@example.com",
+                "commit-tree", "-p", head, "-m", "Another commit", f"{head}^{{tree}}")
+    git("-C", str(remote), "update-ref", f"refs/heads/{name}", moved, head)
+
+    job = sync(synced, release_manager)
+
+    # 49 other branches and staging: exactly the pairs with the moved head.
+    assert "conflict radar: 1275 pairs, 50 merged now, 1225 from the cache" in log_of(job)
+    now = {(m.low_sha, m.high_sha): m.pk for m in PairMerge.objects.filter(repository=synced)}
+    assert len(now) == 1275
+    assert sum(1 for key in now if key in kept and now[key] == kept[key]) == 1225
+    assert all(moved in key for key in now.keys() - kept.keys())
+    pairs, _ = conflicts_by_pair(synced)
+    expected = {frozenset(key.split(" ")) for key in generated["manifest"]["expected_conflicting_pairs"]}
+    assert set(pairs) == expected  # the new commit changes no file
+
+
+def test_a_radar_failure_is_logged_and_the_sync_still_succeeds(synced: Repository, generated: dict[str, Any],
+                                                               release_manager: User) -> None:
+    # A branch with unrelated history: merge-tree refuses to merge it, and the batch fails.
+    remote = generated["remote"]
+    tree = git("-C", str(remote), "mktree", "--missing")  # no input: the empty tree
+    orphan = git("-C", str(remote), "-c", "user.name=Dev", "-c", "user.email=dev@example.com",
+                 "commit-tree", "-m", "Unrelated", tree)
+    git("-C", str(remote), "update-ref", "refs/heads/feature/unrelated", orphan)
+    before = PairMerge.objects.filter(repository=synced).count()
+
+    job = sync(synced, release_manager)
+
+    assert "conflict radar: not refreshed" in log_of(job)
+    assert Branch.objects.filter(repository=synced, name="feature/unrelated", head_sha=orphan).exists()
+    assert PairMerge.objects.filter(repository=synced).count() == before  # the previous results stay
+    assert radar.matrix(synced).pending_pairs == 51  # the new branch's pairs are not merged yet
+
+
+# -- pages --------------------------------------------------------------------------------
+
+
+def test_board_shows_the_matrix_with_conflicting_cells(client: Client, developer: User, synced: Repository,
+                                                       generated: dict[str, Any]) -> None:
+    manifest = generated["manifest"]
+    red = len(manifest["expected_conflicting_pairs"]) + len(manifest["expected_conflicts_with_staging"])
+    client.force_login(developer)
+    page = client.get(reverse("web:board", args=[synced.name])).content.decode()
+    assert "Conflict radar" in page
+    assert page.count('data-state="conflict"') == red
+    assert page.count('data-state="clean"') == 50 * 49 // 2 + 50 - red
+    # Each cell links to its detail, as a plain link and for htmx.
+    href = re.search(r'data-state="conflict" href="([^"]+)" hx-get="\1"', page)
+    assert href is not None
+    match = resolve(href.group(1))
+    assert match.view_name == "web:radar_cell" and match.kwargs["repo"] == synced.name
+    assert client.get(href.group(1)).status_code == 200
+    # The board's poll (htmx) carries the matrix too, so it follows each sync.
+    fragment = client.get(reverse("web:board", args=[synced.name]), headers={"HX-Request": "true"}).content.decode()
+    assert fragment.count('data-state="conflict"') == red
+
+
+def test_a_cell_shows_the_conflicted_files_as_a_fragment_or_a_page(client: Client, developer: User,
+                                                                   synced: Repository,
+                                                                   generated: dict[str, Any]) -> None:
+    names = generated["names"]
+    design = {d[0]: d for d in generated["manifest"]["design"]}
+    _kind, x, y, path = design["modify/delete"]
+    a = Branch.objects.get(repository=synced, name=names[x])
+    b = Branch.objects.get(repository=synced, name=names[y])
+    url = reverse("web:radar_cell", args=[synced.name, a.pk, b.pk])
+    client.force_login(developer)
+
+    fragment = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert path in fragment and "modify/delete" in fragment
+    assert "<html" not in fragment
+
+    page = client.get(url).content.decode()
+    assert "<html" in page and path in page and "modify/delete" in page
+
+    staging = Branch.objects.get(repository=synced, name="staging")
+    clean = client.get(reverse("web:radar_cell", args=[synced.name, a.pk, staging.pk])).content.decode()
+    assert "merge without conflicts" in clean
+
+
+def test_a_cell_of_another_repositorys_branch_is_not_found(client: Client, developer: User, synced: Repository) -> None:
+    other = Repository.objects.create(name="other", remote_url="/srv/git/other.git", test_command="true")
+    stranger = Branch.objects.create(repository=other, name="feature/x", kind="feature", head_sha="c" * 40)
+    mine = Branch.objects.filter(repository=synced, kind="feature").first()
+    assert mine is not None
+    client.force_login(developer)
+    assert client.get(reverse("web:radar_cell", args=[synced.name, mine.pk, stranger.pk])).status_code == 404
+
+
+def test_promotion_page_warns_which_branches_will_conflict_once_it_lands(
+        client: Client, developer: User, synced: Repository, generated: dict[str, Any]) -> None:
+    names = generated["names"]
+    conflicting = sorted(
+        (set(key.split(" ")) - {names[0]}).pop()
+        for key in generated["manifest"]["expected_conflicting_pairs"] if names[0] in key.split(" ")
+    )
+    assert conflicting
+    branch = Branch.objects.get(repository=synced, name=names[0])
+    promotion = Promotion.objects.create(repository=synced, branch=branch, title="First")
+    client.force_login(developer)
+    page = client.get(reverse("web:promotion_detail", args=[synced.name, promotion.pk])).content.decode()
+    assert f"{len(conflicting)} other open branch" in page and "will conflict" in page
+    assert [name for name in names if f">{name}</a>:" in page] == sorted(conflicting, key=names.index)
+    assert page.index("will conflict") < page.index("Run tests again")
+
+
+def test_promotion_page_has_no_warning_for_a_branch_without_conflicts(
+        client: Client, developer: User, synced: Repository, generated: dict[str, Any]) -> None:
+    involved = {n for key in generated["manifest"]["expected_conflicting_pairs"] for n in key.split(" ")}
+    quiet = next(n for n in generated["names"] if n not in involved)
+    branch = Branch.objects.get(repository=synced, name=quiet)
+    promotion = Promotion.objects.create(repository=synced, branch=branch, title="Quiet")
+    client.force_login(developer)
+    page = client.get(reverse("web:promotion_detail", args=[synced.name, promotion.pk])).content.decode()
+    assert "will conflict" not in page
+
+
+def test_merge_pairs_takes_only_full_shas(tmp_path: Path) -> None:
+    """Each pair becomes a line on merge-tree's stdin: a name with a space would split it."""
+    remote = Remote(tmp_path / "git")
+    mirror = vcs.Mirror(tmp_path / "mirror.git", remote.url, allow_local=True)
+    mirror.fetch()
+    master = mirror.branch_head("master")
+    assert master is not None
+    assert vcs.merge_pairs(mirror, []) == []
+    assert vcs.merge_pairs(mirror, [(master, master)])[0].clean
+    for bad in ("master", "--help", f"{master} {master}", master[:12]):
+        with pytest.raises(ValueError):
+            vcs.merge_pairs(mirror, [(master, bad)])
