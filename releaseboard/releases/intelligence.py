@@ -1,0 +1,143 @@
+"""What every sync learns about the open branches, for the board: how far each is behind
+and ahead of staging, which hotfixes on staging it lacks, and which other open branches'
+unmerged commits it carries (promoting it would bring those along).
+
+Runs from record_heads after each fetch. All git here is read-only and local to the
+mirror; the results are stored on Branch so the web never runs git.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from releaseboard import branching, vcs
+from releaseboard.jobs.execution import JobContext
+from releaseboard.releases.models import Branch, BranchState, Promotion, PromotionState, Repository
+
+# A hotfix counts while it waits on staging for a release, and for this long after it was
+# released: a branch forked before it is still tested without the fix until updated.
+RECENT_HOTFIX_DAYS = 30
+RECENT_HOTFIX_LIMIT = 20
+# The unmerged commits listed per branch to find shared ones. A branch further ahead than
+# this is compared on its newest commits only (and may then miss a dependency).
+DEPENDENCY_SCAN_LIMIT = 5000
+
+WORK_KINDS = (branching.BranchKind.FEATURE.value, branching.BranchKind.HOTFIX.value)
+
+
+@dataclass
+class BranchFacts:
+    behind: int | None = None
+    ahead: int | None = None
+    missing_hotfixes: list[dict[str, Any]] = field(default_factory=list)
+    depends_on: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _quiet(mirror: vcs.Mirror) -> vcs.Mirror:
+    # These are a few read-only queries per branch on every job; recorded as steps they
+    # would bury each job's own commands. The job log gets one summary line instead.
+    return vcs.Mirror(mirror.path, mirror.url, allow_local=mirror.allow_local)
+
+
+def unmerged_commits(mirror: vcs.Mirror, staging: str, head: str) -> set[str]:
+    """The commits of `head` that `staging` does not have (newest DEPENDENCY_SCAN_LIMIT)."""
+    out = mirror.git("rev-list", f"--max-count={DEPENDENCY_SCAN_LIMIT}", "--end-of-options", head, f"^{staging}",
+                     "--")
+    return set(out.split())
+
+
+def dependencies(unmerged: dict[str, set[str]], heads: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """{branch: the branches it depends on}, from each open branch's unmerged commits
+    (the commits staging does not have); `unmerged` lists the branches oldest first.
+
+    The rule: each unmerged commit belongs to one branch, and B depends on A when B
+    carries commits that belong to A (promoting B brings them into staging). Among the
+    branches carrying a commit, one that carries another's head (it started from it or
+    merged it) is not its owner; of those left, the oldest branch owns it. So a branch
+    started from or merging feature/x depends on feature/x, never the other way round,
+    and two branches that both merged feature/x do not depend on each other. Exact set
+    arithmetic on one rev-list per branch, instead of a merge-base per pair.
+    """
+    order = list(unmerged)
+    # contains[x] = the branches whose head x carries (x started from or merged them).
+    contains = {x: {y for y in order if y != x and heads[y] in unmerged[x] and heads[y] != heads[x]} for x in order}
+    carriers: dict[str, list[str]] = {}
+    for name in order:
+        for commit in unmerged[name]:
+            carriers.setdefault(commit, []).append(name)
+    owners: dict[tuple[str, ...], str] = {}
+    result: dict[str, dict[str, int]] = {name: {} for name in order}
+    for found in carriers.values():
+        key = tuple(found)
+        if key not in owners:
+            candidates = [x for x in found if not any(y in contains[x] for y in found)] or found
+            owners[key] = candidates[0]  # `found` keeps the oldest-first order
+        owner = owners[key]
+        for name in found:
+            if name != owner:
+                result[name][owner] = result[name].get(owner, 0) + 1
+    return {name: [{"name": other, "commits": count} for other, count in sorted(deps.items())]
+            for name, deps in result.items()}
+
+
+def hotfixes_on_staging(repository: Repository) -> list[Promotion]:
+    """Hotfix promotions that landed on staging: unreleased, or released recently."""
+    since = timezone.now() - timedelta(days=RECENT_HOTFIX_DAYS)
+    landed = Promotion.objects.filter(repository=repository, branch__kind=branching.BranchKind.HOTFIX.value,
+                                      state__in=[PromotionState.PROMOTED, PromotionState.RELEASED]).exclude(branch_sha="")
+    recent = landed.filter(state=PromotionState.PROMOTED) | landed.filter(promoted_at__gte=since)
+    return list(recent.select_related("branch").order_by("-promoted_at", "-id")[:RECENT_HOTFIX_LIMIT])
+
+
+def analyse(mirror: vcs.Mirror, repository: Repository, heads: dict[str, str],
+            branches: list[Branch]) -> dict[int, BranchFacts]:
+    """The facts of each feature/hotfix branch in `branches`, by primary key."""
+    staging = heads.get(repository.staging_branch)
+    facts = {b.pk: BranchFacts() for b in branches}
+    if not staging:
+        return facts
+    open_branches = sorted((b for b in branches if b.state == BranchState.ACTIVE and heads.get(b.name)),
+                           key=lambda b: b.pk)
+    unmerged: dict[str, set[str]] = {}
+    for branch in open_branches:
+        head = heads[branch.name]
+        behind, ahead = mirror.count_between(staging, head)
+        facts[branch.pk].behind, facts[branch.pk].ahead = behind, ahead
+        if ahead:
+            unmerged[branch.name] = unmerged_commits(mirror, staging, head)
+    by_name = {b.name: b for b in open_branches}
+    for name, depends in dependencies(unmerged, heads).items():
+        facts[by_name[name].pk].depends_on = [{**d, "branch": by_name[d["name"]].pk} for d in depends]
+    for hotfix in hotfixes_on_staging(repository):
+        if not mirror.has_commit(hotfix.branch_sha):
+            continue
+        for branch in open_branches:
+            if branch.pk == hotfix.branch_id or branch.name == hotfix.branch.name:
+                continue
+            missing = [m["name"] for m in facts[branch.pk].missing_hotfixes]
+            if hotfix.branch.name not in missing and not mirror.is_ancestor(hotfix.branch_sha, heads[branch.name]):
+                facts[branch.pk].missing_hotfixes.append({"name": hotfix.branch.name, "promotion": hotfix.pk})
+    return facts
+
+
+def record(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str]) -> None:
+    """Compute the facts of the repository's feature/hotfix branches and store those that changed."""
+    branches = list(Branch.objects.filter(repository=repository, kind__in=WORK_KINDS).exclude(
+        state__in=[BranchState.REQUESTED, BranchState.GONE]))
+    facts = analyse(_quiet(mirror), repository, heads, branches)
+    changed = 0
+    with ctx.atomic():
+        for branch in branches:
+            new = facts[branch.pk]
+            values = {"behind": new.behind, "ahead": new.ahead, "missing_hotfixes": new.missing_hotfixes,
+                      "depends_on": new.depends_on}
+            if any(getattr(branch, k) != v for k, v in values.items()):
+                Branch.objects.filter(pk=branch.pk).update(**values)
+                changed += 1
+    stale = sum(1 for f in facts.values() if f.behind)
+    ctx.log(f"branches: {len(branches)} checked against {repository.staging_branch}, {stale} behind, "
+            f"{changed} changed\n")
