@@ -91,7 +91,9 @@ INSTALLED_APPS = [
     "releaseboard.audit",
     "releaseboard.jobs",
     "releaseboard.releases",
+    "releaseboard.radar",
     "releaseboard.web",
+    "releaseboard.policy",
 ]
 
 MIDDLEWARE = [
@@ -122,6 +124,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "releaseboard.web.context_processors.roles",
+                "releaseboard.policy.context.drift_banner",
             ],
         },
     },

@@ -6,7 +6,7 @@ import pytest
 
 from releaseboard.jobs.models import Job, JobReason, JobState
 from releaseboard.releases import services
-from releaseboard.releases.models import Branch, BranchState, Promotion, PromotionState, Release, ReleaseState, TestRun
+from releaseboard.releases.models import Branch, BranchState, PromotionState, ReleaseState, TestRun
 from tests.conftest import wait_for, wait_for_job
 from tests.gitrepo import CALC
 

@@ -212,6 +212,15 @@ def landed(repository, remote, developer, release_manager, name, files) -> Promo
     return promotion
 
 
+def adopt_drift(release_manager) -> None:
+    """Invariant 6: a direct push to staging stops promotions until a release manager adopts it."""
+    from releaseboard.policy import service as policy
+    from releaseboard.policy.models import DriftAlarm
+
+    alarm = DriftAlarm.objects.get(state="open")
+    policy.adopt_head(alarm, actor=release_manager, reason="Reviewed the direct push", found_sha=alarm.found_sha)
+
+
 def jobs_of(promotion: Promotion, kind: str) -> list[Job]:
     return list(Job.objects.filter(subject_type="promotion", subject_id=promotion.pk, kind=kind).order_by("id"))
 
@@ -481,6 +490,10 @@ def test_a_direct_push_to_staging_during_the_tests_survives_and_the_promotion_la
     assert wait_for_job(test_job).state == JobState.SUCCEEDED
     promotion.refresh_from_db()
     assert promotion.staging_sha == tested_base
+    # Invariant 6: the direct push raises an alarm; a release manager reviews and adopts it first.
+    services.refresh(repository, actor=developer)
+    settle()
+    adopt_drift(release_manager)
 
     services.promote(promotion, actor=release_manager)
     settle()
@@ -513,8 +526,14 @@ def test_a_push_behind_releaseboards_back_at_the_last_moment_is_refused_and_the_
     push = JobStep.objects.get(job=job, command__contains=" push ")
     assert push.outcome == "failed"
     assert CAS_PUSH.search(push.command) and f"refs/heads/staging:{promotion.staging_sha}" in push.command
+    # Invariant 6: the re-tested promotion is refused until a release manager adopts the direct push.
     promotion.refresh_from_db()
-    assert promotion.state == PromotionState.PROMOTED and promotion.retests == 1
+    assert promotion.state == PromotionState.FAILED and "changed outside Releaseboard" in promotion.state_message
+    adopt_drift(release_manager)
+    services.promote(promotion, actor=release_manager)
+    settle()
+    promotion.refresh_from_db()
+    assert promotion.state == PromotionState.PROMOTED and promotion.retests == 0
     assert is_ancestor(remote, theirs, "staging") and remote.parents("staging")[0] == theirs
     assert_tested_as_landed(repository, remote, remote.head("staging"))
     assert_only_cas_pushes(jobs_of(promotion, "promote"))
@@ -552,6 +571,7 @@ def test_a_retest_that_fails_times_out_or_is_cancelled_leaves_staging_untouched(
     services.refresh(repository, actor=developer)
     settle()
     assert selectors.has_passing_test(repository, theirs)
+    adopt_drift(release_manager)  # invariant 6: reviewed and adopted before promotions resume
     repository.refresh_from_db()
     if outcome == "tests_failed":
         repository.test_command = 'python3 -c "raise SystemExit(1)"'

@@ -16,7 +16,7 @@ from django.conf import settings as django_settings
 
 from releaseboard.jobs.models import JobLogLine, JobState
 from releaseboard.releases import services
-from releaseboard.sandbox import Outcome, minimal_env, run
+from releaseboard.sandbox import Outcome, minimal_env
 from releaseboard.sandbox.processes import PR_GET_CHILD_SUBREAPER, _prctl, snapshot
 from tests.conftest import run_jobs
 from tests.test_sandbox import is_running, read_pid, run_collecting, wait_until_gone

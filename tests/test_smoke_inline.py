@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from releaseboard.jobs.models import JobState
 from releaseboard.releases import services
-from releaseboard.releases.models import Branch, BranchState, Promotion, PromotionState, Release, ReleaseState
+from releaseboard.releases.models import BranchState, PromotionState, ReleaseState
 from tests.conftest import run_jobs
 
 

@@ -224,7 +224,8 @@ def test_release_page_proposes_a_version_and_notes_grouped_by_kind(client: Clien
     client.force_login(release_manager)
     form = client.get(reverse("web:release_new", args=["shop"])).context["form"]
     assert form["version"].value() == "0.1.0"
-    assert form["notes"].value() == f"## Features\n\n- Login form (feature/login, #{promotion.pk})"
+    assert form["notes"].value() == (
+        f"## Features\n\n- Login form (`feature/login`, requested by dev, promotion #{promotion.pk})")
 
 
 def test_release_post_refused_by_the_rules_is_shown_on_the_form(client: Client, shop: Repository,

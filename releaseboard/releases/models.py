@@ -73,6 +73,14 @@ class Branch(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Recorded by every sync (releases.intelligence), so pages show them without git:
+    # commits behind and ahead of staging (None: not computed, e.g. no staging), the
+    # hotfixes on staging this branch lacks ([{"name", "promotion"}]) and the open
+    # branches whose unmerged commits it carries ([{"name", "branch", "commits"}]).
+    behind = models.PositiveIntegerField(null=True, blank=True)
+    ahead = models.PositiveIntegerField(null=True, blank=True)
+    missing_hotfixes = models.JSONField(default=list, blank=True)
+    depends_on = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["name"]

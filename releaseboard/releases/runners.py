@@ -14,11 +14,15 @@ from django.conf import settings
 from django.utils import timezone
 
 from releaseboard import branching, sandbox, vcs
+from releaseboard.audit.models import AuditEvent
 from releaseboard.audit.service import record as audit_record
 from releaseboard.jobs import registry
 from releaseboard.jobs.execution import JobCancelled, JobContext, JobFailed
 from releaseboard.jobs.models import Job, JobReason, JobState
-from releaseboard.releases import selectors, services
+from releaseboard.policy import drift as policy_drift
+from releaseboard.policy import guard as policy_guard
+from releaseboard.radar.compute import refresh_radar_or_log
+from releaseboard.releases import intelligence, selectors, services
 from releaseboard.releases.models import (
     Branch,
     BranchState,
@@ -130,7 +134,10 @@ def record_heads(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, he
                           "promotion": (commit.trailers.get("Releaseboard-Promotion") or [""])[0]})
     latest = branching.latest_version(mirror.tags())
     changes: dict[str, list[str]] = {"new": [], "moved": [], "gone": []}
+    # Invariant 6: compared with the heads recorded so far, so before they are updated.
+    drifts = policy_drift.examine(repository, mirror, heads)
     with ctx.atomic():
+        policy_drift.record(repository, drifts)
         known = {b.name: b for b in Branch.objects.select_for_update().filter(repository=repository)}
         for name, sha in heads.items():
             kind = branching.classify(names, name)
@@ -170,9 +177,11 @@ def record_heads(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, he
             # Every new staging head gets tested; a merge commit Releaseboard pushed was
             # already tested as that exact commit and is skipped by the check above.
             services.staging_test_job(repository, None)
+    intelligence.record(ctx, repository, mirror, heads)
     for key, values in changes.items():
         for value in values:
             ctx.log(f"{key}: {value}\n")
+    refresh_radar_or_log(repository, mirror, ctx.log)
 
 
 def _reconcile_promotions(mirror: vcs.Mirror, repository: Repository, staging: str) -> None:
@@ -401,6 +410,8 @@ def run_promote(ctx: JobContext) -> str:
                                          timestamp=promotion.merge_timestamp or 0)
             if rebuilt != promotion.merge_sha:
                 raise JobFailed(JobReason.GIT_ERROR, "Could not rebuild the tested merge commit; run the tests again.")
+        if why := policy_guard.promotion_refusal(promotion):  # a drift, lock or freeze since it was queued
+            raise JobFailed(JobReason.REFUSED, why)
         ctx.section(f"Push {promotion.merge_sha[:10]} to {repository.staging_branch} (expecting {staging[:10]})")
         try:
             push(ctx, mirror, [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", promotion.merge_sha, staging)])
@@ -486,6 +497,8 @@ def run_release(ctx: JobContext) -> str:
             raise JobFailed(JobReason.REFUSED, f"{release.sha[:10]} has no passing test; run \u201cTest staging\u201d first.")
         if release.tag in mirror.tags():
             raise JobFailed(JobReason.REFUSED, f"Tag {release.tag} already exists; tags never move. Choose another version.")
+        if why := policy_guard.release_refusal(repository):  # a drift, lock or freeze since it was queued
+            raise JobFailed(JobReason.REFUSED, why)
         tag_object = mirror.make_tag(release.tag, release.sha, f"Release {release.tag}\n\n{release.notes}",
                                      tagger=identity(), timestamp=release.tag_timestamp or int(time.time()))
         ctx.section(f"Push {repository.master_branch} {master[:10]} \u2192 {release.sha[:10]} and tag {release.tag}, atomically")
@@ -564,6 +577,80 @@ def run_copy_master(ctx: JobContext) -> str:
     return f"{repository.staging_branch} is now {repository.master_branch} {master[:10]}; a new cycle starts."
 
 
+# -- updating a branch from staging --------------------------------------------------------
+
+
+def update_message(branch: Branch, staging: str, actor: Any) -> str:
+    requester = actor.get_username() if actor is not None else "unknown"
+    staging_name = branch.repository.staging_branch
+    return (
+        f"Update {branch.name} from {staging_name}\n\n"
+        f"Merge {staging_name} {staging[:12]} into {branch.name}, so the branch is tested with what "
+        f"{staging_name} has now.\n\nRequested-by: {requester}\nReleaseboard-Update: {branch.pk}\n"
+    )
+
+
+def run_update_branch(ctx: JobContext) -> str:
+    branch = Branch.objects.select_related("repository").get(pk=ctx.params["branch"])
+    repository = branch.repository
+    ref = f"refs/heads/{branch.name}"
+    with ctx.hold(repository.lock_key):
+        mirror, heads = refresh(ctx, repository)
+        staging, head = heads.get(repository.staging_branch), heads.get(branch.name)
+        if not staging:
+            raise JobFailed(JobReason.REFUSED, f"{repository.staging_branch} does not exist; nothing to update from.")
+        if not head:
+            raise JobFailed(JobReason.REFUSED, f"{branch.name} no longer exists on the remote.")
+        if mirror.is_ancestor(staging, head):
+            tip = mirror.commits_between(None, head, limit=1)
+            if tip and str(branch.pk) in tip[0].trailers.get("Releaseboard-Update", []):
+                # An earlier attempt pushed our merge, then its worker died before recording it.
+                _record_updated(ctx, branch, mirror.resolve(f"{head}^1") or "", head)
+            return f"{branch.name} already has everything {repository.staging_branch} has; nothing to merge."
+        ctx.section(f"Merge {repository.staging_branch} {staging[:10]} into {branch.name} {head[:10]}")
+        merge = _git(ctx, "merge", mirror.merge, head, staging)
+        if not merge.clean:
+            files = merge.conflicted_paths
+            with ctx.atomic():
+                audit_record("branch.update_conflict", actor=ctx.job.created_by, repository=repository, obj=branch,
+                             from_sha=head, to_sha=staging, result="conflict", details={"conflicts": files})
+            raise JobFailed(JobReason.MERGE_CONFLICT,
+                            f"{repository.staging_branch} conflicts with {branch.name} in: {', '.join(files)}. "
+                            f"{branch.name} was not changed. Merge {repository.staging_branch} into it locally, "
+                            "resolve the conflicts and push.")
+        merged = mirror.commit_tree(merge.tree, [head, staging], update_message(branch, staging, ctx.job.created_by),
+                                    author=identity(), committer=identity(), timestamp=int(time.time()))
+        ctx.section(f"Push {merged[:10]} to {branch.name} (expecting {head[:10]})")
+        try:
+            push(ctx, mirror, [vcs.RefUpdate(ref, merged, head)])
+        except vcs.PushRejected as exc:
+            raise JobFailed(JobReason.TARGET_MOVED, f"{branch.name} moved during the update ({exc}); it was not "
+                            "changed. Click \u201cUpdate from staging\u201d again.") from None
+        except PushOutcomeUnknown as exc:
+            refs = remote_refs(ctx, repository)
+            if refs is None:
+                raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
+            if refs.get(ref) != merged:
+                raise JobFailed(JobReason.GIT_ERROR, f"The push failed ({exc}); {branch.name} is unchanged on the "
+                                "remote. Click \u201cUpdate from staging\u201d again.") from None
+        _record_updated(ctx, branch, head, merged)
+    return f"{branch.name} now has {repository.staging_branch} {staging[:10]}, as {merged[:10]}."
+
+
+def _record_updated(ctx: JobContext, branch: Branch, before: str, after: str) -> None:
+    """Record a pushed update once: a later attempt that finds it landed calls this again."""
+    with ctx.atomic():
+        if AuditEvent.objects.filter(action="branch.updated", object_type="branch", object_id=branch.pk,
+                                     to_sha=after).exists():
+            return
+        fresh = Branch.objects.select_for_update().get(pk=branch.pk)
+        # Staging is now in the branch: nothing behind, no hotfix missing, one merge commit more.
+        ahead = fresh.ahead if fresh.head_sha == after else (fresh.ahead or 0) + 1
+        Branch.objects.filter(pk=branch.pk).update(head_sha=after, behind=0, ahead=ahead, missing_hotfixes=[])
+        audit_record("branch.updated", actor=ctx.job.created_by, repository=branch.repository, obj=branch,
+                     from_sha=before, to_sha=after)
+
+
 def register_all() -> None:
     for kind in (
         registry.JobKind("sync", run_sync, "git"),
@@ -573,5 +660,6 @@ def register_all() -> None:
         registry.JobKind("promote", run_promote, "git", on_promote_final),
         registry.JobKind("release", run_release, "git", on_release_final),
         registry.JobKind("copy_master", run_copy_master, "git"),
+        registry.JobKind("update_branch", run_update_branch, "git"),
     ):
         registry.register(kind)

@@ -87,6 +87,29 @@ def release_preview(repository: Repository) -> ReleasePreview:
                           test, refusal)
 
 
+def release_note_line(promotion: Promotion) -> str:
+    """One line of the release notes: title, branch, requester, ticket link."""
+    title = " ".join(promotion.title.split()) or promotion.branch.name
+    requester = promotion.requested_by.get_username() if promotion.requested_by else "unknown"
+    line = f"- {title} (`{promotion.branch.name}`, requested by {requester}, promotion #{promotion.pk})"
+    ticket = promotion.branch.ticket_url.strip()
+    if ticket.lower().startswith(("https://", "http://")) and not any(c in ticket for c in " <>()\n"):
+        line += f" — [ticket]({ticket})"
+    return line
+
+
+def release_notes(promotions: list[Promotion]) -> str:
+    """The Markdown draft of a release's notes, from the promotions it releases: a
+    "Features" and a "Hotfixes" section, oldest promotion first, empty sections left out."""
+    sections = []
+    for title, kind in (("Features", branching.BranchKind.FEATURE.value),
+                        ("Hotfixes", branching.BranchKind.HOTFIX.value)):
+        lines = [release_note_line(p) for p in promotions if p.branch.kind == kind]
+        if lines:
+            sections.append(f"## {title}\n\n" + "\n".join(lines))
+    return "\n\n".join(sections)
+
+
 @dataclass
 class Lane:
     title: str

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -13,6 +14,7 @@ from releaseboard import branching, vcs
 from releaseboard.audit.service import record as audit_record
 from releaseboard.jobs import service as jobs
 from releaseboard.jobs.models import Job, JobState
+from releaseboard.policy import guard as policy_guard
 from releaseboard.releases import selectors
 from releaseboard.releases.models import (
     Branch,
@@ -23,7 +25,7 @@ from releaseboard.releases.models import (
     ReleaseState,
     Repository,
 )
-from releaseboard.roles import Perm, require
+from releaseboard.roles import Perm, has_perm, require
 from releaseboard.sandbox import split_command
 
 
@@ -168,6 +170,38 @@ def request_branch(repository: Repository, *, actor: Any, kind: str, name: str, 
     return result if isinstance(result, Branch) else Branch.objects.get(pk=result.subject_id)
 
 
+def may_update_branch(actor: Any, branch: Branch) -> bool:
+    """Whether `actor` may merge staging into `branch`: whoever requested it (while they
+    may still request branches), or a release manager."""
+    if has_perm(actor, Perm.PROMOTE):
+        return True
+    owner = branch.requested_by_id is not None and branch.requested_by_id == getattr(actor, "pk", None)
+    return owner and has_perm(actor, Perm.REQUEST_BRANCH)
+
+
+def update_branch(branch: Branch, *, actor: Any, idempotency_key: str | None = None) -> Job:
+    """"Update from staging": a job merges the current staging into the branch and pushes
+    the merge with compare-and-swap; on conflicts it reports the files and changes nothing."""
+    if not may_update_branch(actor, branch):
+        raise PermissionDenied("Only the branch's owner or a release manager may update it from staging.")
+    if (replayed := _replayed(idempotency_key)) is not None:
+        return replayed
+    repository = branch.repository
+    if branch.kind not in (branching.BranchKind.FEATURE.value, branching.BranchKind.HOTFIX.value):
+        raise Refused(f"Only feature and hotfix branches are updated from {repository.staging_branch}.")
+    if branch.state != BranchState.ACTIVE:
+        raise Refused(f"{branch.name} is {branch.get_state_display().lower()}; only active branches can be updated.")
+
+    def create() -> Job:
+        audit_record("branch.update_requested", actor=actor, repository=repository, obj=branch,
+                     from_sha=branch.head_sha)
+        return jobs.create_job("update_branch", title=f"Update {branch.name} from {repository.staging_branch}",
+                               params={"branch": branch.pk}, created_by=actor, subject=branch, scope=repository,
+                               lock_key=repository.lock_key, idempotency_key=idempotency_key)
+
+    return _once(idempotency_key, create)
+
+
 # -- promotions --------------------------------------------------------------------------
 
 
@@ -243,6 +277,8 @@ def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = N
         raise Refused(f"Promotion #{promotion.pk} is {promotion.get_state_display().lower()}.")
     if not selectors.has_passing_test(promotion.repository, promotion.merge_sha):
         raise Refused("The merge result has no passing test yet. Wait for the test job, or run the tests again.")
+    if why := policy_guard.promotion_refusal(promotion):  # drift alarm, lock or freeze window
+        raise Refused(why)
 
     def create() -> Job:
         Promotion.objects.filter(pk=promotion.pk).update(state=PromotionState.PROMOTING, state_message="",
@@ -301,6 +337,8 @@ def promote_to_master(repository: Repository, *, actor: Any, version: str, notes
                       field="version")
     if preview.refusal:
         raise Refused(preview.refusal)
+    if why := policy_guard.release_refusal(repository):  # drift alarm, lock or freeze window
+        raise Refused(why)
 
     def create() -> Release:
         if Release.objects.filter(repository=repository, tag=chosen.tag).exclude(state=ReleaseState.FAILED).exists():

@@ -24,6 +24,7 @@ from releaseboard.vcs.mirror import (
     PushRejected,
     RefUpdate,
 )
+from releaseboard.vcs.radar import merge_pairs
 
 __all__ = [
     "CommandObserver",
@@ -42,4 +43,5 @@ __all__ = [
     "check_remote_url",
     "credentials_for",
     "ls_remote",
+    "merge_pairs",
 ]

@@ -93,16 +93,6 @@ def can_request_promotion(branch: Branch) -> bool:
     )
 
 
-def release_notes(promotions: list[Promotion]) -> str:
-    """A Markdown draft of the release notes, grouped Features / Hotfixes."""
-    sections = []
-    for title, kind in (("Features", BranchKind.FEATURE.value), ("Hotfixes", BranchKind.HOTFIX.value)):
-        items = [f"- {p.title} ({p.branch.name}, #{p.pk})" for p in promotions if p.branch.kind == kind]
-        if items:
-            sections.append(f"## {title}\n\n" + "\n".join(items))
-    return "\n\n".join(sections)
-
-
 def recent_releases(repository_id: int, limit: int = 5) -> list[Release]:
     return list(Release.objects.filter(repository_id=repository_id).select_related("released_by")[:limit])
 

@@ -2,7 +2,16 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from releaseboard.web import views_audit, views_board, views_branches, views_jobs, views_promotions, views_releases
+from releaseboard.web import (
+    views_audit,
+    views_board,
+    views_branches,
+    views_jobs,
+    views_policy,
+    views_promotions,
+    views_radar,
+    views_releases,
+)
 
 app_name = "web"
 urlpatterns: list[URLPattern] = [
@@ -13,6 +22,7 @@ urlpatterns: list[URLPattern] = [
     path("r/<slug:repo>/copy-master/", views_board.copy_master, name="copy_master"),
     path("r/<slug:repo>/branches/new/", views_branches.branch_request, name="branch_request"),
     path("r/<slug:repo>/branches/<int:branch_id>/", views_branches.branch_detail, name="branch_detail"),
+    path("r/<slug:repo>/branches/<int:branch_id>/update/", views_branches.branch_update, name="branch_update"),
     path("r/<slug:repo>/branches/<int:branch_id>/promote/", views_branches.promotion_request,
          name="promotion_request"),
     path("r/<slug:repo>/promotions/<int:promotion_id>/", views_promotions.promotion_detail,
@@ -21,8 +31,19 @@ urlpatterns: list[URLPattern] = [
          name="promotion_retest"),
     path("r/<slug:repo>/promotions/<int:promotion_id>/promote/", views_promotions.promotion_promote,
          name="promotion_promote"),
+    path("r/<slug:repo>/radar/<int:branch_id>/<int:other_id>/", views_radar.radar_cell, name="radar_cell"),
     path("r/<slug:repo>/release/", views_releases.release_new, name="release_new"),
     path("r/<slug:repo>/releases/", views_releases.release_list, name="release_list"),
+    path("r/<slug:repo>/policy/", views_policy.policy_page, name="policy"),
+    path("r/<slug:repo>/policy/drift/<int:alarm_id>/adopt/", views_policy.drift_adopt, name="drift_adopt"),
+    path("r/<slug:repo>/policy/lock/", views_policy.policy_lock, name="policy_lock"),
+    path("r/<slug:repo>/policy/unlock/", views_policy.policy_unlock, name="policy_unlock"),
+    path("r/<slug:repo>/policy/windows/", views_policy.window_add, name="freeze_window_add"),
+    path("r/<slug:repo>/policy/windows/<int:window_id>/remove/", views_policy.window_remove,
+         name="freeze_window_remove"),
+    path("r/<slug:repo>/policy/exceptions/", views_policy.exception_request, name="exception_request"),
+    path("r/<slug:repo>/policy/exceptions/<int:exception_id>/approve/", views_policy.exception_approve,
+         name="exception_approve"),
     path("jobs/", views_jobs.job_list, name="job_list"),
     path("jobs/attention/", views_jobs.job_attention, name="job_attention"),
     path("jobs/<int:job_id>/", views_jobs.job_detail, name="job_detail"),

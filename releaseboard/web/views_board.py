@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from releaseboard.radar import selectors as radar
 from releaseboard.releases import selectors, services
 from releaseboard.releases.models import Repository
 from releaseboard.roles import Perm, require
@@ -31,6 +32,7 @@ def board(request: HttpRequest, repo: str) -> HttpResponse:
         "board": data,
         "cards": branch_cards(data),
         "releases": recent_releases(repository.pk),
+        "radar": radar.matrix(repository),
     }
     # The board polls itself every few seconds and then needs only its own region.
     template = "web/board.html#board" if request.htmx else "web/board.html"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from releaseboard.releases import selectors, services
 from releaseboard.roles import Perm
 from releaseboard.web.access import branch_for, repository_for
-from releaseboard.web.forms import RequestBranchForm, RequestPromotionForm
+from releaseboard.web.forms import RequestBranchForm, RequestPromotionForm, posted_key
 from releaseboard.web.presenters import can_request_promotion
 
 
@@ -48,6 +49,7 @@ def branch_detail(request: HttpRequest, repo: str, branch_id: int) -> HttpRespon
         "promotions": branch.promotions.select_related("requested_by").order_by("-id"),
         "jobs": selectors.jobs_for("branch", branch.pk).select_related("created_by"),
         "promotable": can_request_promotion(branch),
+        "may_update": services.may_update_branch(request.user, branch),
     }
     return render(request, "web/branch_detail.html", context)
 
@@ -74,3 +76,19 @@ def promotion_request(request: HttpRequest, repo: str, branch_id: int) -> HttpRe
             return redirect("web:promotion_detail", repo=branch.repository.name, promotion_id=promotion.pk)
     context = {"repository": branch.repository, "branch": branch, "form": form}
     return render(request, "web/promotion_request.html", context)
+
+
+@login_required
+@require_POST
+def branch_update(request: HttpRequest, repo: str, branch_id: int) -> HttpResponse:
+    """"Update from staging": the branch's owner or a release manager (the service checks again)."""
+    branch = branch_for(request, repo, branch_id, Perm.VIEW)
+    if not services.may_update_branch(request.user, branch):
+        raise PermissionDenied("Only the branch's owner or a release manager may update it from staging.")
+    try:
+        job = services.update_branch(branch, actor=request.user, idempotency_key=posted_key(request.POST))
+    except services.Refused as exc:
+        messages.error(request, exc.message)
+        return redirect("web:branch_detail", repo=branch.repository.name, branch_id=branch.pk)
+    messages.success(request, f"Merging {branch.repository.staging_branch} into {branch.name}.")
+    return redirect("web:job_detail", job_id=job.pk)

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from releaseboard.radar import selectors as radar
 from releaseboard.releases import selectors, services
 from releaseboard.releases.models import PromotionState
 from releaseboard.roles import Perm
@@ -34,6 +35,7 @@ def promotion_detail(request: HttpRequest, repo: str, promotion_id: int) -> Http
         "status": promotion_status(promotion, test, passing),
         "can_promote_now": actionable and passing,
         "can_retest_now": actionable,
+        "radar_landing": radar.landing_conflicts(promotion.branch) if actionable else [],
         # Keep the status fresh while a job works on this promotion; stop when none does.
         "polling": promotion.state == PromotionState.PROMOTING or any(j.is_active for j in jobs),
     }

@@ -12,7 +12,6 @@ from releaseboard.releases import selectors, services
 from releaseboard.roles import Perm
 from releaseboard.web.access import repository_for
 from releaseboard.web.forms import ReleaseForm
-from releaseboard.web.presenters import release_notes
 
 
 @login_required
@@ -24,7 +23,7 @@ def release_new(request: HttpRequest, repo: str) -> HttpResponse:
         form = ReleaseForm(request.POST)
     else:
         form = ReleaseForm(initial={"version": str(preview.proposed_version),
-                                    "notes": release_notes(preview.promotions)})
+                                    "notes": selectors.release_notes(preview.promotions)})
     if request.method == "POST" and form.is_valid():
         try:
             release = services.promote_to_master(
@@ -47,5 +46,5 @@ def release_new(request: HttpRequest, repo: str) -> HttpResponse:
 @login_required
 def release_list(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
-    releases = repository.releases.select_related("released_by").order_by("-id")
+    releases = repository.releases.select_related("released_by").prefetch_related("promotions__branch").order_by("-id")
     return render(request, "web/release_list.html", {"repository": repository, "releases": releases})
