@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from releaseboard.releases import services
+from releaseboard.jobs.models import Job
 from releaseboard.releases.models import Promotion, PromotionState
+from tests.gitrepo import CALC
 from tests.conftest import PASSWORD, wait_for, wait_for_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -114,8 +116,17 @@ def test_a_release_cycle_in_the_browser(browser, live_server, celery_worker, rep
     assert remote.head("master") == remote.head("staging")
     assert remote.tag_target("v0.1.0") == remote.head("master")
 
-    # The board after the release, for the README.
-    services.request_branch(repository, actor=developer, kind="hotfix", name="rounding", purpose="Round totals half-up")
+    # The next cycle on the board, for the README: two features that touch the same line
+    # (the radar shows them red) and a hotfix.
+    for kind, name, purpose, files in (
+        ("feature", "discounts", "Percentage discounts at checkout", {"calc.py": CALC.replace("a + b", "(a + b) * 0.9")}),
+        ("feature", "coupons", "Coupon codes", {"calc.py": CALC.replace("a + b", "a + b - 1")}),
+        ("hotfix", "rounding", "Round totals half-up", {"rounding.py": "ROUND = 2\n"}),
+    ):
+        branch = services.request_branch(repository, actor=developer, kind=kind, name=name, purpose=purpose)
+        wait_for_job(Job.objects.get(kind="create_branch", subject_id=branch.pk))
+        remote.commit_on(branch.name, files, purpose)
+    wait_for_job(services.refresh(repository, actor=developer))
     rm.goto(f"{base}/r/{repository.name}/")
     rm.wait_for_selector("[data-branch='hotfix/rounding']", timeout=60_000)
     SCREENSHOT.parent.mkdir(exist_ok=True)
