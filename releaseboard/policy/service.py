@@ -30,7 +30,7 @@ def adopt_head(alarm: DriftAlarm, *, actor: Any, reason: str, found_sha: str) ->
     if not reason.strip():
         raise Refused("Say why the new head is acceptable (what you reviewed).", field="reason")
     with transaction.atomic():
-        alarm = DriftAlarm.objects.select_for_update().select_related("repository").get(pk=alarm.pk)
+        alarm = DriftAlarm.objects.select_for_update(of=("self",)).select_related("repository").get(pk=alarm.pk)
         if alarm.state != DriftState.OPEN or reset_since(alarm):
             raise Refused(f"This alarm on {alarm.branch_name} is already resolved.")
         if found_sha != alarm.found_sha:
@@ -126,7 +126,7 @@ def approve_exception(exception: HotfixException, *, actor: Any) -> HotfixExcept
     """The second release manager's approval; never the one who asked."""
     require(actor, Perm.PROMOTE)
     with transaction.atomic():
-        row = HotfixException.objects.select_for_update().select_related("promotion__repository",
+        row = HotfixException.objects.select_for_update(of=("self",)).select_related("promotion__repository",
                                                                           "requested_by").get(pk=exception.pk)
         if row.approved:
             raise Refused("This exception is already approved.")
