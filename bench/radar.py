@@ -42,6 +42,9 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from promotion_path import generate  # noqa: E402  (the same generator step, one copy)
+
 GOAL = 1.5
 SIDES = ("full", "raw", "raw-default", "incremental", "raw-incr", "cached")
 
@@ -63,20 +66,6 @@ def sh(*argv: str, input: bytes | None = None, env: dict[str, str] | None = None
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(argv)}\n{proc.stderr.decode(errors='replace')}")
     return proc.stdout
-
-
-def generate(args: argparse.Namespace, out: Path, files: int, commits: int) -> None:
-    if (out / "remote.git" / "HEAD").exists() and (out / "manifest.json").exists():
-        print(f"reusing {out}/remote.git")
-        return
-    if (out / "remote.git").exists():
-        raise SystemExit(f"{out}/remote.git exists but has no manifest.json (an interrupted generation?); remove {out}")
-    gen = Path(args.gen) if args.gen else REPO_ROOT.parent / "shared" / "bench" / "gen_repo.py"
-    if not gen.exists():
-        raise SystemExit(f"generator not found at {gen}; pass --gen PATH")
-    print(f"generating {out} ({files} files, {commits} commits) with {gen} ...", flush=True)
-    subprocess.run(["python3", str(gen), "--out", str(out), "--files", str(files), "--commits", str(commits)],
-                   check=True)
 
 
 def setup_django(out: Path) -> None:

@@ -12,8 +12,10 @@ from releaseboard.policy import guard
 from releaseboard.policy import service as policy
 from releaseboard.policy.models import DriftAlarm, DriftState
 from releaseboard.releases import services, sync
-from releaseboard.releases.models import Branch, PromotionState
+from releaseboard.releases.models import PromotionState
 from tests.conftest import run_jobs
+from tests.flows import passed_promotion
+from tests.flows import sync as sync_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,30 +26,12 @@ def _ready(repository, actor):
     repository.refresh_from_db()
 
 
-def _passed_promotion(repository, remote, developer, name):
-    branch = services.request_branch(repository, actor=developer, kind="feature", name=name, purpose="work")
-    run_jobs()
-    remote.commit_on(branch.name, {f"{name}.py": "X = 1\n"}, f"Work on {name}")
-    services.refresh(repository, actor=developer)
-    run_jobs()
-    promotion = services.request_promotion(Branch.objects.get(pk=branch.pk), actor=developer, title=name)
-    run_jobs()
-    promotion.refresh_from_db()
-    return promotion
-
-
-def _sync(repository, developer):
-    services.refresh(repository, actor=developer)
-    run_jobs()
-    repository.refresh_from_db()
-
-
 def test_a_direct_push_to_staging_raises_an_alarm_naming_the_commit_and_its_author(repository, remote, developer):
     _ready(repository, developer)
     before = remote.head("staging")
     theirs = remote.commit_on("staging", {"direct.py": "D = 1\n"}, "Hot edit, pushed by hand")
 
-    _sync(repository, developer)
+    sync_now(repository, developer)
 
     alarm = DriftAlarm.objects.get(repository=repository, branch_name="staging", state=DriftState.OPEN)
     assert (alarm.expected_sha, alarm.found_sha) == (before, theirs)
@@ -60,7 +44,7 @@ def test_a_direct_push_to_staging_raises_an_alarm_naming_the_commit_and_its_auth
 def test_the_alarm_is_shown_to_everyone_on_every_page(client, repository, remote, developer, ops):
     _ready(repository, developer)
     remote.commit_on("master", {"direct.py": "D = 1\n"}, "Pushed straight to master")
-    _sync(repository, developer)
+    sync_now(repository, developer)
 
     client.force_login(ops)
     for url in ("/", f"/r/{repository.name}/", "/jobs/"):
@@ -71,9 +55,9 @@ def test_the_alarm_is_shown_to_everyone_on_every_page(client, repository, remote
 def test_promotions_into_a_drifted_staging_are_refused_until_a_release_manager_adopts_it(
         repository, remote, developer, release_manager):
     _ready(repository, developer)
-    promotion = _passed_promotion(repository, remote, developer, "waits")
+    promotion = passed_promotion(repository, remote, developer, "waits")
     remote.commit_on("staging", {"direct.py": "D = 1\n"}, "Hot edit, pushed by hand")
-    _sync(repository, developer)
+    sync_now(repository, developer)
     alarm = DriftAlarm.objects.get(state=DriftState.OPEN)
 
     with pytest.raises(services.Refused, match="changed outside Releaseboard.*Dev One"):
@@ -102,7 +86,7 @@ def test_a_drift_found_by_the_promote_job_itself_stops_it_before_the_push(reposi
                                                                            release_manager, settings):
     settings.PROMOTION_MAX_RETESTS = 3
     _ready(repository, developer)
-    promotion = _passed_promotion(repository, remote, developer, "queued")
+    promotion = passed_promotion(repository, remote, developer, "queued")
     services.promote(promotion, actor=release_manager)
     theirs = remote.commit_on("staging", {"direct.py": "D = 1\n"}, "Pushed while the promotion was queued")
 
@@ -119,11 +103,11 @@ def test_a_drift_found_by_the_promote_job_itself_stops_it_before_the_push(reposi
 
 def test_a_direct_push_to_master_stops_releases_until_adopted(repository, remote, developer, release_manager):
     _ready(repository, developer)
-    passed = _passed_promotion(repository, remote, developer, "one")
+    passed = passed_promotion(repository, remote, developer, "one")
     services.promote(passed, actor=release_manager)
     run_jobs()
     remote.commit_on("master", {"direct.py": "D = 1\n"}, "Pushed straight to master")
-    _sync(repository, developer)
+    sync_now(repository, developer)
 
     assert guard.open_alarms(repository, "master")
     assert "master was changed outside Releaseboard" in guard.release_refusal(repository)
@@ -132,7 +116,7 @@ def test_a_direct_push_to_master_stops_releases_until_adopted(repository, remote
 def test_releaseboards_own_promotions_releases_and_copies_raise_no_alarm(repository, remote, developer,
                                                                          release_manager):
     _ready(repository, developer)
-    promotion = _passed_promotion(repository, remote, developer, "own")
+    promotion = passed_promotion(repository, remote, developer, "own")
     services.promote(promotion, actor=release_manager)
     run_jobs()
     repository.refresh_from_db()
@@ -140,7 +124,7 @@ def test_releaseboards_own_promotions_releases_and_copies_raise_no_alarm(reposit
     run_jobs()
     services.copy_master_to_staging(repository, actor=release_manager)
     run_jobs()
-    _sync(repository, developer)
+    sync_now(repository, developer)
 
     assert remote.exists("refs/tags/v0.1.0")
     assert not DriftAlarm.objects.exists() and not AuditEvent.objects.filter(action="drift.detected").exists()
@@ -148,9 +132,9 @@ def test_releaseboards_own_promotions_releases_and_copies_raise_no_alarm(reposit
 
 def test_copying_master_to_staging_resolves_a_staging_alarm(repository, remote, developer, release_manager):
     _ready(repository, developer)
-    promotion = _passed_promotion(repository, remote, developer, "after-reset")
+    promotion = passed_promotion(repository, remote, developer, "after-reset")
     remote.commit_on("staging", {"direct.py": "D = 1\n"}, "Hot edit, pushed by hand")
-    _sync(repository, developer)
+    sync_now(repository, developer)
     assert guard.open_alarms(repository, "staging")
 
     services.copy_master_to_staging(repository, actor=release_manager)

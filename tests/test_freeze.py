@@ -11,9 +11,10 @@ from releaseboard.jobs.models import Job, JobReason, JobState
 from releaseboard.policy import guard, rules
 from releaseboard.policy import service as policy
 from releaseboard.releases import services
-from releaseboard.releases.models import Branch, PromotionState
+from releaseboard.releases.models import PromotionState
 from releaseboard.roles import Role
 from tests.conftest import _user, run_jobs
+from tests.flows import passed_promotion
 
 ALL_DAYS = range(7)
 
@@ -73,18 +74,6 @@ def _ready(repository, actor):
     repository.refresh_from_db()
 
 
-def _passed_promotion(repository, remote, developer, name, kind="feature"):
-    branch = services.request_branch(repository, actor=developer, kind=kind, name=name, purpose="work")
-    run_jobs()
-    remote.commit_on(branch.name, {f"{name}.py": "X = 1\n"}, f"Work on {name}")
-    services.refresh(repository, actor=developer)
-    run_jobs()
-    promotion = services.request_promotion(Branch.objects.get(pk=branch.pk), actor=developer, title=name)
-    run_jobs()
-    promotion.refresh_from_db()
-    return promotion
-
-
 def _freeze_now(repository, actor):
     return policy.add_window(repository, actor=actor, weekdays=ALL_DAYS, start=time(0, 0), end=time(0, 0),
                              time_zone="Europe/Berlin", reason="Always frozen (test)")
@@ -93,7 +82,7 @@ def _freeze_now(repository, actor):
 @pytestmark_db
 def test_a_lock_refuses_promotions_until_it_is_lifted(repository, remote, developer, release_manager):
     _ready(repository, developer)
-    promotion = _passed_promotion(repository, remote, developer, "locked")
+    promotion = passed_promotion(repository, remote, developer, "locked")
     policy.lock(repository, actor=release_manager, reason="Incident 42")
 
     with pytest.raises(services.Refused, match="locked by rm.*Incident 42"):
@@ -111,7 +100,7 @@ def test_a_lock_refuses_promotions_until_it_is_lifted(repository, remote, develo
 @pytestmark_db
 def test_a_lock_set_after_the_promote_was_queued_stops_the_push(repository, remote, developer, release_manager):
     _ready(repository, developer)
-    promotion = _passed_promotion(repository, remote, developer, "late-lock")
+    promotion = passed_promotion(repository, remote, developer, "late-lock")
     staging_before = remote.head("staging")
     services.promote(promotion, actor=release_manager)
     policy.lock(repository, actor=release_manager, reason="Stop the line")
@@ -128,13 +117,13 @@ def test_a_lock_set_after_the_promote_was_queued_stops_the_push(repository, remo
 @pytestmark_db
 def test_a_freeze_window_covering_now_refuses_promotions_and_releases(repository, remote, developer, release_manager):
     _ready(repository, developer)
-    promotion = _passed_promotion(repository, remote, developer, "frozen")
+    promotion = passed_promotion(repository, remote, developer, "frozen")
     services.promote(promotion, actor=release_manager)
     run_jobs()
     _freeze_now(repository, release_manager)
 
     assert guard.freeze_now(repository) is not None
-    other = _passed_promotion(repository, remote, developer, "frozen-too")
+    other = passed_promotion(repository, remote, developer, "frozen-too")
     with pytest.raises(services.Refused, match="freeze window"):
         services.promote(other, actor=release_manager)
     repository.refresh_from_db()
@@ -146,7 +135,7 @@ def test_a_freeze_window_covering_now_refuses_promotions_and_releases(repository
 def test_a_freeze_that_starts_after_a_release_was_queued_stops_its_push(repository, remote, developer,
                                                                          release_manager):
     _ready(repository, developer)
-    promotion = _passed_promotion(repository, remote, developer, "before-freeze")
+    promotion = passed_promotion(repository, remote, developer, "before-freeze")
     services.promote(promotion, actor=release_manager)
     run_jobs()
     repository.refresh_from_db()
@@ -167,8 +156,8 @@ def test_a_hotfix_passes_a_freeze_only_with_a_second_release_managers_approval(r
     second = _user("rm2", Role.RELEASE_MANAGER)
     _ready(repository, developer)
     _freeze_now(repository, release_manager)
-    hotfix = _passed_promotion(repository, remote, developer, "urgent", kind="hotfix")
-    feature = _passed_promotion(repository, remote, developer, "shiny")
+    hotfix = passed_promotion(repository, remote, developer, "urgent", kind="hotfix")
+    feature = passed_promotion(repository, remote, developer, "shiny")
 
     with pytest.raises(services.Refused, match="Only hotfixes"):
         policy.request_exception(feature, actor=release_manager, reason="Want it")

@@ -1,0 +1,30 @@
+"""Steps several test modules take to reach a state: real services, jobs run in-process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from releaseboard.releases import services
+from releaseboard.releases.models import Branch, Promotion, Repository
+from tests.conftest import run_jobs
+
+
+def sync(repository: Repository, actor: Any) -> None:
+    """Refresh from the remote and run the jobs that follows."""
+    services.refresh(repository, actor=actor)
+    run_jobs()
+    repository.refresh_from_db()
+
+
+def passed_promotion(repository: Repository, remote: Any, developer: Any, name: str,
+                     kind: str = "feature") -> Promotion:
+    """A branch with one commit, requested for promotion, its merge tested (and passed)."""
+    branch = services.request_branch(repository, actor=developer, kind=kind, name=name, purpose="work")
+    run_jobs()
+    remote.commit_on(branch.name, {f"{name}.py": "X = 1\n"}, f"Work on {name}")
+    services.refresh(repository, actor=developer)
+    run_jobs()
+    promotion = services.request_promotion(Branch.objects.get(pk=branch.pk), actor=developer, title=name)
+    run_jobs()
+    promotion.refresh_from_db()
+    return promotion
