@@ -30,9 +30,23 @@ sys.path.insert(0, str(ROOT))
 
 REPOSITORIES = [f"repo-{i:02d}" for i in range(20)]
 ACTORS = [f"user{i:02d}" for i in range(30)] + ["releaseboard"]
-ACTIONS = ["branch.requested", "promotion.requested", "promotion.tested", "promotion.promoted", "job.started",
-           "job.succeeded", "job.failed", "job.cancelled", "release.requested", "release.tagged", "staging.copied",
-           "repository.refreshed", "policy.violation", "job.retried", "repository.registered"]
+ACTIONS = [
+    "branch.requested",
+    "promotion.requested",
+    "promotion.tested",
+    "promotion.promoted",
+    "job.started",
+    "job.succeeded",
+    "job.failed",
+    "job.cancelled",
+    "release.requested",
+    "release.tagged",
+    "staging.copied",
+    "repository.refreshed",
+    "policy.violation",
+    "job.retried",
+    "repository.registered",
+]
 
 
 def setup(workdir: Path, database_url: str | None) -> None:
@@ -63,12 +77,27 @@ def fill(total: int, batch: int = 20000) -> None:
         return
     last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
     seq, prev = last if last else (0, chain.GENESIS)
-    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-    columns = ["created_at", "actor_id", "actor_name", "action", "repository_id", "repository_name", "object_type",
-               "object_id", "object_repr", "from_sha", "to_sha", "result", "message", "details", "seq", "prev_hash",
-               "hash"]
-    sql = (f"INSERT INTO audit_auditevent ({', '.join(columns)}) "
-           f"VALUES ({', '.join(['%s'] * len(columns))})")
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    columns = [
+        "created_at",
+        "actor_id",
+        "actor_name",
+        "action",
+        "repository_id",
+        "repository_name",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "from_sha",
+        "to_sha",
+        "result",
+        "message",
+        "details",
+        "seq",
+        "prev_hash",
+        "hash",
+    ]
+    sql = f"INSERT INTO audit_auditevent ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
     began = time.perf_counter()
     while seq < total:
         rows = []
@@ -76,17 +105,44 @@ def fill(total: int, batch: int = 20000) -> None:
             seq += 1
             repo = seq % len(REPOSITORIES)
             content: dict[str, Any] = {
-                "seq": seq, "created_at": start + dt.timedelta(seconds=seq * 60), "actor_id": None,
-                "actor_name": ACTORS[(seq * 7) % len(ACTORS)], "action": ACTIONS[(seq * 11) % len(ACTIONS)],
-                "repository_id": repo + 1, "repository_name": REPOSITORIES[repo], "object_type": "promotion",
-                "object_id": seq // 3, "object_repr": f"feature/x-{seq // 3}", "from_sha": f"{seq:040x}",
-                "to_sha": f"{seq + 1:040x}", "result": "ok", "message": f"bench event {seq}", "details": {"n": seq},
+                "seq": seq,
+                "created_at": start + dt.timedelta(seconds=seq * 60),
+                "actor_id": None,
+                "actor_name": ACTORS[(seq * 7) % len(ACTORS)],
+                "action": ACTIONS[(seq * 11) % len(ACTIONS)],
+                "repository_id": repo + 1,
+                "repository_name": REPOSITORIES[repo],
+                "object_type": "promotion",
+                "object_id": seq // 3,
+                "object_repr": f"feature/x-{seq // 3}",
+                "from_sha": f"{seq:040x}",
+                "to_sha": f"{seq + 1:040x}",
+                "result": "ok",
+                "message": f"bench event {seq}",
+                "details": {"n": seq},
             }
             digest = chain.event_hash(content, prev)
-            rows.append([content["created_at"], None, content["actor_name"], content["action"],
-                         content["repository_id"], content["repository_name"], "promotion", content["object_id"],
-                         content["object_repr"], content["from_sha"], content["to_sha"], "ok", content["message"],
-                         json.dumps(content["details"]), seq, prev, digest])
+            rows.append(
+                [
+                    content["created_at"],
+                    None,
+                    content["actor_name"],
+                    content["action"],
+                    content["repository_id"],
+                    content["repository_name"],
+                    "promotion",
+                    content["object_id"],
+                    content["object_repr"],
+                    content["from_sha"],
+                    content["to_sha"],
+                    "ok",
+                    content["message"],
+                    json.dumps(content["details"]),
+                    seq,
+                    prev,
+                    digest,
+                ]
+            )
             prev = digest
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(sql, rows)
@@ -120,29 +176,45 @@ def run(rounds: int, with_verify: bool) -> dict[str, float]:
     everything = EventFilter()
     results = {
         "first page": timed("first page (50 newest)", lambda: page_of_events(everything), rounds),
-        "deep page": timed(f"deep page by keyset (?before={head // 100})",
-                           lambda: page_of_events(everything, before=head // 100), rounds),
-        "middle page": timed(f"middle page by keyset (?before={head // 2})",
-                             lambda: page_of_events(everything, before=head // 2), rounds),
-        "filter repository": timed("filtered: repository, first page",
-                                   lambda: page_of_events(EventFilter(repository_id=5)), rounds),
-        "filter repository deep": timed(f"filtered: repository, ?before={head // 100}",
-                                        lambda: page_of_events(EventFilter(repository_id=5), before=head // 100),
-                                        rounds),
-        "filter actor+action": timed("filtered: actor + action, first page",
-                                     lambda: page_of_events(EventFilter(actor="user03", action="job.failed")),
-                                     rounds),
-        "filter dates": timed("filtered: one day a year back (date range)",
-                              lambda: page_of_events(EventFilter(date_from=dt.date(2024, 6, 1),
-                                                                 date_to=dt.date(2024, 6, 1))), rounds),
-        "filter repository+dates": timed("filtered: repository + one month",
-                                         lambda: page_of_events(EventFilter(repository_id=5,
-                                                                            date_from=dt.date(2024, 6, 1),
-                                                                            date_to=dt.date(2024, 6, 30))), rounds),
+        "deep page": timed(
+            f"deep page by keyset (?before={head // 100})",
+            lambda: page_of_events(everything, before=head // 100),
+            rounds,
+        ),
+        "middle page": timed(
+            f"middle page by keyset (?before={head // 2})", lambda: page_of_events(everything, before=head // 2), rounds
+        ),
+        "filter repository": timed(
+            "filtered: repository, first page", lambda: page_of_events(EventFilter(repository_id=5)), rounds
+        ),
+        "filter repository deep": timed(
+            f"filtered: repository, ?before={head // 100}",
+            lambda: page_of_events(EventFilter(repository_id=5), before=head // 100),
+            rounds,
+        ),
+        "filter actor+action": timed(
+            "filtered: actor + action, first page",
+            lambda: page_of_events(EventFilter(actor="user03", action="job.failed")),
+            rounds,
+        ),
+        "filter dates": timed(
+            "filtered: one day a year back (date range)",
+            lambda: page_of_events(EventFilter(date_from=dt.date(2024, 6, 1), date_to=dt.date(2024, 6, 1))),
+            rounds,
+        ),
+        "filter repository+dates": timed(
+            "filtered: repository + one month",
+            lambda: page_of_events(
+                EventFilter(repository_id=5, date_from=dt.date(2024, 6, 1), date_to=dt.date(2024, 6, 30))
+            ),
+            rounds,
+        ),
         "actions": timed("distinct actions for the filter (loose index scan)", actions, rounds),
-        "offset page": timed(f"for contrast: deep page by OFFSET (page {head // 100 // 50 * 99})",
-                             lambda: list(Paginator(AuditEvent.objects.order_by("-seq"), 50)
-                                          .page(head // 100 // 50 * 99).object_list), max(1, rounds // 3)),
+        "offset page": timed(
+            f"for contrast: deep page by OFFSET (page {head // 100 // 50 * 99})",
+            lambda: list(Paginator(AuditEvent.objects.order_by("-seq"), 50).page(head // 100 // 50 * 99).object_list),
+            max(1, rounds // 3),
+        ),
     }
     if with_verify:
         from releaseboard.audit.verify import verify

@@ -47,26 +47,42 @@ GOAL = 1.20
 IDENTITY_NAME, IDENTITY_EMAIL = "Releaseboard Bench", "bench@releaseboard.invalid"
 MESSAGE = "Merge {branch} into staging\n\nReleaseboard-Promotion: bench-{n}\n"
 STAGING = "refs/heads/staging"
-FETCH_ARGS = ["fetch", "--prune", "--no-write-fetch-head", "origin",
-              "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
+FETCH_ARGS = [
+    "fetch",
+    "--prune",
+    "--no-write-fetch-head",
+    "origin",
+    "+refs/heads/*:refs/heads/*",
+    "+refs/tags/*:refs/tags/*",
+]
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workdir", default="/tmp/releaseboard-bench",
-                    help="where the generated repositories and the two clones live (default: %(default)s)")
-    ap.add_argument("--gen", default=None,
-                    help="path of gen_repo.py (default: ../shared/bench/gen_repo.py next to the repository)")
+    ap.add_argument(
+        "--workdir",
+        default="/tmp/releaseboard-bench",
+        help="where the generated repositories and the two clones live (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--gen", default=None, help="path of gen_repo.py (default: ../shared/bench/gen_repo.py next to the repository)"
+    )
     ap.add_argument("--small", action="store_true", help="quick run on a small repository (100 files, 200 commits)")
     ap.add_argument("--rounds", type=int, default=15, help="measured rounds per side (default: %(default)s)")
     ap.add_argument("--branch", default=None, help="branch to merge (default: first one that merges cleanly)")
-    ap.add_argument("--import-root", default=None,
-                    help="import releaseboard.vcs from this directory instead of the repository "
-                         "(to measure a modified copy of the vcs module)")
-    ap.add_argument("--with-record", action="store_true",
-                    help="also time the mirror calls refresh() makes for record_heads() (is_ancestor(master, "
-                         "staging), commits_between(master, staging, 200), tags()) against merge-base "
-                         "--is-ancestor, git log and for-each-ref; reported as an extra step, in the total")
+    ap.add_argument(
+        "--import-root",
+        default=None,
+        help="import releaseboard.vcs from this directory instead of the repository "
+        "(to measure a modified copy of the vcs module)",
+    )
+    ap.add_argument(
+        "--with-record",
+        action="store_true",
+        help="also time the mirror calls refresh() makes for record_heads() (is_ancestor(master, "
+        "staging), commits_between(master, staging, 200), tags()) against merge-base "
+        "--is-ancestor, git log and for-each-ref; reported as an extra step, in the total",
+    )
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     return ap.parse_args()
 
@@ -92,8 +108,9 @@ def generate(args: argparse.Namespace, out: Path, files: int, commits: int) -> N
         raise SystemExit(f"generator not found at {gen}; pass --gen PATH")
     print(f"generating {out} ({files} files, {commits} commits) with {gen} ...", flush=True)
     t0 = time.monotonic()
-    subprocess.run(["python3", str(gen), "--out", str(out),
-                    "--files", str(files), "--commits", str(commits)], check=True)
+    subprocess.run(
+        ["python3", str(gen), "--out", str(out), "--files", str(files), "--commits", str(commits)], check=True
+    )
     print(f"generated in {time.monotonic() - t0:.0f}s", flush=True)
 
 
@@ -170,8 +187,14 @@ class ReleaseboardSide:
         t3 = c()
         if not merge.clean:
             raise SystemExit(f"{branch} no longer merges cleanly: {merge.conflicted_paths}")
-        merge_sha = self.mirror.commit_tree(merge.tree, [staging, branch_sha], MESSAGE.format(branch=branch, n=n),
-                                            author=self.identity, committer=self.identity, timestamp=timestamp)
+        merge_sha = self.mirror.commit_tree(
+            merge.tree,
+            [staging, branch_sha],
+            MESSAGE.format(branch=branch, n=n),
+            author=self.identity,
+            committer=self.identity,
+            timestamp=timestamp,
+        )
         t4 = c()
         self.mirror.push([self.vcs.RefUpdate(STAGING, merge_sha, staging)])
         t5 = c()
@@ -189,8 +212,9 @@ class RawSide:
         self.env = raw_env()
 
     def git(self, *args: str, input: bytes | None = None, env: dict | None = None) -> str:
-        proc = subprocess.run(["git", "-C", str(self.path), *args], input=input, env=env or self.env,
-                              capture_output=True, check=False)
+        proc = subprocess.run(
+            ["git", "-C", str(self.path), *args], input=input, env=env or self.env, capture_output=True, check=False
+        )
         if proc.returncode != 0:
             raise SystemExit(f"raw git {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
         return proc.stdout.decode()
@@ -217,28 +241,54 @@ class RawSide:
         t2 = c()
         t["heads"] = t2 - t1
         if self.record:
-            subprocess.run(["git", "-C", str(self.path), "merge-base", "--is-ancestor", heads["master"], staging],
-                           env=self.env, check=False)
-            log = self.git("log", "--max-count=200", "-z",
-                           "--format=%H%x1f%s%x1f%an%x1f%ae%x1f%at%x1f%(trailers:unfold,separator=%x1e)",
-                           f"{heads['master']}..{staging}")
+            subprocess.run(
+                ["git", "-C", str(self.path), "merge-base", "--is-ancestor", heads["master"], staging],
+                env=self.env,
+                check=False,
+            )
+            log = self.git(
+                "log",
+                "--max-count=200",
+                "-z",
+                "--format=%H%x1f%s%x1f%an%x1f%ae%x1f%at%x1f%(trailers:unfold,separator=%x1e)",
+                f"{heads['master']}..{staging}",
+            )
             ahead = [entry.split("\x1f") for entry in log.split("\0") if entry]
             self.git("for-each-ref", "--format=%(refname)", "refs/tags/")
             assert ahead and ahead[0][0] == staging
             t.update(record=c() - t2)
             t2 = c()
-        proc = subprocess.run(["git", "-C", str(self.path), "merge-tree", "--write-tree", staging, branch_sha],
-                              env=self.env, capture_output=True, check=False)
+        proc = subprocess.run(
+            ["git", "-C", str(self.path), "merge-tree", "--write-tree", staging, branch_sha],
+            env=self.env,
+            capture_output=True,
+            check=False,
+        )
         if proc.returncode != 0:
             raise SystemExit(f"raw merge-tree: {branch} does not merge cleanly")
         tree = proc.stdout.decode().split("\n", 1)[0].strip()
         t3 = c()
         env = dict(self.env)
-        env.update(GIT_AUTHOR_NAME=IDENTITY_NAME, GIT_AUTHOR_EMAIL=IDENTITY_EMAIL,
-                   GIT_AUTHOR_DATE=f"{timestamp} +0000", GIT_COMMITTER_NAME=IDENTITY_NAME,
-                   GIT_COMMITTER_EMAIL=IDENTITY_EMAIL, GIT_COMMITTER_DATE=f"{timestamp} +0000")
-        merge_sha = self.git("commit-tree", "-p", staging, "-p", branch_sha, "-F", "-", tree,
-                             input=MESSAGE.format(branch=branch, n=n).encode(), env=env).strip()
+        env.update(
+            GIT_AUTHOR_NAME=IDENTITY_NAME,
+            GIT_AUTHOR_EMAIL=IDENTITY_EMAIL,
+            GIT_AUTHOR_DATE=f"{timestamp} +0000",
+            GIT_COMMITTER_NAME=IDENTITY_NAME,
+            GIT_COMMITTER_EMAIL=IDENTITY_EMAIL,
+            GIT_COMMITTER_DATE=f"{timestamp} +0000",
+        )
+        merge_sha = self.git(
+            "commit-tree",
+            "-p",
+            staging,
+            "-p",
+            branch_sha,
+            "-F",
+            "-",
+            tree,
+            input=MESSAGE.format(branch=branch, n=n).encode(),
+            env=env,
+        ).strip()
         t4 = c()
         self.git("push", f"--force-with-lease={STAGING}:{staging}", "origin", f"{merge_sha}:{STAGING}")
         t5 = c()
@@ -254,6 +304,7 @@ def main() -> int:
     sys.path.insert(0, str(Path(args.import_root).resolve() if args.import_root else REPO_ROOT))
     t0 = time.perf_counter()
     from releaseboard import vcs  # noqa: E402  (the package __init__ also loads Celery/Django)
+
     import_ms = (time.perf_counter() - t0) * 1000
 
     size, files, commits = ("small", 100, 200) if args.small else ("large", 20000, 30000)
@@ -312,11 +363,15 @@ def main() -> int:
     med = {k: medians(v) for k, v in results.items()}
     git_version = sh("git", "--version").strip()
     print()
-    print(f"repository: {size} ({files} files, {manifest.get('master_commits', commits)} commits on master), "
-          f"{args.rounds} rounds + 1 warm-up each, interleaved"
-          + (", with the record_heads() calls" if args.with_record else ""))
-    print(f"machine: nproc={os.cpu_count()}, {git_version}, Python {platform.python_version()}; "
-          f"import releaseboard.vcs: {import_ms:.0f} ms (once per process, not timed below)")
+    print(
+        f"repository: {size} ({files} files, {manifest.get('master_commits', commits)} commits on master), "
+        f"{args.rounds} rounds + 1 warm-up each, interleaved"
+        + (", with the record_heads() calls" if args.with_record else "")
+    )
+    print(
+        f"machine: nproc={os.cpu_count()}, {git_version}, Python {platform.python_version()}; "
+        f"import releaseboard.vcs: {import_ms:.0f} ms (once per process, not timed below)"
+    )
     print()
     print(f"{'step (median ms)':<18}{'releaseboard':>14}{'raw git':>10}{'ratio':>8}")
     for s in (*steps, "total"):
@@ -326,11 +381,26 @@ def main() -> int:
     print()
     print(f"ratio: {ratio:.2f}x (goal <= {GOAL:.2f}x){'' if ratio <= GOAL else '  ABOVE GOAL'}")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "size": size, "files": files, "commits": commits, "rounds": args.rounds, "branch": branch,
-            "with_record": args.with_record, "import_root": args.import_root,
-            "nproc": os.cpu_count(), "git": git_version, "medians_ms": med, "ratio": ratio,
-            "raw_rounds": results}, indent=1) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "size": size,
+                    "files": files,
+                    "commits": commits,
+                    "rounds": args.rounds,
+                    "branch": branch,
+                    "with_record": args.with_record,
+                    "import_root": args.import_root,
+                    "nproc": os.cpu_count(),
+                    "git": git_version,
+                    "medians_ms": med,
+                    "ratio": ratio,
+                    "raw_rounds": results,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -51,10 +51,14 @@ SIDES = ("full", "raw", "raw-default", "incremental", "raw-incr", "cached")
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workdir", default="/tmp/releaseboard-bench",
-                    help="where the generated repositories live (default: %(default)s)")
-    ap.add_argument("--gen", default=None,
-                    help="path of gen_repo.py (default: ../shared/bench/gen_repo.py next to the repository)")
+    ap.add_argument(
+        "--workdir",
+        default="/tmp/releaseboard-bench",
+        help="where the generated repositories live (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--gen", default=None, help="path of gen_repo.py (default: ../shared/bench/gen_repo.py next to the repository)"
+    )
     ap.add_argument("--small", action="store_true", help="quick run on a small repository (100 files, 200 commits)")
     ap.add_argument("--rounds", type=int, default=9, help="measured rounds per side (default: %(default)s)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -115,9 +119,14 @@ def main() -> None:
     mover = Branch.objects.filter(repository=repository, kind="feature").order_by("name").first()
     assert mover is not None
     original = mover.head_sha
-    moved = mirror.commit_tree(mirror.tree_of(original), [original], "bench: one more commit\n",
-                               author=vcs.Identity("Bench", "bench@example.invalid"),
-                               committer=vcs.Identity("Bench", "bench@example.invalid"), timestamp=1_700_000_000)
+    moved = mirror.commit_tree(
+        mirror.tree_of(original),
+        [original],
+        "bench: one more commit\n",
+        author=vcs.Identity("Bench", "bench@example.invalid"),
+        committer=vcs.Identity("Bench", "bench@example.invalid"),
+        timestamp=1_700_000_000,
+    )
 
     def pairs_input(pairs: list[tuple[str, str]]) -> bytes:
         return "".join(f"{a} {b}\n" for a, b in pairs).encode()
@@ -129,8 +138,22 @@ def main() -> None:
         scratch = tempfile.mkdtemp(prefix="bench-raw-", dir=scratch_root)
         env = {**os.environ, "GIT_OBJECT_DIRECTORY": scratch, "GIT_ALTERNATE_OBJECT_DIRECTORIES": objects}
         try:
-            ms, _ = timed(lambda: sh("git", "-C", str(mirror.path), *compression, "merge-tree", "--write-tree",
-                                     "--stdin", "-z", "--name-only", "--messages", input=pairs_input(pairs), env=env))
+            ms, _ = timed(
+                lambda: sh(
+                    "git",
+                    "-C",
+                    str(mirror.path),
+                    *compression,
+                    "merge-tree",
+                    "--write-tree",
+                    "--stdin",
+                    "-z",
+                    "--name-only",
+                    "--messages",
+                    input=pairs_input(pairs),
+                    env=env,
+                )
+            )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return ms
@@ -155,8 +178,10 @@ def main() -> None:
         incr, raw_incr = [], []
         for sha in (moved, original):  # there and back: each is one branch moving
             move(sha)
-            changed = sorted(wanted_pairs(repository) - set(
-                PairMerge.objects.filter(repository=repository).values_list("low_sha", "high_sha")))
+            changed = sorted(
+                wanted_pairs(repository)
+                - set(PairMerge.objects.filter(repository=repository).values_list("low_sha", "high_sha"))
+            )
             ms_incr, step = timed(lambda: refresh_radar(repository, mirror))
             computed.append(step.computed)
             incr.append(ms_incr)
@@ -169,9 +194,11 @@ def main() -> None:
         samples["cached"].append(ms_cached)
         samples["incremental"] += incr
         samples["raw-incr"] += raw_incr
-        print(f"round {round_no}: full {ms_full:.0f} ms, raw {ms_raw:.0f} ms, incremental "
-              f"{'/'.join(f'{m:.0f}' for m in incr)} ms ({computed[-1]} pairs merged), cached {ms_cached:.1f} ms",
-              flush=True)
+        print(
+            f"round {round_no}: full {ms_full:.0f} ms, raw {ms_raw:.0f} ms, incremental "
+            f"{'/'.join(f'{m:.0f}' for m in incr)} ms ({computed[-1]} pairs merged), cached {ms_cached:.1f} ms",
+            flush=True,
+        )
 
     # The radar's answer against the generator's expected matrix (only the staging the generator made).
     from releaseboard.radar import selectors
@@ -183,10 +210,15 @@ def main() -> None:
             if cell.state == selectors.CONFLICT:
                 key = " ".join(sorted((row.branch.name, cell.other.name)))
                 shown[key] = sorted({c["path"] for c in cell.conflicts})
-    expected = {" ".join(sorted(key.split(" "))): sorted(files)
-                for key, files in manifest["expected_conflicting_pairs"].items()}
-    expected.update({" ".join(sorted((name, "staging"))): sorted(files)
-                     for name, files in manifest["expected_conflicts_with_staging"].items()})
+    expected = {
+        " ".join(sorted(key.split(" "))): sorted(files) for key, files in manifest["expected_conflicting_pairs"].items()
+    }
+    expected.update(
+        {
+            " ".join(sorted((name, "staging"))): sorted(files)
+            for name, files in manifest["expected_conflicts_with_staging"].items()
+        }
+    )
     matches = shown == expected
 
     med = {side: statistics.median(values) for side, values in samples.items()}
@@ -194,18 +226,33 @@ def main() -> None:
     print()
     print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, {sh('git', '--version').decode().strip()}")
     print(f"repository: {size} ({len(all_pairs)} pairs, {conflicting} conflicting), {args.rounds} rounds, medians:")
-    print(f"  full refresh        {med['full']:8.1f} ms   raw merge-tree --stdin {med['raw']:8.1f} ms   "
-          f"ratio {ratio:.2f}x (goal <= {GOAL:.1f}x)")
+    print(
+        f"  full refresh        {med['full']:8.1f} ms   raw merge-tree --stdin {med['raw']:8.1f} ms   "
+        f"ratio {ratio:.2f}x (goal <= {GOAL:.1f}x)"
+    )
     print(f"  (raw with git's default loose-object compression: {med['raw-default']:.1f} ms)")
-    print(f"  incremental refresh {med['incremental']:8.1f} ms   raw, same pairs        {med['raw-incr']:8.1f} ms   "
-          f"ratio {ratio_incr:.2f}x; pairs merged again after one branch moved: {sorted(set(computed))}")
+    print(
+        f"  incremental refresh {med['incremental']:8.1f} ms   raw, same pairs        {med['raw-incr']:8.1f} ms   "
+        f"ratio {ratio_incr:.2f}x; pairs merged again after one branch moved: {sorted(set(computed))}"
+    )
     print(f"  matches the generator's expected conflict matrix exactly: {'yes' if matches else 'NO'}")
     print(f"  nothing moved       {med['cached']:8.1f} ms   (no git process)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"medians_ms": med, "samples_ms": samples, "ratio": ratio,
-                                               "ratio_incremental": ratio_incr, "pairs": len(all_pairs),
-                                               "recomputed_after_move": sorted(set(computed)),
-                                               "matches_manifest": matches}, indent=1) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "medians_ms": med,
+                    "samples_ms": samples,
+                    "ratio": ratio,
+                    "ratio_incremental": ratio_incr,
+                    "pairs": len(all_pairs),
+                    "recomputed_after_move": sorted(set(computed)),
+                    "matches_manifest": matches,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     Repository.objects.filter(name="bench").delete()
 
 

@@ -18,8 +18,11 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Two queues so that long test runs never hold up short git operations, and test
 # capacity can be scaled on machines of its own.
 app.conf.task_queues = (Queue("git"), Queue("tests"))
-app.conf.task_routes = {"releaseboard.jobs.reap": {"queue": "git"}, "releaseboard.releases.poll_remotes": {"queue": "git"},
-                      "releaseboard.audit.checkpoint": {"queue": "git"}}
+app.conf.task_routes = {
+    "releaseboard.jobs.reap": {"queue": "git"},
+    "releaseboard.releases.poll_remotes": {"queue": "git"},
+    "releaseboard.audit.checkpoint": {"queue": "git"},
+}
 app.autodiscover_tasks(["releaseboard.jobs", "releaseboard.releases", "releaseboard.audit"])
 
 
@@ -28,10 +31,15 @@ def _beat_schedule() -> dict[str, dict[str, object]]:
 
     return {
         "reap-stale-jobs": {"task": "releaseboard.jobs.reap", "schedule": float(settings.REAPER_INTERVAL_SECONDS)},
-        "poll-remotes": {"task": "releaseboard.releases.poll_remotes", "schedule": float(settings.SYNC_INTERVAL_SECONDS)},
+        "poll-remotes": {
+            "task": "releaseboard.releases.poll_remotes",
+            "schedule": float(settings.SYNC_INTERVAL_SECONDS),
+        },
         # Pins the audit chain's head in a signed file, so a rewritten or cut chain is caught.
-        "audit-checkpoint": {"task": "releaseboard.audit.checkpoint",
-                             "schedule": float(settings.AUDIT_CHECKPOINT_INTERVAL_SECONDS)},
+        "audit-checkpoint": {
+            "task": "releaseboard.audit.checkpoint",
+            "schedule": float(settings.AUDIT_CHECKPOINT_INTERVAL_SECONDS),
+        },
     }
 
 

@@ -36,8 +36,9 @@ _DEVELOPER = {Perm.VIEW, Perm.REQUEST_BRANCH, Perm.REQUEST_PROMOTION, Perm.RUN_T
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.DEVELOPER: frozenset(_DEVELOPER),
-    Role.RELEASE_MANAGER: frozenset(_DEVELOPER | {Perm.PROMOTE, Perm.COPY_MASTER, Perm.CANCEL_JOB, Perm.RETRY_JOB,
-                                                   Perm.VIEW_AUDIT}),
+    Role.RELEASE_MANAGER: frozenset(
+        _DEVELOPER | {Perm.PROMOTE, Perm.COPY_MASTER, Perm.CANCEL_JOB, Perm.RETRY_JOB, Perm.VIEW_AUDIT}
+    ),
     Role.OPS: frozenset({Perm.VIEW, Perm.VIEW_AUDIT}),
     Role.ADMIN: frozenset({Perm.VIEW, Perm.VIEW_AUDIT, Perm.CONFIGURE, Perm.REFRESH}),
 }

@@ -133,9 +133,7 @@ TEMPLATES = [
 WSGI_APPLICATION = "releaseboard.wsgi.application"
 
 _sqlite_path = VAR_DIR / "db.sqlite3"
-DATABASES = {
-    "default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{_sqlite_path}"), conn_max_age=0)
-}
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{_sqlite_path}"), conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while a worker writes; IMMEDIATE transactions take
     # the write lock up front, so two writers queue instead of failing with "locked".

@@ -52,8 +52,15 @@ def _die_with_parent() -> None:
 
 
 class Child:
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path, colour: bool,
-                 stop_leader_only: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        colour: bool,
+        stop_leader_only: bool = False,
+    ) -> None:
         self.name = name
         self.argv = argv
         # The Celery worker shuts down its own pool processes ("warm shutdown"): signal
@@ -61,8 +68,17 @@ class Child:
         self.stop_leader_only = stop_leader_only
         self.log = open(log_dir / f"{name}.log", "a", buffering=1)
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, errors="replace", bufsize=1, process_group=0, preexec_fn=_die_with_parent,
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+            process_group=0,
+            preexec_fn=_die_with_parent,
         )
         self.reader = threading.Thread(target=self._pump, args=(self.proc.stdout, colour), daemon=True)
         self.reader.start()
@@ -97,8 +113,16 @@ class Child:
 def run_setup(argv: list[str], env: dict[str, str], colour: bool) -> str:
     """Run a setup command to the end, echoing its output; return the output."""
     say("setup", "$ " + " ".join(argv[1:]), colour=colour)
-    proc = subprocess.run(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, errors="replace")
+    proc = subprocess.run(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
     for line in proc.stdout.splitlines():
         say("setup", line, colour=colour)
     if proc.returncode != 0:
@@ -153,8 +177,18 @@ def main() -> int:
     commands = {
         "web": [py, "manage.py", "runserver", f"0.0.0.0:{args.port}"],
         "worker": [py, "-m", "celery", "-A", "releaseboard", "worker", "-Q", "git,tests", "-c", "2", "-l", "info"],
-        "beat": [py, "-m", "celery", "-A", "releaseboard", "beat", "-l", "info",
-                 "--schedule", str(var_dir / "celerybeat-schedule")],
+        "beat": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "releaseboard",
+            "beat",
+            "-l",
+            "info",
+            "--schedule",
+            str(var_dir / "celerybeat-schedule"),
+        ],
     }
     children: list[Child] = []
     for name, argv in commands.items():
@@ -176,11 +210,16 @@ def main() -> int:
                 banner_shown = True
                 if wait_for_port(args.port, children, stopping):
                     lines = logins.splitlines()
-                    start = next((i for i, line in enumerate(lines) if line.startswith("Releaseboard demo:")), len(lines))
-                    for line in lines[start + 1:]:
+                    start = next(
+                        (i for i, line in enumerate(lines) if line.startswith("Releaseboard demo:")), len(lines)
+                    )
+                    for line in lines[start + 1 :]:
                         say("run", line, colour=colour)
-                    say("run", f"Releaseboard is running at http://127.0.0.1:{args.port}/ — Ctrl-C stops it.",
-                        colour=colour)
+                    say(
+                        "run",
+                        f"Releaseboard is running at http://127.0.0.1:{args.port}/ — Ctrl-C stops it.",
+                        colour=colour,
+                    )
                     say("run", f"Logs are also in {log_dir}/", colour=colour)
                 continue
             stopping.wait(0.3)

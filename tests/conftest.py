@@ -47,8 +47,11 @@ def settle_jobs(request: pytest.FixtureRequest) -> Iterator[None]:
 
     Job.objects.filter(state=JobState.QUEUED).update(state=JobState.CANCELLED, finished_at=timezone.now())
     Job.objects.filter(state=JobState.RUNNING).update(cancel_requested_at=timezone.now())
-    wait_for(lambda: not Job.objects.filter(state=JobState.RUNNING, lease_expires_at__gt=timezone.now()).exists(),
-             timeout=60, what="running jobs to stop")
+    wait_for(
+        lambda: not Job.objects.filter(state=JobState.RUNNING, lease_expires_at__gt=timezone.now()).exists(),
+        timeout=60,
+        what="running jobs to stop",
+    )
 
 
 def _user(username: str, *roles: Role) -> User:
@@ -135,7 +138,11 @@ class CeleryProcess:
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "releaseboard", *args],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while self.ready_text not in log_path.read_text():
@@ -166,24 +173,44 @@ class CeleryProcess:
 
 
 class WorkerProcess(CeleryProcess):
-    def __init__(self, log_path: Path, name: str = "w1", concurrency: int = 2,
-                 extra_env: dict[str, str] | None = None) -> None:
-        super().__init__(["worker", "-Q", "git,tests", "-c", str(concurrency), "-n", f"{name}@%h",
-                          "--without-mingle", "--without-gossip", "-l", "info"], log_path, extra_env)
+    def __init__(
+        self, log_path: Path, name: str = "w1", concurrency: int = 2, extra_env: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(
+            [
+                "worker",
+                "-Q",
+                "git,tests",
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{name}@%h",
+                "--without-mingle",
+                "--without-gossip",
+                "-l",
+                "info",
+            ],
+            log_path,
+            extra_env,
+        )
 
 
 class BeatProcess(CeleryProcess):
     ready_text = "beat: Starting"
 
     def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
-        env = {"RELEASEBOARD_REAPER_INTERVAL_SECONDS": "1", "RELEASEBOARD_SYNC_INTERVAL_SECONDS": "3600",
-               **(extra_env or {})}
+        env = {
+            "RELEASEBOARD_REAPER_INTERVAL_SECONDS": "1",
+            "RELEASEBOARD_SYNC_INTERVAL_SECONDS": "3600",
+            **(extra_env or {}),
+        }
         super().__init__(["beat", "-l", "info", "-s", str(log_path.with_suffix(".schedule"))], log_path, env)
 
 
 @pytest.fixture(scope="module")
-def celery_worker(django_db_setup: None, django_db_blocker: object,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+def celery_worker(
+    django_db_setup: None, django_db_blocker: object, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
     """One worker for a test module; modules that kill workers start their own instead."""
     worker = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log")
     yield worker

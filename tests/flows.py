@@ -16,8 +16,9 @@ def sync(repository: Repository, actor: Any) -> None:
     repository.refresh_from_db()
 
 
-def passed_promotion(repository: Repository, remote: Any, developer: Any, name: str,
-                     kind: str = "feature") -> Promotion:
+def passed_promotion(
+    repository: Repository, remote: Any, developer: Any, name: str, kind: str = "feature"
+) -> Promotion:
     """A branch with one commit, requested for promotion, its merge tested (and passed)."""
     branch = services.request_branch(repository, actor=developer, kind=kind, name=name, purpose="work")
     run_jobs()

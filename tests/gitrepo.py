@@ -61,8 +61,12 @@ class Remote:
         return git("--git-dir", str(self.bare), "rev-parse", f"refs/heads/{branch}")
 
     def exists(self, ref: str) -> bool:
-        return subprocess.run(["git", "--git-dir", str(self.bare), "rev-parse", "--verify", "-q", ref],
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                ["git", "--git-dir", str(self.bare), "rev-parse", "--verify", "-q", ref], capture_output=True
+            ).returncode
+            == 0
+        )
 
     def message(self, rev: str) -> str:
         return git("--git-dir", str(self.bare), "log", "-1", "--format=%B", rev)
@@ -97,8 +101,13 @@ def ref_updates(remote: Remote, ref: str) -> list[tuple[str, str]]:
 
 
 def is_ancestor(remote: Remote, ancestor: str, descendant: str) -> bool:
-    return subprocess.run(["git", "--git-dir", str(remote.bare), "merge-base", "--is-ancestor", ancestor, descendant],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["git", "--git-dir", str(remote.bare), "merge-base", "--is-ancestor", ancestor, descendant],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
 
 
 def first_parents(remote: Remote, rev: str) -> list[str]:

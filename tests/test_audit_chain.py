@@ -26,8 +26,10 @@ class Shop:
 
 def append(count: int, **kwargs: Any) -> list[AuditEvent]:
     with transaction.atomic():
-        return [record("branch.requested", actor=None, repository=Shop(), message=f"event {i}", **kwargs)
-                for i in range(count)]
+        return [
+            record("branch.requested", actor=None, repository=Shop(), message=f"event {i}", **kwargs)
+            for i in range(count)
+        ]
 
 
 def raw(sql: str) -> None:
@@ -49,9 +51,17 @@ def test_each_event_is_numbered_and_linked_to_the_one_before_it() -> None:
 @pytest.mark.django_db
 def test_the_hash_covers_every_content_field() -> None:
     (event,) = append(1)
-    for name, changed in [("seq", 2), ("action", "x"), ("actor_name", "mallory"), ("message", "other"),
-                          ("repository_name", "evil"), ("to_sha", "f" * 40), ("result", "failed"),
-                          ("details", {"a": 1}), ("created_at", event.created_at.replace(year=2001))]:
+    for name, changed in [
+        ("seq", 2),
+        ("action", "x"),
+        ("actor_name", "mallory"),
+        ("message", "other"),
+        ("repository_name", "evil"),
+        ("to_sha", "f" * 40),
+        ("result", "failed"),
+        ("details", {"a": 1}),
+        ("created_at", event.created_at.replace(year=2001)),
+    ]:
         content = {f: getattr(event, f) for f in chain.CONTENT_FIELDS} | {name: changed}
         assert chain.event_hash(content, event.prev_hash) != event.hash, name
     assert chain.event_hash(event, "1" * 64) != event.hash
@@ -117,18 +127,35 @@ def test_the_maintenance_window_lets_the_test_suite_change_events() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_outside_the_test_suite_neither_flush_nor_the_window_can_empty_the_log() -> None:
     append(2)
-    env = {"DATABASE_URL": _test_database_url(), "PATH": os.environ["PATH"],
-           "RELEASEBOARD_VAR_DIR": os.environ["RELEASEBOARD_VAR_DIR"]}
-    flush = subprocess.run([sys.executable, "manage.py", "flush", "--no-input"], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=120)
+    env = {
+        "DATABASE_URL": _test_database_url(),
+        "PATH": os.environ["PATH"],
+        "RELEASEBOARD_VAR_DIR": os.environ["RELEASEBOARD_VAR_DIR"],
+    }
+    flush = subprocess.run(
+        [sys.executable, "manage.py", "flush", "--no-input"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert flush.returncode != 0 and "couldn't be flushed" in flush.stderr, flush.stderr
     assert AuditEvent.objects.count() == 2
     window = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()\n"
-         "from releaseboard.audit.maintenance import maintenance_window\n"
-         "with maintenance_window(): pass"],
-        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "releaseboard.settings"}, capture_output=True, text=True,
-        timeout=120)
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup()\n"
+            "from releaseboard.audit.maintenance import maintenance_window\n"
+            "with maintenance_window(): pass",
+        ],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "releaseboard.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert window.returncode != 0 and "MaintenanceRefused" in window.stderr
 
 
@@ -136,8 +163,9 @@ def test_outside_the_test_suite_neither_flush_nor_the_window_can_empty_the_log()
 def test_the_append_only_triggers_are_installed() -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_auditevent'::regclass "
-                           "AND NOT tgisinternal")
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'audit_auditevent'::regclass AND NOT tgisinternal"
+            )
             assert {r[0] for r in cursor.fetchall()} == {"audit_auditevent_append_only"}
         else:
             cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_auditevent'")

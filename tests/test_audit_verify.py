@@ -95,17 +95,21 @@ def test_a_deleted_event_is_caught_as_a_gap() -> None:
 
 def test_a_deleted_event_with_the_seqs_closed_up_is_caught_by_the_broken_link() -> None:
     append(5)
-    tamper("DELETE FROM audit_auditevent WHERE seq = 2",
-           *(f"UPDATE audit_auditevent SET seq = {s - 1} WHERE seq = {s}" for s in (3, 4, 5)))
+    tamper(
+        "DELETE FROM audit_auditevent WHERE seq = 2",
+        *(f"UPDATE audit_auditevent SET seq = {s - 1} WHERE seq = {s}" for s in (3, 4, 5)),
+    )
     report = verify()
     assert report.first_bad_seq == 2 and not report.ok
 
 
 def test_reordered_events_are_caught() -> None:
     append(5)
-    tamper("UPDATE audit_auditevent SET seq = -3 WHERE seq = 3",
-           "UPDATE audit_auditevent SET seq = 3 WHERE seq = 4",
-           "UPDATE audit_auditevent SET seq = 4 WHERE seq = -3")
+    tamper(
+        "UPDATE audit_auditevent SET seq = -3 WHERE seq = 3",
+        "UPDATE audit_auditevent SET seq = 3 WHERE seq = 4",
+        "UPDATE audit_auditevent SET seq = 4 WHERE seq = -3",
+    )
     report = verify()
     assert report.first_bad_seq == 3
     assert "seq 3: its prev_hash is not the hash of seq 2" in report.lines()[1]
@@ -122,9 +126,10 @@ def test_a_rebuilt_chain_is_caught_by_the_signed_checkpoint() -> None:
     report = verify()
     assert not report.ok
     assert report.first_bad_seq == 6
-    assert ("seq 6: its hash is not the one signed in checkpoint checkpoint-000000000006-" in report.lines()[1]
-            and "rewritten at or before seq 6 (after seq 3, the last checkpoint that still matches)"
-            in report.lines()[1])
+    assert (
+        "seq 6: its hash is not the one signed in checkpoint checkpoint-000000000006-" in report.lines()[1]
+        and "rewritten at or before seq 6 (after seq 3, the last checkpoint that still matches)" in report.lines()[1]
+    )
 
 
 def test_a_truncated_tail_is_caught_by_the_checkpoint_count() -> None:
@@ -153,8 +158,7 @@ def test_a_forged_checkpoint_file_is_not_trusted(checkpoint_dir: Path) -> None:
     forged.write_text(json.dumps(document | {"seq": 9, "count": 9}))
     report = verify()
     assert [c.name for c in report.checkpoints] == [written.file_name]
-    assert any("checkpoint-000000000009-forged.json: its signature does not match" in line
-               for line in report.lines())
+    assert any("checkpoint-000000000009-forged.json: its signature does not match" in line for line in report.lines())
 
 
 def test_verification_trusts_the_signed_files_not_the_database_rows(checkpoint_dir: Path) -> None:
@@ -182,7 +186,10 @@ def test_checkpoints_are_signed_files_that_are_never_overwritten(checkpoint_dir:
     assert sorted(p.name for p in checkpoint_dir.iterdir()) == sorted([first.file_name, second.file_name])
     document = json.loads((checkpoint_dir / first.file_name).read_text())
     assert {k: document[k] for k in ("count", "seq", "head_hash")} == {
-        "count": 2, "seq": 2, "head_hash": AuditEvent.objects.get(seq=2).hash}
+        "count": 2,
+        "seq": 2,
+        "head_hash": AuditEvent.objects.get(seq=2).hash,
+    }
     key_file = Path(settings.AUDIT_KEY_FILE)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     key = key_file.read_text().strip()
@@ -200,8 +207,7 @@ def test_the_periodic_checkpoint_skips_when_nothing_was_appended(checkpoint_dir:
     assert sorted(c.seq for c in checkpoint.read_files()[0]) == [2, 3]
 
 
-def test_ops_sees_the_verification_and_can_sign_a_checkpoint(client: Client, ops: Any,
-                                                              checkpoint_dir: Path) -> None:
+def test_ops_sees_the_verification_and_can_sign_a_checkpoint(client: Client, ops: Any, checkpoint_dir: Path) -> None:
     append(3)
     client.force_login(ops)
     response = client.post(reverse("web:audit_checkpoint"), follow=True)

@@ -107,8 +107,7 @@ def test_update_with_conflicts_reports_the_files_and_leaves_the_branch_alone(rep
     assert AuditEvent.objects.get(action="branch.update_conflict").details["conflicts"] == ["calc.py"]
 
 
-def test_only_the_owner_or_a_release_manager_may_update_a_branch(repository, remote, developer, release_manager,
-                                                                  ops):
+def test_only_the_owner_or_a_release_manager_may_update_a_branch(repository, remote, developer, release_manager, ops):
     _ready(repository, developer)
     branch = _branch(repository, remote, developer, "login")
     colleague = User.objects.create_user("dev2")
@@ -132,8 +131,9 @@ def test_update_requested_twice_with_one_key_makes_one_job(repository, remote, d
     assert Job.objects.filter(kind="update_branch").count() == 1
 
 
-def test_a_landed_hotfix_is_flagged_on_branches_without_it_until_they_update(repository, remote, developer,
-                                                                            release_manager):
+def test_a_landed_hotfix_is_flagged_on_branches_without_it_until_they_update(
+    repository, remote, developer, release_manager
+):
     _ready(repository, developer)
     feature = _branch(repository, remote, developer, "login", {"login.py": "A = 1\n"})
     hotfix = _branch(repository, remote, developer, "typo", {"README": "demo, fixed\n"}, kind="hotfix")
@@ -149,8 +149,9 @@ def test_a_landed_hotfix_is_flagged_on_branches_without_it_until_they_update(rep
     assert _synced(repository, developer, feature).missing_hotfixes == []
 
 
-def test_a_branch_started_from_another_depends_on_it_until_that_one_is_promoted(repository, remote, developer,
-                                                                               release_manager):
+def test_a_branch_started_from_another_depends_on_it_until_that_one_is_promoted(
+    repository, remote, developer, release_manager
+):
     _ready(repository, developer)
     base = _branch(repository, remote, developer, "api", {"api.py": "API = 1\n"})
     # A developer starts feature/ui from feature/api (plain git), and works on it.
@@ -182,11 +183,11 @@ def _promotion_page(user, repository, promotion):
 def test_dependency_rule_points_from_the_branch_that_carries_the_other():
     heads = {"feature/a": "a2", "feature/b": "b1", "feature/c": "c1", "feature/d": "d1", "feature/e": "e1"}
     unmerged = {  # oldest first
-        "feature/d": {"a1", "a2", "d1"},      # d is older, and later merged all of a
+        "feature/d": {"a1", "a2", "d1"},  # d is older, and later merged all of a
         "feature/a": {"a1", "a2"},
-        "feature/b": {"a1", "b1"},            # b started from a1, then a moved on to a2
-        "feature/c": {"c1"},                  # unrelated
-        "feature/e": {"a1", "b1", "e1"},      # e started from b
+        "feature/b": {"a1", "b1"},  # b started from a1, then a moved on to a2
+        "feature/c": {"c1"},  # unrelated
+        "feature/e": {"a1", "b1", "e1"},  # e started from b
     }
 
     deps = intelligence.dependencies(unmerged, heads)
@@ -199,14 +200,22 @@ def test_dependency_rule_points_from_the_branch_that_carries_the_other():
 
 def test_board_and_branch_page_show_staleness_missing_hotfix_and_dependency(client, repository, developer):
     owner_branch = Branch.objects.create(
-        repository=repository, name="feature/ui", kind="feature", head_sha="c" * 40, requested_by=developer,
-        behind=3, ahead=2, missing_hotfixes=[{"name": "hotfix/typo", "promotion": 1}],
+        repository=repository,
+        name="feature/ui",
+        kind="feature",
+        head_sha="c" * 40,
+        requested_by=developer,
+        behind=3,
+        ahead=2,
+        missing_hotfixes=[{"name": "hotfix/typo", "promotion": 1}],
         depends_on=[{"name": "feature/api", "branch": 99, "commits": 1}],
     )
     client.force_login(developer)
 
-    for url in (reverse("web:board", args=[repository.name]),
-                reverse("web:branch_detail", args=[repository.name, owner_branch.pk])):
+    for url in (
+        reverse("web:board", args=[repository.name]),
+        reverse("web:branch_detail", args=[repository.name, owner_branch.pk]),
+    ):
         page = client.get(url).content.decode()
         assert "3 behind" in page and "2 ahead" in page
         assert "missing hotfix/typo" in page
@@ -219,8 +228,9 @@ def test_board_and_branch_page_show_staleness_missing_hotfix_and_dependency(clie
 
 
 def test_update_button_is_hidden_from_a_developer_who_does_not_own_the_branch(client, repository, developer):
-    other = Branch.objects.create(repository=repository, name="feature/x", kind="feature", head_sha="c" * 40,
-                                  behind=1, ahead=1)
+    other = Branch.objects.create(
+        repository=repository, name="feature/x", kind="feature", head_sha="c" * 40, behind=1, ahead=1
+    )
     client.force_login(developer)
 
     page = client.get(reverse("web:branch_detail", args=[repository.name, other.pk])).content.decode()

@@ -286,8 +286,25 @@ def test_version_parse_reads_release_numbers(text, version):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "v", "1", "1.2", "1.2.3.4", "01.2.3", "1.02.3", "1.2.03", "1.2.3-rc1", "1.2.3+build", "vv1.2.3",
-     "V1.2.3", "v 1.2.3", "-1.2.3", "a.b.c", "1..3", "\u0661.2.3"],
+    [
+        "",
+        "v",
+        "1",
+        "1.2",
+        "1.2.3.4",
+        "01.2.3",
+        "1.02.3",
+        "1.2.03",
+        "1.2.3-rc1",
+        "1.2.3+build",
+        "vv1.2.3",
+        "V1.2.3",
+        "v 1.2.3",
+        "-1.2.3",
+        "a.b.c",
+        "1..3",
+        "\u0661.2.3",
+    ],
 )
 def test_version_parse_refuses_anything_but_three_plain_numbers(text):
     with pytest.raises(ValueError, match="is not a version like 1.4.0"):

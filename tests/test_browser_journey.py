@@ -14,19 +14,26 @@ from pathlib import Path
 
 import pytest
 
-from releaseboard.releases import services
 from releaseboard.jobs.models import Job
+from releaseboard.releases import services
 from releaseboard.releases.models import Promotion, PromotionState
-from tests.gitrepo import CALC
 from tests.conftest import PASSWORD, wait_for, wait_for_job
+from tests.gitrepo import CALC
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "board.png"
 # Chromium's own background connections are refused on a closed network; keep it quiet.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -62,8 +69,9 @@ def _wait_for_job_page(page: object, state: str = "Succeeded") -> None:
     page.wait_for_selector(f"span[id$='-state']:has-text('{state}')", timeout=90_000)  # type: ignore[attr-defined]
 
 
-def test_a_release_cycle_in_the_browser(browser, live_server, celery_worker, repository, remote, developer,
-                                        release_manager, ops):
+def test_a_release_cycle_in_the_browser(
+    browser, live_server, celery_worker, repository, remote, developer, release_manager, ops
+):
     base = live_server.url
     wait_for_job(services.refresh(repository, actor=developer))
 
@@ -119,7 +127,12 @@ def test_a_release_cycle_in_the_browser(browser, live_server, celery_worker, rep
     # The next cycle on the board, for the README: two features that touch the same line
     # (the radar shows them red) and a hotfix.
     for kind, name, purpose, files in (
-        ("feature", "discounts", "Percentage discounts at checkout", {"calc.py": CALC.replace("a + b", "(a + b) * 0.9")}),
+        (
+            "feature",
+            "discounts",
+            "Percentage discounts at checkout",
+            {"calc.py": CALC.replace("a + b", "(a + b) * 0.9")},
+        ),
         ("feature", "coupons", "Coupon codes", {"calc.py": CALC.replace("a + b", "a + b - 1")}),
         ("hotfix", "rounding", "Round totals half-up", {"rounding.py": "ROUND = 2\n"}),
     ):

@@ -61,8 +61,11 @@ def test_app_services_get_database_and_broker_urls(compose: dict, service: str) 
 def test_commands(compose: dict) -> None:
     services = compose["services"]
     web = " ".join(services["web"]["command"])
-    assert re.search(r"collectstatic --noinput &&\s+python manage.py migrate --noinput &&\s+exec gunicorn "
-                     r"releaseboard.wsgi", web)
+    assert re.search(
+        r"collectstatic --noinput &&\s+python manage.py migrate --noinput &&\s+exec gunicorn "
+        r"releaseboard.wsgi",
+        web,
+    )
     assert services["worker"]["command"][:6] == ["celery", "-A", "releaseboard", "worker", "-Q", "git,tests"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "releaseboard", "beat"]
 

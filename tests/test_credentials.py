@@ -17,7 +17,7 @@ from django.conf import settings as django_settings
 from releaseboard.audit.models import AuditEvent
 from releaseboard.jobs.models import JobLogLine, JobState, JobStep
 from releaseboard.releases import services
-from releaseboard.releases.models import PromotionState, Repository, ReleaseState
+from releaseboard.releases.models import PromotionState, ReleaseState, Repository
 from releaseboard.vcs import Credentials, CredentialsError, GitError, Mirror, RefUpdate, credentials_for, ls_remote
 from tests.conftest import run_jobs
 from tests.gitrepo import Remote
@@ -60,10 +60,16 @@ class GitHTTPServer:
                 path, _, query = self.path.partition("?")
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 env = {
-                    "PATH": "/usr/bin:/bin", "GIT_PROJECT_ROOT": str(root), "GIT_HTTP_EXPORT_ALL": "1",
-                    "REQUEST_METHOD": self.command, "PATH_INFO": path, "QUERY_STRING": query,
-                    "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
-                    "REMOTE_USER": USER, "REMOTE_ADDR": "127.0.0.1",
+                    "PATH": "/usr/bin:/bin",
+                    "GIT_PROJECT_ROOT": str(root),
+                    "GIT_HTTP_EXPORT_ALL": "1",
+                    "REQUEST_METHOD": self.command,
+                    "PATH_INFO": path,
+                    "QUERY_STRING": query,
+                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                    "CONTENT_LENGTH": str(len(body)),
+                    "REMOTE_USER": USER,
+                    "REMOTE_ADDR": "127.0.0.1",
                     "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
                     "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
                 }
@@ -108,10 +114,14 @@ def server(remote: Remote) -> Iterator[GitHTTPServer]:
 def creds_file(tmp_path: Path, server: GitHTTPServer) -> Path:
     path = tmp_path / "credentials.json"
     base = server.url("")
-    path.write_text(json.dumps({
-        base.rstrip("/"): {"username": "wrong", "password": "not-this-one"},
-        server.url("remote.git"): {"username": USER, "password": SECRET},  # the longest prefix wins
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                base.rstrip("/"): {"username": "wrong", "password": "not-this-one"},
+                server.url("remote.git"): {"username": USER, "password": SECRET},  # the longest prefix wins
+            }
+        )
+    )
     return path
 
 
@@ -135,10 +145,14 @@ class Recorder:
 
 def test_the_longest_matching_prefix_wins_at_a_path_boundary(tmp_path):
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({
-        "https://git.example.com": {"username": "a", "password": "host-wide"},
-        "https://git.example.com/acme/": {"username": "b", "password": "acme-only"},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "https://git.example.com": {"username": "a", "password": "host-wide"},
+                "https://git.example.com/acme/": {"username": "b", "password": "acme-only"},
+            }
+        )
+    )
     assert credentials_for("https://git.example.com/acme/shop.git", path).password == "acme-only"
     assert credentials_for("https://git.example.com/other/x.git", path).password == "host-wide"
     # A prefix is not a substring match: another host that merely starts the same gets nothing.
@@ -148,8 +162,14 @@ def test_the_longest_matching_prefix_wins_at_a_path_boundary(tmp_path):
 
 def test_credentials_are_never_given_to_ssh_local_or_clear_text_remotes(tmp_path):
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({prefix: {"username": "u", "password": "p"} for prefix in
-                                ("ssh://git.example.com", "http://git.example.com", "/srv", "file:///srv")}))
+    path.write_text(
+        json.dumps(
+            {
+                prefix: {"username": "u", "password": "p"}
+                for prefix in ("ssh://git.example.com", "http://git.example.com", "/srv", "file:///srv")
+            }
+        )
+    )
     for url in ("ssh://git.example.com/a.git", "http://git.example.com/a.git", "/srv/a.git", "file:///srv/a.git"):
         assert credentials_for(url, path) is None
     assert credentials_for("https://x/a.git", None) is None
@@ -213,11 +233,13 @@ def test_a_mirror_without_credentials_cannot_fetch_from_the_protected_remote(tmp
 # -- a whole release cycle against the protected remote ------------------------------------------------
 
 
-def test_a_whole_cycle_leaves_the_secret_nowhere(transactional_db, remote, server, creds_file, developer,
-                                               release_manager, settings):
+def test_a_whole_cycle_leaves_the_secret_nowhere(
+    transactional_db, remote, server, creds_file, developer, release_manager, settings
+):
     settings.CREDENTIALS_FILE = str(creds_file)
-    repository = Repository.objects.create(name="shop", remote_url=server.url("remote.git"),
-                                           test_command=ENV_DUMP, test_timeout=60)
+    repository = Repository.objects.create(
+        name="shop", remote_url=server.url("remote.git"), test_command=ENV_DUMP, test_timeout=60
+    )
     services.refresh(repository, actor=developer)
     jobs = run_jobs()
     assert all(j.state == JobState.SUCCEEDED for j in jobs), [(j.kind, j.message) for j in jobs]
@@ -262,8 +284,9 @@ def test_a_whole_cycle_leaves_the_secret_nowhere(transactional_db, remote, serve
     assert all(clean(line) for line in server.requests)
 
 
-def test_a_job_masks_every_form_of_the_secret_if_git_ever_echoes_it(transactional_db, server, creds_file, developer,
-                                                                    settings):
+def test_a_job_masks_every_form_of_the_secret_if_git_ever_echoes_it(
+    transactional_db, server, creds_file, developer, settings
+):
     from releaseboard.jobs.execution import JobContext
     from releaseboard.releases.runners import mirror_for
 

@@ -78,22 +78,28 @@ def test_load_demo_twice_creates_everything_once(db, var_dir: Path, monkeypatch:
 
     heads = git("--git-dir", str(bare), "for-each-ref", "--format=%(refname:short)", "refs/heads").stdout.split()
     assert sorted(heads) == sorted(["master", "staging", *BRANCHES])
-    assert git("--git-dir", str(bare), "rev-parse", "master").stdout == git(
-        "--git-dir", str(bare), "rev-parse", "staging").stdout
+    assert (
+        git("--git-dir", str(bare), "rev-parse", "master").stdout
+        == git("--git-dir", str(bare), "rev-parse", "staging").stdout
+    )
     # discounts and coupons merge cleanly alone, and conflict with each other.
-    conflict = git("--git-dir", str(bare), "merge-tree", "--write-tree", "feature/discounts", "feature/coupons",
-                   check=False)
+    conflict = git(
+        "--git-dir", str(bare), "merge-tree", "--write-tree", "feature/discounts", "feature/coupons", check=False
+    )
     assert conflict.returncode == 1, conflict.stdout + conflict.stderr
     assert "cart.py" in conflict.stdout
     for branch in BRANCHES:
         if branch not in ("feature/discounts", "feature/coupons"):
             for other in ("feature/discounts", "feature/coupons"):
-                assert git("--git-dir", str(bare), "merge-tree", "--write-tree", branch, other,
-                           check=False).returncode == 0, (branch, other)
+                assert (
+                    git("--git-dir", str(bare), "merge-tree", "--write-tree", branch, other, check=False).returncode
+                    == 0
+                ), (branch, other)
 
 
-def test_demo_branches_show_every_test_outcome(db, var_dir: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_branches_show_every_test_outcome(
+    db, var_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RELEASEBOARD_DEMO_PASSWORD", PASSWORD)
     load_demo()
     work = tmp_path / "clone"
@@ -103,12 +109,19 @@ def test_demo_branches_show_every_test_outcome(db, var_dir: Path, tmp_path: Path
     for branch in ["master", *BRANCHES]:
         git("checkout", "-q", "--detach", f"origin/{branch}", cwd=work)
         authors.add(git("log", "-1", "--format=%an", cwd=work).stdout.strip())
-        result = subprocess.run(["python3", "-m", "unittest", "-v"], cwd=work, capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run(
+            ["python3", "-m", "unittest", "-v"], cwd=work, capture_output=True, text=True, timeout=60
+        )
         assert "Ran " in result.stderr, result.stderr
         outcomes[branch] = result.returncode == 0
-    assert outcomes == {"master": True, "feature/search": True, "feature/broken-totals": False,
-                        "feature/discounts": True, "feature/coupons": True, "hotfix/rounding": True}
+    assert outcomes == {
+        "master": True,
+        "feature/search": True,
+        "feature/broken-totals": False,
+        "feature/discounts": True,
+        "feature/coupons": True,
+        "hotfix/rounding": True,
+    }
     assert {"Dev One", "Dev Two"} <= authors
 
 
@@ -123,8 +136,7 @@ def test_generated_password_is_kept_in_var(db, var_dir: Path, monkeypatch: pytes
     assert User.objects.get(username="developer").check_password(password)
 
 
-def test_a_changed_password_is_reset_to_the_demo_password(db, var_dir: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_changed_password_is_reset_to_the_demo_password(db, var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RELEASEBOARD_DEMO_PASSWORD", PASSWORD)
     load_demo()
     ops = User.objects.get(username="ops")
@@ -138,8 +150,12 @@ def test_a_changed_password_is_reset_to_the_demo_password(db, var_dir: Path,
     assert all(user.check_password("a-new-demo-password") for user in User.objects.all())
 
 
-def test_refuses_when_local_repositories_are_off(db, var_dir: Path, settings,  # type: ignore[no-untyped-def]
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refuses_when_local_repositories_are_off(
+    db,
+    var_dir: Path,
+    settings,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("RELEASEBOARD_DEMO_PASSWORD", PASSWORD)
     settings.ALLOW_LOCAL_REPOSITORIES = False
     with pytest.raises(CommandError, match="RELEASEBOARD_ALLOW_LOCAL_REPOSITORIES=True"):

@@ -53,7 +53,8 @@ def test_the_alarm_is_shown_to_everyone_on_every_page(client, repository, remote
 
 
 def test_promotions_into_a_drifted_staging_are_refused_until_a_release_manager_adopts_it(
-        repository, remote, developer, release_manager):
+    repository, remote, developer, release_manager
+):
     _ready(repository, developer)
     promotion = passed_promotion(repository, remote, developer, "waits")
     remote.commit_on("staging", {"direct.py": "D = 1\n"}, "Hot edit, pushed by hand")
@@ -67,11 +68,13 @@ def test_promotions_into_a_drifted_staging_are_refused_until_a_release_manager_a
     with pytest.raises(services.Refused, match="moved again"):
         policy.adopt_head(alarm, actor=release_manager, reason="Reviewed", found_sha=alarm.expected_sha)
     from django.core.exceptions import PermissionDenied
+
     with pytest.raises(PermissionDenied):
         policy.adopt_head(alarm, actor=developer, reason="Looks fine", found_sha=alarm.found_sha)
 
-    policy.adopt_head(alarm, actor=release_manager, reason="Reviewed the hot edit with Dev One",
-                      found_sha=alarm.found_sha)
+    policy.adopt_head(
+        alarm, actor=release_manager, reason="Reviewed the hot edit with Dev One", found_sha=alarm.found_sha
+    )
     services.promote(promotion, actor=release_manager)
     run_jobs()
 
@@ -82,8 +85,9 @@ def test_promotions_into_a_drifted_staging_are_refused_until_a_release_manager_a
     assert not DriftAlarm.objects.filter(state=DriftState.OPEN).exists()  # its own push raised nothing
 
 
-def test_a_drift_found_by_the_promote_job_itself_stops_it_before_the_push(repository, remote, developer,
-                                                                           release_manager, settings):
+def test_a_drift_found_by_the_promote_job_itself_stops_it_before_the_push(
+    repository, remote, developer, release_manager, settings
+):
     settings.PROMOTION_MAX_RETESTS = 3
     _ready(repository, developer)
     promotion = passed_promotion(repository, remote, developer, "queued")
@@ -113,8 +117,9 @@ def test_a_direct_push_to_master_stops_releases_until_adopted(repository, remote
     assert "master was changed outside Releaseboard" in guard.release_refusal(repository)
 
 
-def test_releaseboards_own_promotions_releases_and_copies_raise_no_alarm(repository, remote, developer,
-                                                                         release_manager):
+def test_releaseboards_own_promotions_releases_and_copies_raise_no_alarm(
+    repository, remote, developer, release_manager
+):
     _ready(repository, developer)
     promotion = passed_promotion(repository, remote, developer, "own")
     services.promote(promotion, actor=release_manager)

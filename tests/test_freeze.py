@@ -75,8 +75,15 @@ def _ready(repository, actor):
 
 
 def _freeze_now(repository, actor):
-    return policy.add_window(repository, actor=actor, weekdays=ALL_DAYS, start=time(0, 0), end=time(0, 0),
-                             time_zone="Europe/Berlin", reason="Always frozen (test)")
+    return policy.add_window(
+        repository,
+        actor=actor,
+        weekdays=ALL_DAYS,
+        start=time(0, 0),
+        end=time(0, 0),
+        time_zone="Europe/Berlin",
+        reason="Always frozen (test)",
+    )
 
 
 @pytestmark_db
@@ -132,8 +139,7 @@ def test_a_freeze_window_covering_now_refuses_promotions_and_releases(repository
 
 
 @pytestmark_db
-def test_a_freeze_that_starts_after_a_release_was_queued_stops_its_push(repository, remote, developer,
-                                                                         release_manager):
+def test_a_freeze_that_starts_after_a_release_was_queued_stops_its_push(repository, remote, developer, release_manager):
     _ready(repository, developer)
     promotion = passed_promotion(repository, remote, developer, "before-freeze")
     services.promote(promotion, actor=release_manager)
@@ -151,8 +157,9 @@ def test_a_freeze_that_starts_after_a_release_was_queued_stops_its_push(reposito
 
 
 @pytestmark_db
-def test_a_hotfix_passes_a_freeze_only_with_a_second_release_managers_approval(repository, remote, developer,
-                                                                                 release_manager):
+def test_a_hotfix_passes_a_freeze_only_with_a_second_release_managers_approval(
+    repository, remote, developer, release_manager
+):
     second = _user("rm2", Role.RELEASE_MANAGER)
     _ready(repository, developer)
     _freeze_now(repository, release_manager)
@@ -195,16 +202,24 @@ def test_a_window_needs_a_weekday_and_a_real_time_zone(repository, release_manag
     with pytest.raises(services.Refused, match="weekday"):
         policy.add_window(repository, actor=release_manager, weekdays=[], start=time(1), end=time(2), time_zone="UTC")
     with pytest.raises(services.Refused, match="IANA"):
-        policy.add_window(repository, actor=release_manager, weekdays=[1], start=time(1), end=time(2),
-                          time_zone="Nowhere/City")
+        policy.add_window(
+            repository, actor=release_manager, weekdays=[1], start=time(1), end=time(2), time_zone="Nowhere/City"
+        )
     assert not AuditEvent.objects.filter(action__startswith="policy.").exists()
 
 
 @pytestmark_db
 def test_the_board_shows_the_lock_or_the_next_freeze_window(client, repository, developer, release_manager):
     client.force_login(developer)
-    policy.add_window(repository, actor=release_manager, weekdays=[0], start=time(9), end=time(10),
-                      time_zone="UTC", reason="Monday deploys")
+    policy.add_window(
+        repository,
+        actor=release_manager,
+        weekdays=[0],
+        start=time(9),
+        end=time(10),
+        time_zone="UTC",
+        reason="Monday deploys",
+    )
     assert "Next freeze window" in client.get(f"/r/{repository.name}/").content.decode()
     policy.lock(repository, actor=release_manager, reason="Database migration running")
     page = client.get(f"/r/{repository.name}/").content.decode()

@@ -84,13 +84,16 @@ def test_every_mirror_method_refuses_option_shaped_input(remote, mirror, payload
         ):
             with pytest.raises(GitError):
                 call()
-        for update in (RefUpdate(bad, master, None), RefUpdate("refs/heads/staging", bad, master),
-                       RefUpdate("refs/heads/staging", master, bad), RefUpdate(f"refs/heads/{bad}", master, "")):
+        for update in (
+            RefUpdate(bad, master, None),
+            RefUpdate("refs/heads/staging", bad, master),
+            RefUpdate("refs/heads/staging", master, bad),
+            RefUpdate(f"refs/heads/{bad}", master, ""),
+        ):
             with pytest.raises(GitError):
                 mirror.push([update])
-        with pytest.raises(ValueError):
-            with mirror.checkout(tmp_path / "wt", bad):
-                pass
+        with pytest.raises(ValueError), mirror.checkout(tmp_path / "wt", bad):
+            pass
     assert not marker.exists()
     assert git("--git-dir", str(remote.bare), "for-each-ref") == before
 
@@ -98,11 +101,13 @@ def test_every_mirror_method_refuses_option_shaped_input(remote, mirror, payload
 def test_a_push_refuses_refspec_tricks(remote, mirror):
     master, staging = mirror.branch_head("master"), mirror.branch_head("staging")
     before = git("--git-dir", str(remote.bare), "for-each-ref")
-    for update in (RefUpdate("refs/heads/staging", f"+{master}", staging),  # "+" forces
-                   RefUpdate("refs/heads/x:refs/heads/master", master, ""),  # a second refspec
-                   RefUpdate(":refs/heads/staging", master, staging),  # deletes
-                   RefUpdate("refs/remotes/origin/x", master, ""),
-                   RefUpdate("HEAD", master, staging)):
+    for update in (
+        RefUpdate("refs/heads/staging", f"+{master}", staging),  # "+" forces
+        RefUpdate("refs/heads/x:refs/heads/master", master, ""),  # a second refspec
+        RefUpdate(":refs/heads/staging", master, staging),  # deletes
+        RefUpdate("refs/remotes/origin/x", master, ""),
+        RefUpdate("HEAD", master, staging),
+    ):
         with pytest.raises(GitError):
             mirror.push([update])
     assert git("--git-dir", str(remote.bare), "for-each-ref") == before
@@ -126,16 +131,19 @@ def test_module_functions_refuse_option_shaped_input(payloads, marker):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("template", [
-    "ext::sh -c touch% {marker}",
-    "ext::sh%20-c%20touch%20{marker}",
-    "fd::17",
-    "fd::0,1",
-    "ssh://-oProxyCommand=touch%20{marker}/y",
-    "ssh://-oProxyCommand=touch {marker}/y",
-    "-oProxyCommand=touch {marker}:x",
-    "git@-oProxyCommand=touch%20{marker}:x",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "ext::sh -c touch% {marker}",
+        "ext::sh%20-c%20touch%20{marker}",
+        "fd::17",
+        "fd::0,1",
+        "ssh://-oProxyCommand=touch%20{marker}/y",
+        "ssh://-oProxyCommand=touch {marker}/y",
+        "-oProxyCommand=touch {marker}:x",
+        "git@-oProxyCommand=touch%20{marker}:x",
+    ],
+)
 def test_hostile_urls_are_refused_and_run_nothing_even_when_git_gets_them(tmp_path, marker, template):
     url = template.format(marker=marker)
     with pytest.raises(InvalidRemoteURL):
@@ -156,8 +164,15 @@ def test_plain_http_is_allowed_only_to_this_machine_and_only_in_local_mode(url):
         check_remote_url(url, allow_local=False)
 
 
-@pytest.mark.parametrize("url", ["http://example.com/r.git", "http://127.0.0.1.evil.net/r.git",
-                                 "http://user:pw@127.0.0.1/r.git", "http://10.0.0.1/r.git"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/r.git",
+        "http://127.0.0.1.evil.net/r.git",
+        "http://user:pw@127.0.0.1/r.git",
+        "http://10.0.0.1/r.git",
+    ],
+)
 def test_plain_http_elsewhere_or_with_credentials_is_refused(url):
     with pytest.raises(InvalidRemoteURL):
         check_remote_url(url, allow_local=True)
@@ -182,9 +197,14 @@ def age(path: Path, seconds: float = 3600) -> None:
 
 def test_a_fetch_after_a_killed_fetch_clears_its_stale_locks(remote, mirror):
     new = remote.commit_on("staging", {"n.txt": "n\n"}, "New")
-    leftovers = [mirror.path / "shallow.lock", mirror.path / "packed-refs.lock",
-                 mirror.path / "refs" / "heads" / "staging.lock", mirror.path / "config.lock",
-                 mirror.path / "objects" / "pack" / "tmp_pack_AbCdEf", mirror.path / "objects" / "pack" / "tmp_idx_x"]
+    leftovers = [
+        mirror.path / "shallow.lock",
+        mirror.path / "packed-refs.lock",
+        mirror.path / "refs" / "heads" / "staging.lock",
+        mirror.path / "config.lock",
+        mirror.path / "objects" / "pack" / "tmp_pack_AbCdEf",
+        mirror.path / "objects" / "pack" / "tmp_idx_x",
+    ]
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("")
@@ -198,8 +218,9 @@ def test_without_the_cleanup_a_stale_ref_lock_would_block_the_fetch(remote, mirr
     # What the cleanup prevents, shown with plain git on the same mirror.
     remote.commit_on("staging", {"n.txt": "n\n"}, "New")
     (mirror.path / "refs" / "heads" / "staging.lock").write_text("")
-    proc = subprocess.run(["git", "-C", str(mirror.path), "fetch", "origin", "+refs/heads/*:refs/heads/*"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "-C", str(mirror.path), "fetch", "origin", "+refs/heads/*:refs/heads/*"], capture_output=True, text=True
+    )
     assert proc.returncode != 0 and "lock" in proc.stderr
 
 

@@ -16,8 +16,14 @@ pytestmark = pytest.mark.django_db
 
 
 def _job(repository, kind, state, **fields):
-    defaults = {"title": f"{kind} job", "scope_id": repository.pk, "scope_name": repository.name,
-                "subject_type": "repository", "subject_id": repository.pk, "params": {"repository": repository.pk}}
+    defaults = {
+        "title": f"{kind} job",
+        "scope_id": repository.pk,
+        "scope_name": repository.name,
+        "subject_type": "repository",
+        "subject_id": repository.pk,
+        "params": {"repository": repository.pk},
+    }
     return Job.objects.create(kind=kind, state=state, **{**defaults, **fields})
 
 
@@ -25,7 +31,9 @@ def test_release_manager_retries_a_failed_staging_test(client, repository, relea
     failed = _job(repository, "test_staging", JobState.FAILED, reason=JobReason.TESTS_FAILED)
     client.force_login(release_manager)
 
-    response = client.post(reverse("web:job_retry", args=[failed.pk]), {"idempotency_key": "6a1c7c36-8f1e-4f69-9c39-0c0e7f3e8a11"})
+    response = client.post(
+        reverse("web:job_retry", args=[failed.pk]), {"idempotency_key": "6a1c7c36-8f1e-4f69-9c39-0c0e7f3e8a11"}
+    )
 
     retry = Job.objects.exclude(pk=failed.pk).get()
     assert retry.kind == "test_staging" and retry.state == JobState.QUEUED
@@ -52,10 +60,17 @@ def test_a_running_job_is_not_retried(repository, release_manager):
 
 
 def test_retrying_a_failed_branch_creation_requests_the_branch_again(repository, release_manager, developer):
-    branch = Branch.objects.create(repository=repository, name="feature/x", kind="feature", state=BranchState.FAILED,
-                                   requested_by=developer)
-    failed = _job(repository, "create_branch", JobState.FAILED, subject_type="branch", subject_id=branch.pk,
-                  params={"branch": branch.pk})
+    branch = Branch.objects.create(
+        repository=repository, name="feature/x", kind="feature", state=BranchState.FAILED, requested_by=developer
+    )
+    failed = _job(
+        repository,
+        "create_branch",
+        JobState.FAILED,
+        subject_type="branch",
+        subject_id=branch.pk,
+        params={"branch": branch.pk},
+    )
 
     retry = services.retry_job(failed, actor=release_manager)
 
@@ -68,8 +83,15 @@ def test_attention_page_lists_stuck_waiting_and_failed_jobs(client, repository, 
     stuck = _job(repository, "sync", JobState.RUNNING, heartbeat_at=long_ago, title="Stuck sync")
     waiting = _job(repository, "sync", JobState.QUEUED, title="Waiting sync")
     Job.objects.filter(pk=waiting.pk).update(created_at=long_ago)
-    failed = _job(repository, "test_staging", JobState.FAILED, finished_at=timezone.now(),
-                  reason=JobReason.TIMED_OUT, message="Test failed: timed out after 5 s", title="Slow test")
+    failed = _job(
+        repository,
+        "test_staging",
+        JobState.FAILED,
+        finished_at=timezone.now(),
+        reason=JobReason.TIMED_OUT,
+        message="Test failed: timed out after 5 s",
+        title="Slow test",
+    )
     fresh = _job(repository, "sync", JobState.RUNNING, heartbeat_at=timezone.now(), title="Healthy sync")
     client.force_login(release_manager)
 

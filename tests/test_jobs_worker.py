@@ -49,8 +49,9 @@ def test_requested_branch_is_created_on_the_remote_at_the_staging_head(celery_wo
     assert remote.head("hotfix/rounding") == remote.head("staging") == branch.base_sha
 
 
-def test_promotion_lands_the_tested_merge_commit_with_its_trailer(celery_worker, repository, remote, developer,
-                                                                    release_manager):
+def test_promotion_lands_the_tested_merge_commit_with_its_trailer(
+    celery_worker, repository, remote, developer, release_manager
+):
     _synced(repository, developer)
     branch = _branch_with_commit(repository, remote, developer, "search", {"search.py": "def find():\n    return 1\n"})
     promotion, test_job = _tested_promotion(branch, developer)
@@ -87,8 +88,9 @@ def test_failing_tests_leave_staging_untouched(celery_worker, repository, remote
     assert remote.head("staging") == staging_before
 
 
-def test_release_moves_master_to_the_tested_staging_commit_and_tags_it(celery_worker, repository, remote, developer,
-                                                                        release_manager):
+def test_release_moves_master_to_the_tested_staging_commit_and_tags_it(
+    celery_worker, repository, remote, developer, release_manager
+):
     _synced(repository, developer)
     branch = _branch_with_commit(repository, remote, developer, "search", {"search.py": "X = 1\n"})
     promotion, _ = _tested_promotion(branch, developer)
@@ -108,8 +110,9 @@ def test_release_moves_master_to_the_tested_staging_commit_and_tags_it(celery_wo
     assert promotion.state == PromotionState.RELEASED and promotion.release_id == release.pk
 
 
-def test_cancelling_a_running_test_kills_it_and_changes_nothing(celery_worker, repository, remote, developer,
-                                                               release_manager):
+def test_cancelling_a_running_test_kills_it_and_changes_nothing(
+    celery_worker, repository, remote, developer, release_manager
+):
     _synced(repository, developer)
     repository.test_command = "python3 -c \"import time; print('started', flush=True); time.sleep(120)\""
     repository.save()

@@ -29,8 +29,10 @@ from releaseboard.releases.models import (
     PromotionState,
     Release,
     ReleaseState,
-    TestResult as RunResult,
     TestRun,
+)
+from releaseboard.releases.models import (
+    TestResult as RunResult,
 )
 from tests.conftest import WorkerProcess, run_jobs, wait_for, wait_for_job
 from tests.gitrepo import (
@@ -85,8 +87,11 @@ class Faults:
         (self.folder / f"{point}.{how}").unlink(missing_ok=True)
 
     def wait_reached(self, point: str, job: Job, timeout: float = 60) -> None:
-        wait_for(lambda: (self.folder / f"{point}.{job.pk}.reached").exists(), timeout=timeout,
-                 what=f"job #{job.pk} to reach {point}")
+        wait_for(
+            lambda: (self.folder / f"{point}.{job.pk}.reached").exists(),
+            timeout=timeout,
+            what=f"job #{job.pk} to reach {point}",
+        )
 
     def clear(self) -> None:
         for path in self.folder.iterdir():
@@ -108,8 +113,11 @@ class Workers:
     def start(self) -> WorkerProcess:
         if self.proc is None:
             self.started += 1
-            self.proc = WorkerProcess(self.folder / f"worker-{self.started}.log", name=f"safety{self.started}",
-                                      extra_env={fault_points.ENV: str(self.faults.folder)})
+            self.proc = WorkerProcess(
+                self.folder / f"worker-{self.started}.log",
+                name=f"safety{self.started}",
+                extra_env={fault_points.ENV: str(self.faults.folder)},
+            )
         self.in_process = False
         return self.proc
 
@@ -124,8 +132,9 @@ _workers: Workers | None = None
 
 
 @pytest.fixture(scope="module")
-def module_workers(django_db_setup: None, django_db_blocker: object,
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+def module_workers(
+    django_db_setup: None, django_db_blocker: object, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Workers]:
     global _workers
     _workers = Workers(tmp_path_factory.mktemp("safety-workers"))
     yield _workers
@@ -169,8 +178,11 @@ def settle(timeout: float = 120) -> None:
     if _workers is None or _workers.in_process:
         run_jobs()
     else:
-        wait_for(lambda: not Job.objects.filter(state__in=JobState.active()).exists(), timeout=timeout,
-                 what="all jobs to end")
+        wait_for(
+            lambda: not Job.objects.filter(state__in=JobState.active()).exists(),
+            timeout=timeout,
+            what="all jobs to end",
+        )
 
 
 # -- the release process, step by step ----------------------------------------------------
@@ -272,17 +284,18 @@ def alive(pid: int) -> bool:
 RENAMED = {"calc.py": CALC.replace("def add(", "def plus("), "test_calc.py": TEST_CALC.replace("calc.add", "calc.plus")}
 USES_OLD_NAME = {
     "total.py": "import calc\n\n\ndef total(xs):\n    result = 0\n    for x in xs:\n        result = calc.add(result, x)\n"
-                "    return result\n",
+    "    return result\n",
     "test_total.py": "import unittest\nimport total\n\n\nclass TotalTest(unittest.TestCase):\n"
-                     "    def test_total(self):\n        self.assertEqual(total.total([1, 2, 3]), 6)\n",
+    "    def test_total(self):\n        self.assertEqual(total.total([1, 2, 3]), 6)\n",
 }
 
 
 # == in-process scenarios (no worker: run_jobs runs each job here) ==========================
 
 
-def test_two_branches_that_break_together_are_caught_before_staging(in_process, repository, remote, developer,
-                                                                    release_manager):
+def test_two_branches_that_break_together_are_caught_before_staging(
+    in_process, repository, remote, developer, release_manager
+):
     ready(repository, developer)
     rename = feature(repository, remote, developer, "rename", RENAMED)
     caller = feature(repository, remote, developer, "total", USES_OLD_NAME)
@@ -309,8 +322,9 @@ def test_two_branches_that_break_together_are_caught_before_staging(in_process, 
     assert_tested_as_landed(repository, remote, remote.head("staging"))
 
 
-def test_the_branch_head_moving_after_its_test_does_not_change_what_lands(in_process, repository, remote, developer,
-                                                                          release_manager):
+def test_the_branch_head_moving_after_its_test_does_not_change_what_lands(
+    in_process, repository, remote, developer, release_manager
+):
     ready(repository, developer)
     promotion = passed_promotion(feature(repository, remote, developer, "later", {"later.py": "L = 1\n"}), developer)
     staging_before = remote.head("staging")
@@ -329,8 +343,9 @@ def test_the_branch_head_moving_after_its_test_does_not_change_what_lands(in_pro
     assert_tested_as_landed(repository, remote, promotion.merge_sha)
 
 
-def test_a_promotion_whose_staging_keeps_moving_stops_at_the_retest_cap(in_process, settings, repository, remote,
-                                                                        developer, release_manager):
+def test_a_promotion_whose_staging_keeps_moving_stops_at_the_retest_cap(
+    in_process, settings, repository, remote, developer, release_manager
+):
     settings.PROMOTION_MAX_RETESTS = 0
     ready(repository, developer)
     promotion = passed_promotion(feature(repository, remote, developer, "capped", {"capped.py": "C = 1\n"}), developer)
@@ -349,7 +364,8 @@ def test_a_promotion_whose_staging_keeps_moving_stops_at_the_retest_cap(in_proce
 
 
 def test_a_queued_release_fails_when_master_moved_and_neither_master_nor_the_tag_moves(
-        in_process, repository, remote, developer, release_manager):
+    in_process, repository, remote, developer, release_manager
+):
     ready(repository, developer)
     landed(repository, remote, developer, release_manager, "one", {"one.py": "O = 1\n"})
     repository.refresh_from_db()
@@ -369,8 +385,9 @@ def test_a_queued_release_fails_when_master_moved_and_neither_master_nor_the_tag
         services.promote_to_master(repository, actor=release_manager, version="0.1.0", notes="")
 
 
-def test_a_release_tag_created_before_the_release_job_runs_stops_the_release(in_process, repository, remote,
-                                                                             developer, release_manager):
+def test_a_release_tag_created_before_the_release_job_runs_stops_the_release(
+    in_process, repository, remote, developer, release_manager
+):
     ready(repository, developer)
     landed(repository, remote, developer, release_manager, "one", {"one.py": "O = 1\n"})
     repository.refresh_from_db()
@@ -386,9 +403,9 @@ def test_a_release_tag_created_before_the_release_job_runs_stops_the_release(in_
     assert remote.head("master") == master_before and remote.tag_target("v0.1.0") == master_before
 
 
-def test_a_worker_whose_mirror_lacks_the_tested_merge_rebuilds_it_and_promotes(in_process, settings, tmp_path,
-                                                                              repository, remote, developer,
-                                                                              release_manager):
+def test_a_worker_whose_mirror_lacks_the_tested_merge_rebuilds_it_and_promotes(
+    in_process, settings, tmp_path, repository, remote, developer, release_manager
+):
     """Another machine's worker (its own WORK_DIR, so its own mirror) runs the promote job
     for a merge commit that only the testing worker's mirror has."""
     ready(repository, developer)
@@ -406,7 +423,8 @@ def test_a_worker_whose_mirror_lacks_the_tested_merge_rebuilds_it_and_promotes(i
 
 
 def test_the_same_form_submitted_twice_makes_one_branch_one_promotion_and_one_promote(
-        in_process, client, repository, remote, developer, release_manager):
+    in_process, client, repository, remote, developer, release_manager
+):
     ready(repository, developer)
     log_ref_updates(remote)
     client.force_login(release_manager)  # a release manager may do all a developer may
@@ -417,16 +435,22 @@ def test_the_same_form_submitted_twice_makes_one_branch_one_promotion_and_one_pr
             response = client.post(url, {**data, "idempotency_key": key})
             assert response.status_code in (200, 302)
 
-    twice(reverse("web:branch_request", args=[repository.name]),
-          {"kind": "feature", "name": "twice", "purpose": "Double click"}, key)
+    twice(
+        reverse("web:branch_request", args=[repository.name]),
+        {"kind": "feature", "name": "twice", "purpose": "Double click"},
+        key,
+    )
     assert Branch.objects.filter(name="feature/twice").count() == 1
     assert Job.objects.filter(kind="create_branch").count() == 1
     settle()
     branch = Branch.objects.get(name="feature/twice")
     remote.commit_on(branch.name, {"twice.py": "T = 2\n"}, "Twice")
 
-    twice(reverse("web:promotion_request", args=[repository.name, branch.pk]),
-          {"title": "Twice", "description": ""}, key.replace("0b1c", "1b1c"))
+    twice(
+        reverse("web:promotion_request", args=[repository.name, branch.pk]),
+        {"title": "Twice", "description": ""},
+        key.replace("0b1c", "1b1c"),
+    )
     assert Promotion.objects.count() == 1
     promotion = Promotion.objects.get()
     assert len(jobs_of(promotion, "test_promotion")) == 1
@@ -444,7 +468,8 @@ def test_the_same_form_submitted_twice_makes_one_branch_one_promotion_and_one_pr
 
 
 def test_two_promotions_clicked_at_once_on_two_workers_both_land_one_after_the_other(
-        two_workers, repository, remote, developer, release_manager):
+    two_workers, repository, remote, developer, release_manager
+):
     log_ref_updates(remote)
     ready(repository, developer)
     start = remote.head("staging")
@@ -458,7 +483,9 @@ def test_two_promotions_clicked_at_once_on_two_workers_both_land_one_after_the_o
     left.refresh_from_db()
     right.refresh_from_db()
     assert (left.state, right.state) == (PromotionState.PROMOTED, PromotionState.PROMOTED), (
-        left.state_message, right.state_message)
+        left.state_message,
+        right.state_message,
+    )
     assert sorted([left.retests, right.retests]) == [0, 1]  # the second one re-merged and re-tested
     for promotion in (left, right):
         assert_tested_as_landed(repository, remote, promotion.merge_sha)
@@ -476,7 +503,8 @@ def test_two_promotions_clicked_at_once_on_two_workers_both_land_one_after_the_o
 
 
 def test_a_direct_push_to_staging_during_the_tests_survives_and_the_promotion_lands_on_top(
-        faults, tmp_path, repository, remote, developer, release_manager):
+    faults, tmp_path, repository, remote, developer, release_manager
+):
     ready(repository, developer)
     branch = feature(repository, remote, developer, "ontop", {"ontop.py": "T = 1\n"})
     flag = gate(tmp_path, repository)
@@ -509,7 +537,8 @@ def test_a_direct_push_to_staging_during_the_tests_survives_and_the_promotion_la
 
 
 def test_a_push_behind_releaseboards_back_at_the_last_moment_is_refused_and_the_promotion_retests(
-        faults, repository, remote, developer, release_manager):
+    faults, repository, remote, developer, release_manager
+):
     ready(repository, developer)
     promotion = passed_promotion(feature(repository, remote, developer, "race", {"race.py": "R = 1\n"}), developer)
     faults.arm("before_push")
@@ -563,7 +592,8 @@ def test_master_and_its_tag_move_together_or_not_at_all(faults, repository, remo
 
 @pytest.mark.parametrize("outcome", ["tests_failed", "timed_out", "cancelled"])
 def test_a_retest_that_fails_times_out_or_is_cancelled_leaves_staging_untouched(
-        faults, tmp_path, outcome, repository, remote, developer, release_manager):
+    faults, tmp_path, outcome, repository, remote, developer, release_manager
+):
     ready(repository, developer)
     promotion = passed_promotion(feature(repository, remote, developer, "doomed", {"doomed.py": "D = 1\n"}), developer)
     # Staging moves (tested by a sync), so "Promote to staging" must merge and test again.
@@ -613,8 +643,9 @@ def test_a_plain_git_push_to_a_feature_branch_is_found_by_polling_and_recorded(f
     assert sync.poll_remotes() == 0
 
 
-def test_a_push_whose_outcome_is_unknown_is_left_to_the_next_sync(faults, repository, remote, developer,
-                                                                  release_manager):
+def test_a_push_whose_outcome_is_unknown_is_left_to_the_next_sync(
+    faults, repository, remote, developer, release_manager
+):
     ready(repository, developer)
     promotion = passed_promotion(feature(repository, remote, developer, "dark", {"dark.py": "D = 1\n"}), developer)
     staging_before = remote.head("staging")
@@ -641,7 +672,8 @@ def test_a_push_whose_outcome_is_unknown_is_left_to_the_next_sync(faults, reposi
 
 
 def test_a_worker_killed_right_after_its_push_is_reconciled_by_the_next_sync_without_pushing_again(
-        faults, repository, remote, developer, release_manager):
+    faults, repository, remote, developer, release_manager
+):
     log_ref_updates(remote)
     ready(repository, developer)
     promotion = passed_promotion(feature(repository, remote, developer, "killed", {"killed.py": "K = 1\n"}), developer)
@@ -663,16 +695,23 @@ def test_a_worker_killed_right_after_its_push_is_reconciled_by_the_next_sync_wit
     job = wait_for_job(job)
     assert job.state == JobState.SUCCEEDED and job.attempt == 2, job.message
     assert ref_updates(remote, STAGING) == [(promotion.staging_sha, promotion.merge_sha)]
-    assert AuditEvent.objects.filter(action__in=["promotion.promoted", "promotion.reconciled"],
-                                     object_id=promotion.pk).count() == 1
+    assert (
+        AuditEvent.objects.filter(
+            action__in=["promotion.promoted", "promotion.reconciled"], object_id=promotion.pk
+        ).count()
+        == 1
+    )
 
 
-def test_cancelling_a_promote_job_waiting_to_push_leaves_staging_untouched(faults, repository, remote, developer,
-                                                                           release_manager):
+def test_cancelling_a_promote_job_waiting_to_push_leaves_staging_untouched(
+    faults, repository, remote, developer, release_manager
+):
     """The cancel arrives while the job is between its last cancel check and the push (held
     there by the before_push fault point): "nothing was pushed after the cancel" must hold."""
     ready(repository, developer)
-    promotion = passed_promotion(feature(repository, remote, developer, "stopped", {"stopped.py": "S = 1\n"}), developer)
+    promotion = passed_promotion(
+        feature(repository, remote, developer, "stopped", {"stopped.py": "S = 1\n"}), developer
+    )
     staging_before = remote.head("staging")
     faults.arm("before_push")
     job = services.promote(promotion, actor=release_manager)
@@ -687,8 +726,9 @@ def test_cancelling_a_promote_job_waiting_to_push_leaves_staging_untouched(fault
     assert Promotion.objects.get(pk=promotion.pk).state == PromotionState.FAILED
 
 
-def test_cancelling_a_test_job_kills_its_whole_process_group(faults, tmp_path, repository, remote, developer,
-                                                             release_manager):
+def test_cancelling_a_test_job_kills_its_whole_process_group(
+    faults, tmp_path, repository, remote, developer, release_manager
+):
     ready(repository, developer)
     branch = feature(repository, remote, developer, "spawner", {"spawn.py": "S = 1\n"})
     script, pids = tmp_path / "spawn.py", tmp_path / "pids"

@@ -39,20 +39,23 @@ def generated(tmp_path: Path) -> dict[str, Any]:
             pytest.fail(f"{GEN_REPO} is missing")
         pytest.skip(f"{GEN_REPO} is missing")
     out = tmp_path / "generated"
-    subprocess.run([sys.executable, str(GEN_REPO), "--out", str(out), "--files", "100", "--commits", "200"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(GEN_REPO), "--out", str(out), "--files", "100", "--commits", "200"],
+        check=True,
+        capture_output=True,
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     return {"remote": out / "remote.git", "manifest": manifest, "names": [b["name"] for b in manifest["branches"]]}
 
 
 @pytest.fixture
-def synced(transactional_db: None, settings: Any, tmp_path: Path, generated: dict[str, Any],
-           release_manager: User) -> Repository:
+def synced(
+    transactional_db: None, settings: Any, tmp_path: Path, generated: dict[str, Any], release_manager: User
+) -> Repository:
     # Committed data (transactional_db): the job's heartbeat thread writes from its own
     # connection, which an open test transaction would block on SQLite.
     settings.WORK_DIR = tmp_path / "work"
-    repository = Repository.objects.create(name="big", remote_url=str(generated["remote"]),
-                                           test_command=TEST_COMMAND)
+    repository = Repository.objects.create(name="big", remote_url=str(generated["remote"]), test_command=TEST_COMMAND)
     sync(repository, release_manager)
     return repository
 
@@ -87,8 +90,9 @@ def conflicts_by_pair(repository: Repository) -> tuple[dict[frozenset[str], list
 
 def test_radar_matches_the_generators_conflict_matrix_exactly(synced: Repository, generated: dict[str, Any]) -> None:
     manifest = generated["manifest"]
-    expected_pairs = {frozenset(key.split(" ")): sorted(files)
-                      for key, files in manifest["expected_conflicting_pairs"].items()}
+    expected_pairs = {
+        frozenset(key.split(" ")): sorted(files) for key, files in manifest["expected_conflicting_pairs"].items()
+    }
     pairs, with_staging = conflicts_by_pair(synced)
     matrix = radar.matrix(synced)
     assert [b.name for b in matrix.branches] == sorted(generated["names"])
@@ -114,8 +118,9 @@ def test_radar_names_the_kind_of_each_conflict(synced: Repository, generated: di
     assert checked >= 3
 
 
-def test_radar_writes_no_objects_into_the_mirror(synced: Repository, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_radar_writes_no_objects_into_the_mirror(
+    synced: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mirror = mirror_for(synced)
     scratch = tmp_path / "scratch"
     monkeypatch.setenv(SCRATCH_ENV, str(scratch))
@@ -132,13 +137,26 @@ def test_radar_writes_no_objects_into_the_mirror(synced: Repository, tmp_path: P
     assert list(scratch.iterdir()) == []
 
 
-def test_only_the_pairs_of_a_moved_branch_are_merged_again(synced: Repository, generated: dict[str, Any],
-                                                           release_manager: User) -> None:
+def test_only_the_pairs_of_a_moved_branch_are_merged_again(
+    synced: Repository, generated: dict[str, Any], release_manager: User
+) -> None:
     remote, name = generated["remote"], generated["names"][5]
     kept = {(m.low_sha, m.high_sha): m.pk for m in PairMerge.objects.filter(repository=synced)}
     head = git("-C", str(remote), "rev-parse", f"refs/heads/{name}")
-    moved = git("-C", str(remote), "-c", "user.name=Dev", "-c", "user.email=dev@example.com",
-                "commit-tree", "-p", head, "-m", "Another commit", f"{head}^{{tree}}")
+    moved = git(
+        "-C",
+        str(remote),
+        "-c",
+        "user.name=Dev",
+        "-c",
+        "user.email=dev@example.com",
+        "commit-tree",
+        "-p",
+        head,
+        "-m",
+        "Another commit",
+        f"{head}^{{tree}}",
+    )
     git("-C", str(remote), "update-ref", f"refs/heads/{name}", moved, head)
 
     job = sync(synced, release_manager)
@@ -154,13 +172,24 @@ def test_only_the_pairs_of_a_moved_branch_are_merged_again(synced: Repository, g
     assert set(pairs) == expected  # the new commit changes no file
 
 
-def test_a_radar_failure_is_logged_and_the_sync_still_succeeds(synced: Repository, generated: dict[str, Any],
-                                                               release_manager: User) -> None:
+def test_a_radar_failure_is_logged_and_the_sync_still_succeeds(
+    synced: Repository, generated: dict[str, Any], release_manager: User
+) -> None:
     # A branch with unrelated history: merge-tree refuses to merge it, and the batch fails.
     remote = generated["remote"]
     tree = git("-C", str(remote), "mktree", "--missing")  # no input: the empty tree
-    orphan = git("-C", str(remote), "-c", "user.name=Dev", "-c", "user.email=dev@example.com",
-                 "commit-tree", "-m", "Unrelated", tree)
+    orphan = git(
+        "-C",
+        str(remote),
+        "-c",
+        "user.name=Dev",
+        "-c",
+        "user.email=dev@example.com",
+        "commit-tree",
+        "-m",
+        "Unrelated",
+        tree,
+    )
     git("-C", str(remote), "update-ref", "refs/heads/feature/unrelated", orphan)
     before = PairMerge.objects.filter(repository=synced).count()
 
@@ -175,8 +204,9 @@ def test_a_radar_failure_is_logged_and_the_sync_still_succeeds(synced: Repositor
 # -- pages --------------------------------------------------------------------------------
 
 
-def test_board_shows_the_matrix_with_conflicting_cells(client: Client, developer: User, synced: Repository,
-                                                       generated: dict[str, Any]) -> None:
+def test_board_shows_the_matrix_with_conflicting_cells(
+    client: Client, developer: User, synced: Repository, generated: dict[str, Any]
+) -> None:
     manifest = generated["manifest"]
     red = len(manifest["expected_conflicting_pairs"]) + len(manifest["expected_conflicts_with_staging"])
     client.force_login(developer)
@@ -195,9 +225,9 @@ def test_board_shows_the_matrix_with_conflicting_cells(client: Client, developer
     assert fragment.count('data-state="conflict"') == red
 
 
-def test_a_cell_shows_the_conflicted_files_as_a_fragment_or_a_page(client: Client, developer: User,
-                                                                   synced: Repository,
-                                                                   generated: dict[str, Any]) -> None:
+def test_a_cell_shows_the_conflicted_files_as_a_fragment_or_a_page(
+    client: Client, developer: User, synced: Repository, generated: dict[str, Any]
+) -> None:
     names = generated["names"]
     design = {d[0]: d for d in generated["manifest"]["design"]}
     _kind, x, y, path = design["modify/delete"]
@@ -228,11 +258,13 @@ def test_a_cell_of_another_repositorys_branch_is_not_found(client: Client, devel
 
 
 def test_promotion_page_warns_which_branches_will_conflict_once_it_lands(
-        client: Client, developer: User, synced: Repository, generated: dict[str, Any]) -> None:
+    client: Client, developer: User, synced: Repository, generated: dict[str, Any]
+) -> None:
     names = generated["names"]
     conflicting = sorted(
         (set(key.split(" ")) - {names[0]}).pop()
-        for key in generated["manifest"]["expected_conflicting_pairs"] if names[0] in key.split(" ")
+        for key in generated["manifest"]["expected_conflicting_pairs"]
+        if names[0] in key.split(" ")
     )
     assert conflicting
     branch = Branch.objects.get(repository=synced, name=names[0])
@@ -245,7 +277,8 @@ def test_promotion_page_warns_which_branches_will_conflict_once_it_lands(
 
 
 def test_promotion_page_has_no_warning_for_a_branch_without_conflicts(
-        client: Client, developer: User, synced: Repository, generated: dict[str, Any]) -> None:
+    client: Client, developer: User, synced: Repository, generated: dict[str, Any]
+) -> None:
     involved = {n for key in generated["manifest"]["expected_conflicting_pairs"] for n in key.split(" ")}
     quiet = next(n for n in generated["names"] if n not in involved)
     branch = Branch.objects.get(repository=synced, name=quiet)

@@ -12,8 +12,9 @@ from releaseboard.releases.models import Branch, Promotion, PromotionState, Rele
 
 def _promotion(repository, name, kind, title, requester, ticket="", state=PromotionState.PROMOTED):
     branch = Branch.objects.create(repository=repository, name=name, kind=kind, head_sha="c" * 40, ticket_url=ticket)
-    return Promotion.objects.create(repository=repository, branch=branch, title=title, requested_by=requester,
-                                    state=state)
+    return Promotion.objects.create(
+        repository=repository, branch=branch, title=title, requested_by=requester, state=state
+    )
 
 
 @pytest.fixture
@@ -44,8 +45,9 @@ def test_notes_leave_out_empty_sections():
     assert selectors.release_notes([]) == ""
 
 
-def test_promote_to_master_page_prefills_the_notes_from_the_unreleased_promotions(client, repository, promoted,
-                                                                                 release_manager):
+def test_promote_to_master_page_prefills_the_notes_from_the_unreleased_promotions(
+    client, repository, promoted, release_manager
+):
     _promotion(repository, "feature/old", "feature", "Already released", None, state=PromotionState.RELEASED)
     client.force_login(release_manager)
 
@@ -55,10 +57,17 @@ def test_promote_to_master_page_prefills_the_notes_from_the_unreleased_promotion
     assert "Already released" not in page.split("<textarea")[1]
 
 
-def test_releases_page_shows_notes_escaped_and_links_promotions_and_audit(client, repository, promoted,
-                                                                         release_manager, developer):
-    release = Release.objects.create(repository=repository, version="1.1.0", tag="v1.1.0", sha="d" * 40,
-                                     notes="## Features\n\n- <script>alert(1)</script>", state=ReleaseState.RELEASED)
+def test_releases_page_shows_notes_escaped_and_links_promotions_and_audit(
+    client, repository, promoted, release_manager, developer
+):
+    release = Release.objects.create(
+        repository=repository,
+        version="1.1.0",
+        tag="v1.1.0",
+        sha="d" * 40,
+        notes="## Features\n\n- <script>alert(1)</script>",
+        state=ReleaseState.RELEASED,
+    )
     Promotion.objects.filter(pk=promoted[0].pk).update(state=PromotionState.RELEASED, release=release)
     client.force_login(release_manager)
 
@@ -69,4 +78,7 @@ def test_releases_page_shows_notes_escaped_and_links_promotions_and_audit(client
     assert f"{reverse('web:audit_list')}?repository={repository.pk}&amp;action=release.released" in page
 
     client.force_login(developer)  # no audit role: no audit link
-    assert reverse("web:audit_list") not in client.get(reverse("web:release_list", args=[repository.name])).content.decode()
+    assert (
+        reverse("web:audit_list")
+        not in client.get(reverse("web:release_list", args=[repository.name])).content.decode()
+    )

@@ -83,8 +83,9 @@ def test_stderr_is_streamed_with_stdout(tmp_path):
 
 def test_the_command_runs_in_the_given_directory_and_reads_no_stdin(tmp_path):
     (tmp_path / "marker.txt").write_text("here\n")
-    result, chunks = run_collecting(python("import sys; print(open('marker.txt').read(), sys.stdin.read() == '')"),
-                                    tmp_path)
+    result, chunks = run_collecting(
+        python("import sys; print(open('marker.txt').read(), sys.stdin.read() == '')"), tmp_path
+    )
     assert result.passed
     assert "".join(chunks) == "here\n True\n"
 
@@ -145,8 +146,7 @@ def test_cancelling_kills_the_command_and_says_so(tmp_path):
         return pid_file.exists() and pid_file.read_text() != ""
 
     started = time.monotonic()
-    result, _ = run_collecting([PY, "-c", GRANDCHILD, str(pid_file)], tmp_path, timeout=30,
-                               should_cancel=should_cancel)
+    result, _ = run_collecting([PY, "-c", GRANDCHILD, str(pid_file)], tmp_path, timeout=30, should_cancel=should_cancel)
     assert result.outcome is Outcome.CANCELLED and not result.passed
     assert result.exit_code is None
     assert "cancelled" in result.message
@@ -164,8 +164,9 @@ def test_a_command_that_finishes_is_not_reported_cancelled(tmp_path):
 
 
 def test_output_past_the_cap_is_dropped_and_marked(tmp_path):
-    result, chunks = run_collecting(python("import sys; sys.stdout.write('x' * 1_000_000)"), tmp_path,
-                                    output_cap=10_000)
+    result, chunks = run_collecting(
+        python("import sys; sys.stdout.write('x' * 1_000_000)"), tmp_path, output_cap=10_000
+    )
     text = "".join(chunks)
     assert result.passed
     assert result.truncated
@@ -199,10 +200,7 @@ def test_output_under_the_cap_is_complete_and_unmarked(tmp_path):
 
 
 SPLIT_WRITES = (
-    "import os, sys, time\n"
-    "for part in sys.argv[1:]:\n"
-    "    os.write(1, bytes.fromhex(part))\n"
-    "    time.sleep(0.25)\n"
+    "import os, sys, time\nfor part in sys.argv[1:]:\n    os.write(1, bytes.fromhex(part))\n    time.sleep(0.25)\n"
 )
 
 
@@ -320,8 +318,10 @@ def test_an_empty_command_line_is_not_started_and_says_why(tmp_path):
         ("echo `id` | tee out && reboot", ["echo", "`id`", "|", "tee", "out", "&&", "reboot"]),
         ("echo a > b < c 2>&1 &", ["echo", "a", ">", "b", "<", "c", "2>&1", "&"]),
         ("echo ${HOME} ~ *", ["echo", "${HOME}", "~", "*"]),
-        ('python3 -m pytest -k "login and not slow" tests/', ["python3", "-m", "pytest", "-k", "login and not slow",
-                                                              "tests/"]),
+        (
+            'python3 -m pytest -k "login and not slow" tests/',
+            ["python3", "-m", "pytest", "-k", "login and not slow", "tests/"],
+        ),
         ("make 'test all'", ["make", "test all"]),
         ("echo # not a comment", ["echo", "#", "not", "a", "comment"]),
     ],
@@ -343,4 +343,3 @@ def test_shell_syntax_reaches_the_command_as_plain_arguments(tmp_path):
     assert result.passed
     assert "".join(chunks) == "$(id); rm -rf x\n"
     assert (victim / "keep.txt").exists()
-

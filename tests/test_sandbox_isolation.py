@@ -80,8 +80,13 @@ def test_a_daemon_that_left_the_session_dies_with_the_run(tmp_path, script, endi
         result, _ = run_collecting([PY, "-c", script, str(pid_file), "60"], tmp_path, timeout=1.5, env=env)
         assert result.outcome is Outcome.TIMED_OUT
     elif ending == "cancel":
-        result, _ = run_collecting([PY, "-c", script, str(pid_file), "60"], tmp_path, timeout=30, env=env,
-                                   should_cancel=lambda: pid_file.exists() and pid_file.read_text() != "")
+        result, _ = run_collecting(
+            [PY, "-c", script, str(pid_file), "60"],
+            tmp_path,
+            timeout=30,
+            env=env,
+            should_cancel=lambda: pid_file.exists() and pid_file.read_text() != "",
+        )
         assert result.outcome is Outcome.CANCELLED
     else:
         result, _ = run_collecting([PY, "-c", script, str(pid_file), "0"], tmp_path, env=env)
@@ -130,9 +135,11 @@ def test_the_workers_own_children_keep_their_exit_status(tmp_path):
 
 def test_a_server_left_running_by_a_passing_suite_is_killed_in_its_own_session(tmp_path):
     pid_file = tmp_path / "server.pid"
-    code = ("import subprocess, sys\n"
-            "server = subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
-            "open(sys.argv[1], 'w').write(str(server.pid))\nprint('1 passed')\n")
+    code = (
+        "import subprocess, sys\n"
+        "server = subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
+        "open(sys.argv[1], 'w').write(str(server.pid))\nprint('1 passed')\n"
+    )
     result, chunks = run_collecting([PY, "-c", code, str(pid_file)], tmp_path)
     assert result.passed and "1 passed" in "".join(chunks)
     assert wait_until_gone(read_pid(pid_file), seconds=0.5)
@@ -142,10 +149,12 @@ def test_a_server_left_running_by_a_passing_suite_is_killed_in_its_own_session(t
 
 
 def test_pass_lines_printed_after_the_cap_cannot_turn_a_failure_into_a_pass(tmp_path):
-    code = ("import sys\n"
-            "sys.stdout.write('FAIL: test_add\\n' + 'x' * 20000 + '\\n')\n"
-            "print('OK'); print('===== 12 passed in 0.1s ====='); print('Ran 12 tests\\n\\nOK')\n"
-            "sys.stdout.flush(); sys.exit(1)\n")
+    code = (
+        "import sys\n"
+        "sys.stdout.write('FAIL: test_add\\n' + 'x' * 20000 + '\\n')\n"
+        "print('OK'); print('===== 12 passed in 0.1s ====='); print('Ran 12 tests\\n\\nOK')\n"
+        "sys.stdout.flush(); sys.exit(1)\n"
+    )
     result, chunks = run_collecting([PY, "-c", code], tmp_path, output_cap=4096)
     text = "".join(chunks)
     assert result.outcome is Outcome.FAILED and not result.passed and result.exit_code == 1
@@ -159,8 +168,9 @@ def test_pass_lines_printed_after_the_cap_cannot_turn_a_failure_into_a_pass(tmp_
 ENV_DUMP = "python3 -c 'import os,json; print(json.dumps(dict(os.environ)))'"
 
 
-def test_a_test_job_sees_none_of_the_workers_secrets(transactional_db, repository, developer, tmp_path,
-                                                     monkeypatch, settings):
+def test_a_test_job_sees_none_of_the_workers_secrets(
+    transactional_db, repository, developer, tmp_path, monkeypatch, settings
+):
     planted = {
         "DATABASE_URL": "postgres://rb:db-pw-4411@db/rb",
         "CELERY_BROKER_URL": "redis://:broker-pw-4411@redis:6379/0",
@@ -178,8 +188,9 @@ def test_a_test_job_sees_none_of_the_workers_secrets(transactional_db, repositor
     assert jobs and jobs[-1].state == JobState.SUCCEEDED, [(j.kind, j.message) for j in jobs]
     log = "".join(JobLogLine.objects.filter(job=jobs[-1]).order_by("seq").values_list("text", flat=True))
     dumped = json.loads(next(line for line in log.splitlines() if line.startswith("{")))
-    leaked_names = [n for n in dumped if n.startswith(("RELEASEBOARD_", "DJANGO", "DATABASE", "CELERY", "REDIS"))
-                    or n in planted]
+    leaked_names = [
+        n for n in dumped if n.startswith(("RELEASEBOARD_", "DJANGO", "DATABASE", "CELERY", "REDIS")) or n in planted
+    ]
     assert leaked_names == []
     for value in [*planted.values(), django_settings.SECRET_KEY, "4411"]:
         assert value not in log
@@ -190,8 +201,10 @@ def test_a_test_job_sees_none_of_the_workers_secrets(transactional_db, repositor
 
 
 def test_what_a_test_run_leaves_in_its_home_does_not_reach_the_next_job(transactional_db, repository, developer):
-    repository.test_command = ("python3 -c \"import os,pathlib; h=pathlib.Path(os.environ['HOME']); "
-                               "print('found' if (h/'.planted').exists() else 'clean'); (h/'.planted').write_text('x')\"")
+    repository.test_command = (
+        "python3 -c \"import os,pathlib; h=pathlib.Path(os.environ['HOME']); "
+        "print('found' if (h/'.planted').exists() else 'clean'); (h/'.planted').write_text('x')\""
+    )
     repository.save()
     logs = []
     for _ in range(2):

@@ -20,20 +20,35 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_live_log_polls_under_the_csp_without_violations(browser, live_server, db) -> None:  # noqa: F811
     User.objects.create_superuser("root", "root@example.com", PASSWORD)
     repository = Repository.objects.create(name="shop", remote_url="/srv/git/shop.git", test_command="true")
-    job = Job.objects.create(kind="sync", title="Refresh shop", scope_id=repository.pk, scope_name=repository.name,
-                             state=JobState.RUNNING, started_at=timezone.now(), log_lines=1)
+    job = Job.objects.create(
+        kind="sync",
+        title="Refresh shop",
+        scope_id=repository.pk,
+        scope_name=repository.name,
+        state=JobState.RUNNING,
+        started_at=timezone.now(),
+        log_lines=1,
+    )
     JobLogLine.objects.create(job=job, seq=1, text="$ git fetch\n")
 
     page = browser.new_page()  # type: ignore[attr-defined]
     page.set_default_timeout(30_000)
     problems: list[str] = []
     # (No favicon is served; the browser's request for one is not our problem.)
-    page.on("console", lambda m: problems.append(f"{m.text} {m.location.get('url', '')}")
-            if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico") else None)
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"{m.text} {m.location.get('url', '')}")
+            if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
+            else None
+        ),
+    )
     page.on("pageerror", lambda e: problems.append(str(e)))
     # Every violation is also a DOM event; collect them in the page to read at the end.
-    page.add_init_script("window.__csp = []; document.addEventListener('securitypolicyviolation', "
-                         "e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
+    page.add_init_script(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+        "e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
 
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("input[name=username]", "root")

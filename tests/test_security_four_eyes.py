@@ -36,8 +36,7 @@ def _tested_promotion(repository, remote, requester) -> Promotion:
     return promotion
 
 
-def test_the_requester_cannot_promote_their_own_promotion(repository, remote, release_manager,
-                                                          second_release_manager):
+def test_the_requester_cannot_promote_their_own_promotion(repository, remote, release_manager, second_release_manager):
     repository.four_eyes = True
     repository.save()
     promotion = _tested_promotion(repository, remote, release_manager)
@@ -69,8 +68,15 @@ def test_the_rule_holds_through_the_web_and_a_retry(repository, remote, release_
     assert "Four-eyes rule" in response.content.decode()
     assert Promotion.objects.get(pk=promotion.pk).state == PromotionState.OPEN
     # A failed promote job retried by its requester is the same promotion: refused too.
-    failed = Job.objects.create(kind="promote", title="Promote", state="failed", subject_type="promotion",
-                                subject_id=promotion.pk, scope_id=repository.pk, scope_name=repository.name)
+    failed = Job.objects.create(
+        kind="promote",
+        title="Promote",
+        state="failed",
+        subject_type="promotion",
+        subject_id=promotion.pk,
+        scope_id=repository.pk,
+        scope_name=repository.name,
+    )
     with pytest.raises(services.Refused, match="Four-eyes rule"):
         services.retry_job(failed, actor=release_manager)
 

@@ -36,8 +36,15 @@ from tests.test_views_access import TABLE, objects, url_for  # noqa: F401  (obje
 PAGES = sorted({(row[0], row[2], row[3]) for row in TABLE if row[1] == "get"})
 # What a superuser gets where it is not a page: the admin's sign-in sends a signed-in
 # admin on, repositories are never deleted, and a few admin URLs have nothing to show.
-NOT_A_PAGE = {"logout": 405, "admin:login": 302, "admin:<model>_object": 302, "admin:<model>_delete": 403,
-              "admin:autocomplete": 403, "admin:view_on_site": 404, "admin:catch_all": 404}
+NOT_A_PAGE = {
+    "logout": 405,
+    "admin:login": 302,
+    "admin:<model>_object": 302,
+    "admin:<model>_delete": 403,
+    "admin:autocomplete": 403,
+    "admin:view_on_site": 404,
+    "admin:catch_all": 404,
+}
 
 
 @pytest.fixture
@@ -69,9 +76,9 @@ def assert_security_headers(response: Any) -> None:
 
 
 @pytest.mark.parametrize(("key", "htmx", "needs"), PAGES, ids=[f"{k}{'-htmx' if h else ''}" for k, h, _ in PAGES])
-def test_every_page_sends_the_security_headers_and_a_nonce_csp(client: Client, superuser: User,
-                                                               objects: dict[str, Any], key: str, htmx: bool,
-                                                               needs: str) -> None:
+def test_every_page_sends_the_security_headers_and_a_nonce_csp(
+    client: Client, superuser: User, objects: dict[str, Any], key: str, htmx: bool, needs: str
+) -> None:
     client.force_login(superuser)
     response = client.get(url_for(key, needs, objects), headers={"HX-Request": "true"} if htmx else {})
     assert response.status_code == NOT_A_PAGE.get(key, 200)
@@ -99,8 +106,7 @@ def test_the_nonce_is_new_for_every_response(client: Client, superuser: User) ->
     assert first and second and first.group(1) != second.group(1)
 
 
-def test_htmx_sends_the_csrf_token_and_a_post_without_it_is_refused(developer: User,
-                                                                   objects: dict[str, Any]) -> None:
+def test_htmx_sends_the_csrf_token_and_a_post_without_it_is_refused(developer: User, objects: dict[str, Any]) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(developer)
     board = url_for("web:board", "repo", objects)
@@ -124,20 +130,47 @@ def test_cookies_are_http_only_and_same_site(client: Client, developer: User) ->
 
 # -- stored XSS ----------------------------------------------------------------------------
 
+
 def payload(field: str) -> str:
     return f'<script>alert("{field}")</script><img src=x onerror=alert("{field}")>'
 
 
-FIELDS = ("commit-subject", "commit-author", "branch-purpose", "branch-name", "promotion-title",
-          "promotion-description", "promotion-state", "conflict-file", "log-text", "job-title", "job-message",
-          "step-name", "step-command", "audit-message", "sync-error", "release-notes", "release-message")
+FIELDS = (
+    "commit-subject",
+    "commit-author",
+    "branch-purpose",
+    "branch-name",
+    "promotion-title",
+    "promotion-description",
+    "promotion-state",
+    "conflict-file",
+    "log-text",
+    "job-title",
+    "job-message",
+    "step-name",
+    "step-command",
+    "audit-message",
+    "sync-error",
+    "release-notes",
+    "release-message",
+)
 XSS_PAGES = [
-    ("web:repository_list", False, ""), ("web:board", False, "repo"), ("web:board", True, "repo"),
-    ("web:branch_detail", False, "branch"), ("web:promotion_request", False, "branch"),
-    ("web:promotion_detail", False, "promotion"), ("web:promotion_detail", True, "promotion"),
-    ("web:copy_master", False, "repo"), ("web:release_new", False, "repo"), ("web:release_list", False, "repo"),
-    ("web:job_list", False, ""), ("web:job_attention", False, ""), ("web:job_detail", False, "job"),
-    ("web:job_detail", True, "job"), ("web:job_log", True, "job"), ("web:audit_list", False, ""),
+    ("web:repository_list", False, ""),
+    ("web:board", False, "repo"),
+    ("web:board", True, "repo"),
+    ("web:branch_detail", False, "branch"),
+    ("web:promotion_request", False, "branch"),
+    ("web:promotion_detail", False, "promotion"),
+    ("web:promotion_detail", True, "promotion"),
+    ("web:copy_master", False, "repo"),
+    ("web:release_new", False, "repo"),
+    ("web:release_list", False, "repo"),
+    ("web:job_list", False, ""),
+    ("web:job_attention", False, ""),
+    ("web:job_detail", False, "job"),
+    ("web:job_detail", True, "job"),
+    ("web:job_log", True, "job"),
+    ("web:audit_list", False, ""),
 ]
 
 
@@ -147,36 +180,71 @@ def hostile(objects: dict[str, Any]) -> dict[str, Any]:
     repository: Repository = objects["repository"]
     Repository.objects.filter(pk=repository.pk).update(
         sync_error=payload("sync-error"),
-        staging_ahead=[{"sha": "d" * 40, "subject": payload("commit-subject"), "author": payload("commit-author"),
-                        "promotion": None}],
+        staging_ahead=[
+            {
+                "sha": "d" * 40,
+                "subject": payload("commit-subject"),
+                "author": payload("commit-author"),
+                "promotion": None,
+            }
+        ],
     )
-    Branch.objects.filter(pk=objects["branch"].pk).update(purpose=payload("branch-purpose"),
-                                                          ticket_url="javascript:alert(document.cookie)")
-    Branch.objects.create(repository=repository, name="feature/" + payload("branch-name"), kind="feature",
-                          head_sha="e" * 40, state=BranchState.ACTIVE, ticket_url=" JavaScript:alert(1)")
+    Branch.objects.filter(pk=objects["branch"].pk).update(
+        purpose=payload("branch-purpose"), ticket_url="javascript:alert(document.cookie)"
+    )
+    Branch.objects.create(
+        repository=repository,
+        name="feature/" + payload("branch-name"),
+        kind="feature",
+        head_sha="e" * 40,
+        state=BranchState.ACTIVE,
+        ticket_url=" JavaScript:alert(1)",
+    )
     Promotion.objects.filter(pk=objects["promotion"].pk).update(
-        title=payload("promotion-title"), description=payload("promotion-description"),
-        state=PromotionState.FAILED, state_message=payload("promotion-state"), merge_check=MergeCheck.CONFLICT,
+        title=payload("promotion-title"),
+        description=payload("promotion-description"),
+        state=PromotionState.FAILED,
+        state_message=payload("promotion-state"),
+        merge_check=MergeCheck.CONFLICT,
         conflict_files=[payload("conflict-file")],
     )
     job: Job = objects["job"]
-    Job.objects.filter(pk=job.pk).update(title=payload("job-title"), message=payload("job-message"),
-                                         state=JobState.RUNNING, log_lines=1)
-    Job.objects.create(kind="sync", title="Failed refresh", state=JobState.FAILED, message=payload("job-message"),
-                       scope_id=repository.pk, scope_name=repository.name)
+    Job.objects.filter(pk=job.pk).update(
+        title=payload("job-title"), message=payload("job-message"), state=JobState.RUNNING, log_lines=1
+    )
+    Job.objects.create(
+        kind="sync",
+        title="Failed refresh",
+        state=JobState.FAILED,
+        message=payload("job-message"),
+        scope_id=repository.pk,
+        scope_name=repository.name,
+    )
     JobLogLine.objects.create(job=job, seq=1, text=payload("log-text") + "\n")
     JobStep.objects.create(job=job, seq=1, name=payload("step-name"), command=payload("step-command"))
-    Release.objects.create(repository=repository, version="1.0.0", tag="v1.0.0", sha="f" * 40,
-                           notes=payload("release-notes"), state=ReleaseState.FAILED,
-                           state_message=payload("release-message"))
+    Release.objects.create(
+        repository=repository,
+        version="1.0.0",
+        tag="v1.0.0",
+        sha="f" * 40,
+        notes=payload("release-notes"),
+        state=ReleaseState.FAILED,
+        state_message=payload("release-message"),
+    )
     with transaction.atomic():
-        audit_record("branch.requested", actor=None, repository=repository, obj=objects["branch"],
-                     message=payload("audit-message"))
+        audit_record(
+            "branch.requested",
+            actor=None,
+            repository=repository,
+            obj=objects["branch"],
+            message=payload("audit-message"),
+        )
     return objects
 
 
-def test_payloads_are_shown_escaped_on_every_page_and_fragment(client: Client, superuser: User,
-                                                               hostile: dict[str, Any]) -> None:
+def test_payloads_are_shown_escaped_on_every_page_and_fragment(
+    client: Client, superuser: User, hostile: dict[str, Any]
+) -> None:
     client.force_login(superuser)
     seen: dict[str, list[str]] = {field: [] for field in FIELDS}
     for key, htmx, needs in XSS_PAGES:
@@ -200,15 +268,17 @@ def test_payloads_are_shown_escaped_on_every_page_and_fragment(client: Client, s
     assert {f"/jobs/{job.pk}/log/ (htmx)", f"/jobs/{job.pk}/ (htmx)", "/r/shop/ (htmx)"} <= fragment_hits
 
 
-def test_a_javascript_ticket_link_is_shown_as_text_not_as_a_link(client: Client, superuser: User,
-                                                                  hostile: dict[str, Any]) -> None:
+def test_a_javascript_ticket_link_is_shown_as_text_not_as_a_link(
+    client: Client, superuser: User, hostile: dict[str, Any]
+) -> None:
     client.force_login(superuser)
     html = client.get(url_for("web:branch_detail", "branch", hostile)).content.decode()
     assert "javascript:alert(document.cookie)" in html
-    assert "<a href=\"javascript" not in html.lower()
+    assert '<a href="javascript' not in html.lower()
 
 
 # -- sign-in lockout -------------------------------------------------------------------------
+
 
 def sign_in(client: Client, username: str, password: str, **extra: str) -> Any:
     return client.post(reverse("login"), {"username": username, "password": password}, **extra)
@@ -239,26 +309,31 @@ def test_a_lockout_does_not_lock_the_user_out_from_elsewhere(client: Client, dev
 def test_a_forged_forwarded_for_header_does_not_get_around_the_lockout(client: Client, developer: User) -> None:
     """No proxy configured: X-Forwarded-For comes from the client and is ignored."""
     for i in range(1, 6):
-        assert sign_in(client, developer.username, "wrong", REMOTE_ADDR="203.0.113.7",
-                       HTTP_X_FORWARDED_FOR=f"10.0.0.{i}").status_code == (429 if i == 5 else 200)
-    response = sign_in(client, developer.username, PASSWORD, REMOTE_ADDR="203.0.113.7",
-                       HTTP_X_FORWARDED_FOR="10.0.0.99")
+        assert sign_in(
+            client, developer.username, "wrong", REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}"
+        ).status_code == (429 if i == 5 else 200)
+    response = sign_in(
+        client, developer.username, PASSWORD, REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR="10.0.0.99"
+    )
     assert response.status_code == 429
 
 
-def test_behind_the_proxy_only_the_hop_the_proxy_added_counts(client: Client, developer: User,
-                                                              settings: Any) -> None:
+def test_behind_the_proxy_only_the_hop_the_proxy_added_counts(client: Client, developer: User, settings: Any) -> None:
     settings.BEHIND_TLS_PROXY = True
     proxy = {"REMOTE_ADDR": "172.18.0.5"}
     for i in range(1, 6):
         # The client prepends a forged address each time; the proxy appends the real one.
-        assert sign_in(client, developer.username, "wrong", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}, 203.0.113.7",
-                       **proxy).status_code == (429 if i == 5 else 200)
-    assert sign_in(client, developer.username, PASSWORD, HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.7",
-                   **proxy).status_code == 429
+        assert sign_in(
+            client, developer.username, "wrong", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}, 203.0.113.7", **proxy
+        ).status_code == (429 if i == 5 else 200)
+    assert (
+        sign_in(client, developer.username, PASSWORD, HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.7", **proxy).status_code
+        == 429
+    )
     # Another real client behind the same proxy is not locked out.
-    assert sign_in(client, developer.username, PASSWORD, HTTP_X_FORWARDED_FOR="198.51.100.2",
-                   **proxy).status_code == 302
+    assert (
+        sign_in(client, developer.username, PASSWORD, HTTP_X_FORWARDED_FOR="198.51.100.2", **proxy).status_code == 302
+    )
 
 
 def test_a_successful_sign_in_resets_the_count(client: Client, developer: User) -> None:

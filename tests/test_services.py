@@ -88,10 +88,12 @@ def test_request_branch_refuses_a_taken_name(repository, remote, developer):
 
 
 def test_branch_requested_twice_with_one_key_makes_one_branch_and_one_job(repository, developer):
-    first = services.request_branch(repository, actor=developer, kind="feature", name="a", purpose="p",
-                                    idempotency_key="k-1")
-    second = services.request_branch(repository, actor=developer, kind="feature", name="a", purpose="p",
-                                     idempotency_key="k-1")
+    first = services.request_branch(
+        repository, actor=developer, kind="feature", name="a", purpose="p", idempotency_key="k-1"
+    )
+    second = services.request_branch(
+        repository, actor=developer, kind="feature", name="a", purpose="p", idempotency_key="k-1"
+    )
     assert first.pk == second.pk
     assert Job.objects.filter(kind="create_branch").count() == 1
 
@@ -161,8 +163,7 @@ def test_promotion_when_staging_moved_is_merged_and_tested_again(repository, rem
     assert selectors.has_passing_test(repository, promotion.merge_sha)
 
 
-def test_release_is_refused_when_master_is_not_an_ancestor_of_staging(repository, remote, developer,
-                                                                       release_manager):
+def test_release_is_refused_when_master_is_not_an_ancestor_of_staging(repository, remote, developer, release_manager):
     _ready(repository, developer)
     _promoted(repository, remote, developer, release_manager, "one", {"one.py": "O = 1\n"})
     remote.commit_on("master", {"direct.py": "D = 1\n"}, "Pushed straight to master")
@@ -189,8 +190,7 @@ def test_release_requires_a_passing_test_of_the_staging_head(repository, remote,
     assert not Release.objects.exists()
 
 
-def test_proposed_version_is_minor_for_features_and_patch_for_hotfixes(repository, remote, developer,
-                                                                        release_manager):
+def test_proposed_version_is_minor_for_features_and_patch_for_hotfixes(repository, remote, developer, release_manager):
     _ready(repository, developer)
     branch = services.request_branch(repository, actor=developer, kind="hotfix", name="fix", purpose="p")
     run_jobs()
@@ -280,8 +280,9 @@ def test_release_tag_already_on_the_remote_is_never_moved(repository, remote, de
     assert remote.tag_target("v0.2.0") == remote.head("master")
 
 
-def test_a_repeated_promote_click_after_the_promotion_landed_returns_the_first_job(repository, remote, developer,
-                                                                                   release_manager):
+def test_a_repeated_promote_click_after_the_promotion_landed_returns_the_first_job(
+    repository, remote, developer, release_manager
+):
     _ready(repository, developer)
     branch = _feature(repository, remote, developer, "twice", {"t.py": "T = 1\n"})
     promotion = services.request_promotion(branch, actor=developer, title="Twice")

@@ -32,13 +32,17 @@ KNOWN_DEPLOY_WARNINGS: set[str] = set()
 def settings_env_vars() -> set[str]:
     text = SETTINGS.read_text()
     return set(re.findall(r'env_(?:str|bool|int)\(\s*"([A-Z0-9_]+)"', text)) | set(
-        re.findall(r'os\.environ(?:\.get\(|\[)\s*"([A-Z0-9_]+)"', text))
+        re.findall(r'os\.environ(?:\.get\(|\[)\s*"([A-Z0-9_]+)"', text)
+    )
 
 
 def run(env_overrides: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run Python in a clean environment: no RELEASEBOARD_*, DATABASE_URL or broker set."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("RELEASEBOARD_") and k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("RELEASEBOARD_") and k not in ("DATABASE_URL", "CELERY_BROKER_URL")
+    }
     env.update({"DJANGO_SETTINGS_MODULE": "releaseboard.settings", "RELEASEBOARD_VAR_DIR": str(tmp_path / "var")})
     env.update(env_overrides)
     argv = list(args) or ["-c", "import django; django.setup(); print('settings ok')"]
@@ -98,8 +102,10 @@ def test_env_bool_accepts_only_true_and_false(monkeypatch: pytest.MonkeyPatch) -
 
 def test_production_turns_off_local_repositories_by_default(tmp_path: Path) -> None:
     env = {k: v for k, v in PRODUCTION.items() if k != "RELEASEBOARD_ALLOW_LOCAL_REPOSITORIES"}
-    code = "import django; django.setup(); from django.conf import settings as s; " \
-           "print(s.ALLOW_LOCAL_REPOSITORIES, s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE)"
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.ALLOW_LOCAL_REPOSITORIES, s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE)"
+    )
     result = run(env, tmp_path, "-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False", "True", "True"]
@@ -125,10 +131,12 @@ def test_every_setting_is_documented() -> None:
 
 
 def _security_settings(env: dict[str, str], tmp_path: Path) -> dict[str, object]:
-    code = ("import django, json; django.setup(); from django.conf import settings as s; "
-            "print(json.dumps({n: getattr(s, n, None) for n in ('SECURE_SSL_REDIRECT', 'SECURE_HSTS_SECONDS', "
-            "'SECURE_PROXY_SSL_HEADER', 'SESSION_COOKIE_AGE', 'SESSION_COOKIE_HTTPONLY', 'CSRF_COOKIE_HTTPONLY', "
-            "'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'BEHIND_TLS_PROXY')}))")
+    code = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps({n: getattr(s, n, None) for n in ('SECURE_SSL_REDIRECT', 'SECURE_HSTS_SECONDS', "
+        "'SECURE_PROXY_SSL_HEADER', 'SESSION_COOKIE_AGE', 'SESSION_COOKIE_HTTPONLY', 'CSRF_COOKIE_HTTPONLY', "
+        "'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'BEHIND_TLS_PROXY')}))"
+    )
     result = run(env, tmp_path, "-c", code)
     assert result.returncode == 0, result.stderr
     import json
@@ -155,8 +163,9 @@ def test_development_does_not_pin_localhost_to_https(tmp_path: Path) -> None:
 
 
 def test_behind_a_tls_proxy_trusts_its_forwarded_proto(tmp_path: Path) -> None:
-    values = _security_settings({**PRODUCTION, "RELEASEBOARD_BEHIND_TLS_PROXY": "True",
-                                 "RELEASEBOARD_HSTS_SECONDS": "600"}, tmp_path)
+    values = _security_settings(
+        {**PRODUCTION, "RELEASEBOARD_BEHIND_TLS_PROXY": "True", "RELEASEBOARD_HSTS_SECONDS": "600"}, tmp_path
+    )
     assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
     assert values["SECURE_HSTS_SECONDS"] == 600
 

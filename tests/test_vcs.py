@@ -59,8 +59,14 @@ def remote_refs(remote: Remote) -> str:
 def promotion_commit(mirror: Mirror, staging: str, branch: str, number: int = 7) -> str:
     merged = mirror.merge(staging, branch)
     assert merged.clean, merged.conflicts
-    return mirror.commit_tree(merged.tree, [staging, branch], f"Promote {number}\n\nReleaseboard-Promotion: {number}\n",
-                              author=BOT, committer=BOT, timestamp=WHEN)
+    return mirror.commit_tree(
+        merged.tree,
+        [staging, branch],
+        f"Promote {number}\n\nReleaseboard-Promotion: {number}\n",
+        author=BOT,
+        committer=BOT,
+        timestamp=WHEN,
+    )
 
 
 # -- branch names and URLs -------------------------------------------------------------------
@@ -73,9 +79,34 @@ def test_git_accepts_plain_branch_names(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["-c", "--upload-pack=x", "-", "HEAD", "a..b", "a b", "a\tb", "a\nb", "a~1", "a^", "a:b", "a?", "a*", "a[b",
-     "a\\b", "@{-1}", "a@{u}", "feature/", "feature//x", "feature/.x", "x.lock", "feature/a.lock/b", "a.",
-     "/a", ".a", ""],
+    [
+        "-c",
+        "--upload-pack=x",
+        "-",
+        "HEAD",
+        "a..b",
+        "a b",
+        "a\tb",
+        "a\nb",
+        "a~1",
+        "a^",
+        "a:b",
+        "a?",
+        "a*",
+        "a[b",
+        "a\\b",
+        "@{-1}",
+        "a@{u}",
+        "feature/",
+        "feature//x",
+        "feature/.x",
+        "x.lock",
+        "feature/a.lock/b",
+        "a.",
+        "/a",
+        ".a",
+        "",
+    ],
 )
 def test_git_refuses_hostile_branch_names(name):
     assert not check_branch_name(name)
@@ -288,8 +319,14 @@ def test_a_different_timestamp_or_message_gives_a_different_commit(remote, mirro
     assert one != mirror.commit_tree(tree, [staging, feature], "n\n", author=BOT, committer=BOT, timestamp=WHEN)
 
 
-def conflicting(remote: Remote, mirror: Mirror, staging_files: dict[str, str], feature_files: dict[str, str],
-                *, delete_on_feature: str = ""):
+def conflicting(
+    remote: Remote,
+    mirror: Mirror,
+    staging_files: dict[str, str],
+    feature_files: dict[str, str],
+    *,
+    delete_on_feature: str = "",
+):
     git("push", "-q", "origin", f"{remote.head('staging')}:refs/heads/feature/clash", cwd=remote.work)
     remote.commit_on("staging", staging_files, "Staging side")
     if delete_on_feature:
@@ -305,8 +342,12 @@ def conflicting(remote: Remote, mirror: Mirror, staging_files: dict[str, str], f
 
 
 def test_both_sides_changing_a_file_is_a_content_conflict(remote, mirror):
-    merged = conflicting(remote, mirror, {"calc.py": "def add(a, b):\n    return b + a\n"},
-                         {"calc.py": "def add(a, b):\n    return a - b\n"})
+    merged = conflicting(
+        remote,
+        mirror,
+        {"calc.py": "def add(a, b):\n    return b + a\n"},
+        {"calc.py": "def add(a, b):\n    return a - b\n"},
+    )
     assert not merged.clean
     assert [(c.path, c.kind) for c in merged.conflicts] == [("calc.py", "content")]
     assert merged.tree  # the tree with conflict markers still exists
@@ -325,8 +366,12 @@ def test_a_file_added_on_both_sides_is_an_add_add_conflict(remote, mirror):
 
 
 def test_every_conflicted_file_is_listed_once(remote, mirror):
-    merged = conflicting(remote, mirror, {"calc.py": "s\n", "2": "s\n", "z.txt": "s\n"},
-                         {"calc.py": "f\n", "2": "f\n", "z.txt": "f\n", "clean.txt": "ok\n"})
+    merged = conflicting(
+        remote,
+        mirror,
+        {"calc.py": "s\n", "2": "s\n", "z.txt": "s\n"},
+        {"calc.py": "f\n", "2": "f\n", "z.txt": "f\n", "clean.txt": "ok\n"},
+    )
     assert merged.conflicted_paths == ["2", "calc.py", "z.txt"]
     assert len(merged.conflicts) == 3
 
@@ -388,8 +433,9 @@ def release(remote: Remote, mirror: Mirror) -> tuple[str, str, str]:
 
 def test_master_and_its_tag_land_together_in_one_atomic_push(remote, mirror):
     master, staging, tag = release(remote, mirror)
-    mirror.push([RefUpdate("refs/heads/master", staging, master), RefUpdate("refs/tags/v1.0.0", tag, None)],
-                atomic=True)
+    mirror.push(
+        [RefUpdate("refs/heads/master", staging, master), RefUpdate("refs/tags/v1.0.0", tag, None)], atomic=True
+    )
     assert remote.head("master") == staging
     assert remote_tag(remote, "v1.0.0") == staging
     assert git("--git-dir", str(remote.bare), "cat-file", "-t", "refs/tags/v1.0.0") == "tag"
@@ -401,8 +447,9 @@ def test_an_existing_tag_moves_neither_master_nor_the_tag(remote, mirror):
     git("tag", "v1.0.0", master, cwd=remote.work)
     git("push", "-q", "origin", "v1.0.0", cwd=remote.work)
     with pytest.raises(PushRejected) as rejected:
-        mirror.push([RefUpdate("refs/heads/master", staging, master), RefUpdate("refs/tags/v1.0.0", tag, None)],
-                    atomic=True)
+        mirror.push(
+            [RefUpdate("refs/heads/master", staging, master), RefUpdate("refs/tags/v1.0.0", tag, None)], atomic=True
+        )
     assert rejected.value.exists
     assert "refs/tags/v1.0.0" in rejected.value.rejected
     assert remote.head("master") == master
@@ -413,8 +460,9 @@ def test_a_moved_master_stops_the_tag_too(remote, mirror):
     master, staging, tag = release(remote, mirror)
     hand = remote.commit_on("master", {"hand.txt": "x\n"}, "Pushed to master by hand")
     with pytest.raises(PushRejected) as rejected:
-        mirror.push([RefUpdate("refs/heads/master", staging, master), RefUpdate("refs/tags/v1.0.0", tag, None)],
-                    atomic=True)
+        mirror.push(
+            [RefUpdate("refs/heads/master", staging, master), RefUpdate("refs/tags/v1.0.0", tag, None)], atomic=True
+        )
     assert rejected.value.stale
     assert remote.head("master") == hand
     assert remote_tag(remote, "v1.0.0") is None
@@ -458,9 +506,12 @@ def test_is_ancestor_follows_history(remote, mirror):
 def test_commits_between_lists_new_commits_newest_first_with_trailers(remote, mirror):
     base = mirror.branch_head("staging")
     remote.commit_on("staging", {"a.txt": "1\n"}, "Plain commit")
-    promoted = remote.commit_on("staging", {"b.txt": "2\n"},
-                                "Promote feature/login\n\nMerged by Releaseboard.\n\n"
-                                "Releaseboard-Promotion: 7\nReviewed-by: A\nReviewed-by: B\n")
+    promoted = remote.commit_on(
+        "staging",
+        {"b.txt": "2\n"},
+        "Promote feature/login\n\nMerged by Releaseboard.\n\n"
+        "Releaseboard-Promotion: 7\nReviewed-by: A\nReviewed-by: B\n",
+    )
     mirror.fetch()
     commits = mirror.commits_between(base, mirror.branch_head("staging"))
     assert [c.subject for c in commits] == ["Promote feature/login", "Plain commit"]
@@ -582,15 +633,13 @@ def test_checkout_recovers_when_a_registered_slot_lost_its_git_file(tmp_path, re
 
 def test_checkout_takes_only_full_commit_shas(tmp_path, mirror):
     for rev in ["master", "HEAD", mirror.branch_head("master")[:12], "--output=/tmp/x", "-f"]:
-        with pytest.raises(ValueError, match="not a full commit SHA"):
-            with mirror.checkout(tmp_path / "wt", rev):
-                pass
+        with pytest.raises(ValueError, match="not a full commit SHA"), mirror.checkout(tmp_path / "wt", rev):
+            pass
 
 
 def test_checkout_of_a_commit_the_mirror_does_not_have_fails(tmp_path, mirror):
-    with pytest.raises(GitError):
-        with mirror.checkout(tmp_path / "wt", "1" * 40):
-            pass
+    with pytest.raises(GitError), mirror.checkout(tmp_path / "wt", "1" * 40):
+        pass
 
 
 def test_the_slots_are_finite(tmp_path, mirror):
@@ -599,9 +648,8 @@ def test_the_slots_are_finite(tmp_path, mirror):
     with contextlib.ExitStack() as stack:
         for _ in range(WORKTREE_SLOTS):
             stack.enter_context(mirror.checkout(tmp_path / "wt", master))
-        with pytest.raises(GitError, match="slots are busy"):
-            with mirror.checkout(tmp_path / "wt", master):
-                pass
+        with pytest.raises(GitError, match="slots are busy"), mirror.checkout(tmp_path / "wt", master):
+            pass
 
 
 # -- hostile values through every call site ------------------------------------------------------
@@ -636,8 +684,9 @@ REVISION_CALLS = {
     "commits_between(None, rev)": lambda m, rev, master: m.commits_between(None, rev),  # "--all" = every branch
     "commits_between(rev, master)": lambda m, rev, master: m.commits_between(rev, master),
     "tree_of(rev)": lambda m, rev, master: m.tree_of(rev),
-    "commit_tree(tree=rev)": lambda m, rev, master: m.commit_tree(rev, [master], "m", author=BOT, committer=BOT,
-                                                                  timestamp=WHEN),
+    "commit_tree(tree=rev)": lambda m, rev, master: m.commit_tree(
+        rev, [master], "m", author=BOT, committer=BOT, timestamp=WHEN
+    ),
 }
 
 

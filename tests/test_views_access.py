@@ -33,89 +33,187 @@ R = "releases_repository"  # the model the admin families are tried on
 
 # key,                                  method, htmx, needs,        anon,        dev,         rm,          ops,         admin, outsider
 TABLE: list[tuple[str, str, bool, str, Any, Any, Any, Any, Any, Any]] = [
-    ("web:repository_list",             "get",  False, "",           LOGIN,       200,         200,         200,         200, 403),
-    ("web:board",                       "get",  False, "repo",       LOGIN,       200,         200,         200,         200, 403),
-    ("web:board",                       "get",  True,  "repo",       LOGIN,       200,         200,         200,         200, 403),
-    ("web:repository_refresh",          "post", False, "repo",       LOGIN,       302,         302,         403,         302, 403),
-    ("web:staging_test",                "post", False, "repo",       LOGIN,       302,         302,         403,         403, 403),
-    ("web:copy_master",                 "get",  False, "repo",       LOGIN,       403,         200,         403,         403, 403),
-    ("web:copy_master",                 "post", False, "repo",       LOGIN,       403,         302,         403,         403, 403),
-    ("web:branch_request",              "get",  False, "repo",       LOGIN,       200,         200,         403,         403, 403),
-    ("web:branch_request",              "post", False, "repo",       LOGIN,       200,         200,         403,         403, 403),
-    ("web:branch_detail",               "get",  False, "branch",     LOGIN,       200,         200,         200,         200, 403),
-    ("web:branch_update",               "post", False, "branch",     LOGIN,       403,         302,         403,         403, 403),
-    ("web:promotion_request",           "get",  False, "branch",     LOGIN,       200,         200,         403,         403, 403),
-    ("web:promotion_request",           "post", False, "branch",     LOGIN,       200,         200,         403,         403, 403),
-    ("web:promotion_detail",            "get",  False, "promotion",  LOGIN,       200,         200,         200,         200, 403),
-    ("web:promotion_detail",            "get",  True,  "promotion",  LOGIN,       200,         200,         200,         200, 403),
-    ("web:promotion_retest",            "post", False, "promotion",  LOGIN,       302,         302,         403,         403, 403),
-    ("web:promotion_retest",            "post", True,  "promotion",  LOGIN,       302,         302,         403,         403, 403),
-    ("web:promotion_promote",           "post", False, "promotion",  LOGIN,       403,         302,         403,         403, 403),
-    ("web:promotion_promote",           "post", True,  "promotion",  LOGIN,       403,         302,         403,         403, 403),
-    ("web:radar_cell",                  "get",  False, "pair",       LOGIN,       200,         200,         200,         200, 403),
-    ("web:radar_cell",                  "get",  True,  "pair",       LOGIN,       200,         200,         200,         200, 403),
-    ("web:release_new",                 "get",  False, "repo",       LOGIN,       403,         200,         403,         403, 403),
-    ("web:release_new",                 "post", False, "repo",       LOGIN,       403,         200,         403,         403, 403),
-    ("web:release_list",                "get",  False, "repo",       LOGIN,       200,         200,         200,         200, 403),
-    ("web:policy",                      "get",  False, "repo",       LOGIN,       200,         200,         200,         200, 403),
-    ("web:policy_lock",                 "post", False, "repo",       LOGIN,       403,         302,         403,         403, 403),
-    ("web:policy_unlock",               "post", False, "repo",       LOGIN,       403,         302,         403,         403, 403),
-    ("web:freeze_window_add",           "post", False, "repo",       LOGIN,       403,         302,         403,         403, 403),
-    ("web:exception_request",           "post", False, "repo",       LOGIN,       403,         302,         403,         403, 403),
+    ("web:repository_list", "get", False, "", LOGIN, 200, 200, 200, 200, 403),
+    ("web:board", "get", False, "repo", LOGIN, 200, 200, 200, 200, 403),
+    ("web:board", "get", True, "repo", LOGIN, 200, 200, 200, 200, 403),
+    ("web:repository_refresh", "post", False, "repo", LOGIN, 302, 302, 403, 302, 403),
+    ("web:staging_test", "post", False, "repo", LOGIN, 302, 302, 403, 403, 403),
+    ("web:copy_master", "get", False, "repo", LOGIN, 403, 200, 403, 403, 403),
+    ("web:copy_master", "post", False, "repo", LOGIN, 403, 302, 403, 403, 403),
+    ("web:branch_request", "get", False, "repo", LOGIN, 200, 200, 403, 403, 403),
+    ("web:branch_request", "post", False, "repo", LOGIN, 200, 200, 403, 403, 403),
+    ("web:branch_detail", "get", False, "branch", LOGIN, 200, 200, 200, 200, 403),
+    ("web:branch_update", "post", False, "branch", LOGIN, 403, 302, 403, 403, 403),
+    ("web:promotion_request", "get", False, "branch", LOGIN, 200, 200, 403, 403, 403),
+    ("web:promotion_request", "post", False, "branch", LOGIN, 200, 200, 403, 403, 403),
+    ("web:promotion_detail", "get", False, "promotion", LOGIN, 200, 200, 200, 200, 403),
+    ("web:promotion_detail", "get", True, "promotion", LOGIN, 200, 200, 200, 200, 403),
+    ("web:promotion_retest", "post", False, "promotion", LOGIN, 302, 302, 403, 403, 403),
+    ("web:promotion_retest", "post", True, "promotion", LOGIN, 302, 302, 403, 403, 403),
+    ("web:promotion_promote", "post", False, "promotion", LOGIN, 403, 302, 403, 403, 403),
+    ("web:promotion_promote", "post", True, "promotion", LOGIN, 403, 302, 403, 403, 403),
+    ("web:radar_cell", "get", False, "pair", LOGIN, 200, 200, 200, 200, 403),
+    ("web:radar_cell", "get", True, "pair", LOGIN, 200, 200, 200, 200, 403),
+    ("web:release_new", "get", False, "repo", LOGIN, 403, 200, 403, 403, 403),
+    ("web:release_new", "post", False, "repo", LOGIN, 403, 200, 403, 403, 403),
+    ("web:release_list", "get", False, "repo", LOGIN, 200, 200, 200, 200, 403),
+    ("web:policy", "get", False, "repo", LOGIN, 200, 200, 200, 200, 403),
+    ("web:policy_lock", "post", False, "repo", LOGIN, 403, 302, 403, 403, 403),
+    ("web:policy_unlock", "post", False, "repo", LOGIN, 403, 302, 403, 403, 403),
+    ("web:freeze_window_add", "post", False, "repo", LOGIN, 403, 302, 403, 403, 403),
+    ("web:exception_request", "post", False, "repo", LOGIN, 403, 302, 403, 403, 403),
     # No such alarm, window or exception: the role is checked first, so only a release manager learns that (404).
-    ("web:drift_adopt",                 "post", False, "alarm",      LOGIN,       403,         404,         403,         403, 403),
-    ("web:freeze_window_remove",        "post", False, "window",     LOGIN,       403,         404,         403,         403, 403),
-    ("web:exception_approve",           "post", False, "exception",  LOGIN,       403,         404,         403,         403, 403),
-    ("web:job_list",                    "get",  False, "",           LOGIN,       200,         200,         200,         200, 403),
-    ("web:job_detail",                  "get",  False, "job",        LOGIN,       200,         200,         200,         200, 403),
-    ("web:job_detail",                  "get",  True,  "job",        LOGIN,       200,         200,         200,         200, 403),
-    ("web:job_log",                     "get",  True,  "job",        LOGIN,       200,         200,         200,         200, 403),
-    ("web:job_cancel",                  "post", False, "job",        LOGIN,       403,         302,         403,         403, 403),
-    ("web:job_cancel",                  "post", True,  "job",        LOGIN,       403,         302,         403,         403, 403),
-    ("web:job_attention",               "get",  False, "",           LOGIN,       403,         200,         403,         403, 403),
-    ("web:job_retry",                   "post", False, "job",        LOGIN,       403,         302,         403,         403, 403),
-    ("web:audit_list",                  "get",  False, "",           LOGIN,       403,         200,         200,         200, 403),
-    ("web:audit_verify",                "get",  False, "",           LOGIN,       403,         200,         200,         200, 403),
-    ("web:audit_checkpoint",            "post", False, "",           LOGIN,       403,         302,         302,         302, 403),
-    ("web:audit_export_csv",            "get",  False, "",           LOGIN,       403,         200,         200,         200, 403),
-    ("web:audit_export_jsonl",          "get",  False, "",           LOGIN,       403,         200,         200,         200, 403),
-    ("web:audit_verify",                "get",  False, "",           LOGIN,       403,         200,         200,         200, 403),
-    ("web:audit_checkpoint",            "post", False, "",           LOGIN,       403,         302,         302,         302, 403),
-    ("web:audit_export_csv",            "get",  False, "",           LOGIN,       403,         200,         200,         200, 403),
-    ("web:audit_export_jsonl",          "get",  False, "",           LOGIN,       403,         200,         200,         200, 403),
+    ("web:drift_adopt", "post", False, "alarm", LOGIN, 403, 404, 403, 403, 403),
+    ("web:freeze_window_remove", "post", False, "window", LOGIN, 403, 404, 403, 403, 403),
+    ("web:exception_approve", "post", False, "exception", LOGIN, 403, 404, 403, 403, 403),
+    ("web:job_list", "get", False, "", LOGIN, 200, 200, 200, 200, 403),
+    ("web:job_detail", "get", False, "job", LOGIN, 200, 200, 200, 200, 403),
+    ("web:job_detail", "get", True, "job", LOGIN, 200, 200, 200, 200, 403),
+    ("web:job_log", "get", True, "job", LOGIN, 200, 200, 200, 200, 403),
+    ("web:job_cancel", "post", False, "job", LOGIN, 403, 302, 403, 403, 403),
+    ("web:job_cancel", "post", True, "job", LOGIN, 403, 302, 403, 403, 403),
+    ("web:job_attention", "get", False, "", LOGIN, 403, 200, 403, 403, 403),
+    ("web:job_retry", "post", False, "job", LOGIN, 403, 302, 403, 403, 403),
+    ("web:audit_list", "get", False, "", LOGIN, 403, 200, 200, 200, 403),
+    ("web:audit_verify", "get", False, "", LOGIN, 403, 200, 200, 200, 403),
+    ("web:audit_checkpoint", "post", False, "", LOGIN, 403, 302, 302, 302, 403),
+    ("web:audit_export_csv", "get", False, "", LOGIN, 403, 200, 200, 200, 403),
+    ("web:audit_export_jsonl", "get", False, "", LOGIN, 403, 200, 200, 200, 403),
+    ("web:audit_verify", "get", False, "", LOGIN, 403, 200, 200, 200, 403),
+    ("web:audit_checkpoint", "post", False, "", LOGIN, 403, 302, 302, 302, 403),
+    ("web:audit_export_csv", "get", False, "", LOGIN, 403, 200, 200, 200, 403),
+    ("web:audit_export_jsonl", "get", False, "", LOGIN, 403, 200, 200, 200, 403),
     # django.contrib.auth: signing in and out, and changing one's own password.
-    ("login",                           "get",  False, "",           200,         200,         200,         200,         200, 200),
-    ("login",                           "post", False, "",           200,         200,         200,         200,         200, 200),
-    ("logout",                          "get",  False, "",           405,         405,         405,         405,         405, 405),
-    ("logout",                          "post", False, "",           302,         302,         302,         302,         302, 302),
-    ("password_change",                 "get",  False, "",           LOGIN,       200,         200,         200,         200, 200),
-    ("password_change",                 "post", False, "",           LOGIN,       200,         200,         200,         200, 200),
-    ("password_change_done",            "get",  False, "",           LOGIN,       200,         200,         200,         200, 200),
+    ("login", "get", False, "", 200, 200, 200, 200, 200, 200),
+    ("login", "post", False, "", 200, 200, 200, 200, 200, 200),
+    ("logout", "get", False, "", 405, 405, 405, 405, 405, 405),
+    ("logout", "post", False, "", 302, 302, 302, 302, 302, 302),
+    ("password_change", "get", False, "", LOGIN, 200, 200, 200, 200, 200),
+    ("password_change", "post", False, "", LOGIN, 200, 200, 200, 200, 200),
+    ("password_change_done", "get", False, "", LOGIN, 200, 200, 200, 200, 200),
     # The Django admin: the Admin role (and superusers) only; everyone else is sent to
     # its sign-in page, which says they may not enter.
-    ("admin:index",                     "get",  False, "",           ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
-    ("admin:login",                     "get",  False, "",           200,         200,         200,         200,         302, 200),
-    ("admin:logout",                    "post", False, "",           ADMIN_INDEX, ADMIN_INDEX, ADMIN_INDEX, ADMIN_INDEX, 302, ADMIN_INDEX),
-    ("admin:password_change",           "get",  False, "",           ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
-    ("admin:password_change_done",      "get",  False, "",           ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
-    ("admin:autocomplete",              "get",  False, "",           ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, ADMIN_LOGIN),
-    ("admin:jsi18n",                    "get",  False, "",           ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
-    ("admin:view_on_site",              "get",  False, "admin_site", ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 404, ADMIN_LOGIN),
-    ("admin:app_list",                  "get",  False, "admin_app",  ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
-    ("admin:catch_all",                 "get",  False, "admin_url",  ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 404, ADMIN_LOGIN),
-    ("admin:auth_user_password_change", "get",  False, "admin_user", ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
-    ("admin:<model>_changelist",        "get",  False, "",           ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
-    ("admin:<model>_add",               "get",  False, "",           ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
-    ("admin:<model>_change",            "get",  False, "admin_obj",  ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
-    ("admin:<model>_history",           "get",  False, "admin_obj",  ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
+    ("admin:index", "get", False, "", ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
+    ("admin:login", "get", False, "", 200, 200, 200, 200, 302, 200),
+    ("admin:logout", "post", False, "", ADMIN_INDEX, ADMIN_INDEX, ADMIN_INDEX, ADMIN_INDEX, 302, ADMIN_INDEX),
+    ("admin:password_change", "get", False, "", ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
+    (
+        "admin:password_change_done",
+        "get",
+        False,
+        "",
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        200,
+        ADMIN_LOGIN,
+    ),
+    ("admin:autocomplete", "get", False, "", ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, ADMIN_LOGIN),
+    ("admin:jsi18n", "get", False, "", ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
+    (
+        "admin:view_on_site",
+        "get",
+        False,
+        "admin_site",
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        404,
+        ADMIN_LOGIN,
+    ),
+    ("admin:app_list", "get", False, "admin_app", ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
+    (
+        "admin:catch_all",
+        "get",
+        False,
+        "admin_url",
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        404,
+        ADMIN_LOGIN,
+    ),
+    (
+        "admin:auth_user_password_change",
+        "get",
+        False,
+        "admin_user",
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        200,
+        ADMIN_LOGIN,
+    ),
+    (
+        "admin:<model>_changelist",
+        "get",
+        False,
+        "",
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        200,
+        ADMIN_LOGIN,
+    ),
+    ("admin:<model>_add", "get", False, "", ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, ADMIN_LOGIN),
+    (
+        "admin:<model>_change",
+        "get",
+        False,
+        "admin_obj",
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        200,
+        ADMIN_LOGIN,
+    ),
+    (
+        "admin:<model>_history",
+        "get",
+        False,
+        "admin_obj",
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        200,
+        ADMIN_LOGIN,
+    ),
     # Repositories are never deleted (their audit events point at them).
-    ("admin:<model>_delete",            "get",  False, "admin_obj",  ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, ADMIN_LOGIN),
-    ("admin:<model>_object",            "get",  False, "admin_obj",  ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 302, ADMIN_LOGIN),
+    (
+        "admin:<model>_delete",
+        "get",
+        False,
+        "admin_obj",
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        403,
+        ADMIN_LOGIN,
+    ),
+    (
+        "admin:<model>_object",
+        "get",
+        False,
+        "admin_obj",
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        ADMIN_LOGIN,
+        302,
+        ADMIN_LOGIN,
+    ),
 ]
 
 CASES = [
-    pytest.param(key, method, htmx, needs, persona, expected,
-                 id=f"{key}-{method}{'-htmx' if htmx else ''}-{persona}")
+    pytest.param(key, method, htmx, needs, persona, expected, id=f"{key}-{method}{'-htmx' if htmx else ''}-{persona}")
     for key, method, htmx, needs, *statuses in TABLE
     for persona, expected in zip(PERSONAS, statuses, strict=True)
 ]
@@ -186,8 +284,7 @@ def url_for(key: str, needs: str, objects: dict[str, Any]) -> str:
         "window": {"repo": repository.name, "window_id": 999999},
         "exception": {"repo": repository.name, "exception_id": 999999},
         "admin_obj": {"object_id": repository.pk},
-        "admin_site": {"content_type_id": ContentType.objects.get_for_model(Repository).pk,
-                       "object_id": repository.pk},
+        "admin_site": {"content_type_id": ContentType.objects.get_for_model(Repository).pk, "object_id": repository.pk},
         "admin_app": {"app_label": "releases"},
         "admin_user": {"id": User.objects.order_by("pk").first().pk if User.objects.exists() else 1},
     }[needs]
@@ -209,9 +306,17 @@ def check_status(response: Any, expected: Any, url: str) -> None:
 
 
 @pytest.mark.parametrize(("key", "method", "htmx", "needs", "persona", "expected"), CASES)
-def test_persona_gets_expected_status(client: Client, request: pytest.FixtureRequest, objects: dict[str, Any],
-                                      key: str, method: str, htmx: bool, needs: str, persona: str,
-                                      expected: Any) -> None:
+def test_persona_gets_expected_status(
+    client: Client,
+    request: pytest.FixtureRequest,
+    objects: dict[str, Any],
+    key: str,
+    method: str,
+    htmx: bool,
+    needs: str,
+    persona: str,
+    expected: Any,
+) -> None:
     if persona != "anonymous":
         client.force_login(request.getfixturevalue(persona))
     url = url_for(key, needs, objects)
@@ -229,16 +334,19 @@ def test_table_covers_every_url_pattern() -> None:
     assert rows - patterns == set(), "rows for URL patterns that no longer exist"
 
 
-def test_every_admin_url_sends_non_admins_to_the_admin_sign_in(client: Client, request: pytest.FixtureRequest,
-                                                                objects: dict[str, Any]) -> None:
+def test_every_admin_url_sends_non_admins_to_the_admin_sign_in(
+    client: Client, request: pytest.FixtureRequest, objects: dict[str, Any]
+) -> None:
     """Every concrete admin URL, of every registered model, not only the families' sample."""
     urls = []
     for name, route in walk_urls():
         if not route.startswith("admin/") or name == "admin:login":
             continue
         if name == "admin:app_list":
-            urls += [reverse(name, kwargs={"app_label": label}) for label in {m.split("_")[0] for m in
-                                                                               registered_admin_models()}]
+            urls += [
+                reverse(name, kwargs={"app_label": label})
+                for label in {m.split("_")[0] for m in registered_admin_models()}
+            ]
         elif route == "admin/(?P<url>.*)$":
             urls.append("/admin/no-such-page/")
         else:
@@ -266,8 +374,9 @@ def test_every_admin_url_sends_non_admins_to_the_admin_sign_in(client: Client, r
 
 
 @pytest.mark.parametrize("model", registered_admin_models())
-def test_admin_role_reaches_only_what_it_configures(client: Client, admin_user: User, objects: dict[str, Any],
-                                                    model: str) -> None:
+def test_admin_role_reaches_only_what_it_configures(
+    client: Client, admin_user: User, objects: dict[str, Any], model: str
+) -> None:
     """Repositories, users and roles, and sign-in lockouts: yes; audit events and jobs
     change only through the services, so the Admin role sees none of them here."""
     client.force_login(admin_user)
@@ -296,18 +405,21 @@ def test_the_admin_sign_in_form_refuses_a_user_without_the_admin_role(client: Cl
     assert "_auth_user_id" not in client.session
 
 
-@pytest.mark.parametrize(("key", "method", "needs"), [
-    ("web:branch_detail", "get", "branch"),
-    ("web:promotion_request", "get", "branch"),
-    ("web:promotion_request", "post", "branch"),
-    ("web:promotion_detail", "get", "promotion"),
-    ("web:promotion_retest", "post", "promotion"),
-    ("web:promotion_promote", "post", "promotion"),
-])
+@pytest.mark.parametrize(
+    ("key", "method", "needs"),
+    [
+        ("web:branch_detail", "get", "branch"),
+        ("web:promotion_request", "get", "branch"),
+        ("web:promotion_request", "post", "branch"),
+        ("web:promotion_detail", "get", "promotion"),
+        ("web:promotion_retest", "post", "promotion"),
+        ("web:promotion_promote", "post", "promotion"),
+    ],
+)
 @pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
 def test_another_repositorys_objects_are_not_reachable_by_changing_the_name(
-        client: Client, release_manager: User, objects: dict[str, Any], key: str, method: str, needs: str,
-        htmx: bool) -> None:
+    client: Client, release_manager: User, objects: dict[str, Any], key: str, method: str, needs: str, htmx: bool
+) -> None:
     """A branch or promotion of shop, asked for under /r/other/...: 404, and nothing changes."""
     other = Repository.objects.create(name="other", remote_url="/srv/git/other.git", test_command="true")
     client.force_login(release_manager)
@@ -321,8 +433,9 @@ def test_another_repositorys_objects_are_not_reachable_by_changing_the_name(
     assert not Promotion.objects.filter(title="Hijack").exists()
 
 
-def test_a_removed_role_takes_effect_on_the_next_request(client: Client, developer: User,
-                                                         objects: dict[str, Any]) -> None:
+def test_a_removed_role_takes_effect_on_the_next_request(
+    client: Client, developer: User, objects: dict[str, Any]
+) -> None:
     board = url_for("web:board", "repo", objects)
     client.force_login(developer)
     assert client.get(board).status_code == 200
@@ -339,8 +452,9 @@ def test_a_removed_admin_role_shuts_the_admin_on_the_next_request(client: Client
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
 
 
-def test_a_deactivated_user_is_signed_out_on_the_next_request(client: Client, developer: User,
-                                                             objects: dict[str, Any]) -> None:
+def test_a_deactivated_user_is_signed_out_on_the_next_request(
+    client: Client, developer: User, objects: dict[str, Any]
+) -> None:
     client.force_login(developer)
     board = url_for("web:board", "repo", objects)
     assert client.get(board).status_code == 200
@@ -351,6 +465,11 @@ def test_a_deactivated_user_is_signed_out_on_the_next_request(client: Client, de
 
 def test_post_only_actions_refuse_get(client: Client, release_manager: Any, objects: dict[str, Any]) -> None:
     client.force_login(release_manager)
-    for name, needs in [("web:staging_test", "repo"), ("web:repository_refresh", "repo"), ("web:job_cancel", "job"),
-                        ("web:promotion_promote", "promotion"), ("web:promotion_retest", "promotion")]:
+    for name, needs in [
+        ("web:staging_test", "repo"),
+        ("web:repository_refresh", "repo"),
+        ("web:job_cancel", "job"),
+        ("web:promotion_promote", "promotion"),
+        ("web:promotion_retest", "promotion"),
+    ]:
         assert client.get(url_for(name, needs, objects)).status_code == 405, name

@@ -32,18 +32,24 @@ def actions_shown(client: Client, **filters: Any) -> list[tuple[str, str, str]]:
 def test_audit_log_lists_newest_first_and_escapes_messages(client: Client, events: Repository, ops: Any) -> None:
     client.force_login(ops)
     page = client.get(reverse("web:audit_list")).content.decode()
-    assert actions_shown(client) == [("dev", "branch.requested", "other"), ("rm", "release.requested", "shop"),
-                                     ("dev", "branch.requested", "shop")]
+    assert actions_shown(client) == [
+        ("dev", "branch.requested", "other"),
+        ("rm", "release.requested", "shop"),
+        ("dev", "branch.requested", "shop"),
+    ]
     assert "&lt;img src=x&gt;" in page and "aaaaaaaaaa → bbbbbbbbbb" in page
 
 
 def test_audit_log_filters_by_repository_actor_and_action(client: Client, events: Repository, ops: Any) -> None:
     client.force_login(ops)
-    assert actions_shown(client, repository=events.pk) == [("rm", "release.requested", "shop"),
-                                                           ("dev", "branch.requested", "shop")]
+    assert actions_shown(client, repository=events.pk) == [
+        ("rm", "release.requested", "shop"),
+        ("dev", "branch.requested", "shop"),
+    ]
     assert actions_shown(client, actor="rm") == [("rm", "release.requested", "shop")]
     assert actions_shown(client, action="branch.requested", repository=events.pk) == [
-        ("dev", "branch.requested", "shop")]
+        ("dev", "branch.requested", "shop")
+    ]
 
 
 def test_developer_cannot_read_the_audit_log(client: Client, events: Repository, developer: Any) -> None:

@@ -22,10 +22,12 @@ def shop(db: None) -> Repository:
 
 
 def test_board_shows_each_branch_in_its_lane(client: Client, shop: Repository, developer: Any) -> None:
-    feature = Branch.objects.create(repository=shop, name="feature/login", kind="feature", head_sha="c" * 40,
-                                    purpose="Sign in <b>fast</b>")
-    Promotion.objects.create(repository=shop, branch=feature, title="Login", merge_check="conflict",
-                             conflict_files=["app/views.py"])
+    feature = Branch.objects.create(
+        repository=shop, name="feature/login", kind="feature", head_sha="c" * 40, purpose="Sign in <b>fast</b>"
+    )
+    Promotion.objects.create(
+        repository=shop, branch=feature, title="Login", merge_check="conflict", conflict_files=["app/views.py"]
+    )
     client.force_login(developer)
     page = client.get(reverse("web:board", args=["shop"])).content.decode()
     assert 'id="board"' in page and 'hx-trigger="every 3s"' in page
@@ -43,8 +45,9 @@ def test_board_polling_gets_only_the_board_fragment(client: Client, shop: Reposi
     assert "<html" not in body
 
 
-def test_board_offers_copy_master_to_staging_when_staging_is_missing(client: Client, shop: Repository,
-                                                                     release_manager: Any) -> None:
+def test_board_offers_copy_master_to_staging_when_staging_is_missing(
+    client: Client, shop: Repository, release_manager: Any
+) -> None:
     Branch.objects.filter(name="staging").delete()
     client.force_login(release_manager)
     page = client.get(reverse("web:board", args=["shop"])).content.decode()
@@ -67,13 +70,16 @@ def test_branch_page_links_a_javascript_ticket_as_text_only(client: Client, shop
     assert "Request promotion" in page
 
 
-def test_requested_branch_is_created_by_its_job(transactional_db: None, client: Client, repository: Repository,
-                                                developer: Any, remote: Any) -> None:
+def test_requested_branch_is_created_by_its_job(
+    transactional_db: None, client: Client, repository: Repository, developer: Any, remote: Any
+) -> None:
     client.force_login(developer)
     client.post(reverse("web:repository_refresh", args=[repository.name]))
     assert [job.state for job in run_jobs()] == [JobState.SUCCEEDED] * 2
-    response = client.post(reverse("web:branch_request", args=[repository.name]),
-                           {"kind": "feature", "name": "login", "purpose": "Sign in", "ticket_url": ""})
+    response = client.post(
+        reverse("web:branch_request", args=[repository.name]),
+        {"kind": "feature", "name": "login", "purpose": "Sign in", "ticket_url": ""},
+    )
     job = Job.objects.get(kind="create_branch")
     assert response["Location"] == reverse("web:job_detail", args=[job.pk])
     run_jobs()

@@ -22,8 +22,9 @@ def log_after(client: Client, job: Job, after: int) -> Any:
     return client.get(reverse("web:job_log", args=[job.pk]), {"after": after}, HTTP_HX_REQUEST="true")
 
 
-def test_log_returns_only_lines_after_the_cursor_and_a_poller_with_the_new_cursor(client: Client,
-                                                                                  developer: Any) -> None:
+def test_log_returns_only_lines_after_the_cursor_and_a_poller_with_the_new_cursor(
+    client: Client, developer: Any
+) -> None:
     job = make_job(lines=("one\n", "two\n", "three\n"))
     client.force_login(developer)
     response = log_after(client, job, 1)
@@ -88,8 +89,7 @@ def test_job_page_of_a_running_job_polls_its_log_from_the_last_line(client: Clie
     assert f"/jobs/{job.pk}/log/?after=2" in page
 
 
-def test_cancel_button_is_shown_to_release_manager_for_an_active_job_only(client: Client,
-                                                                        release_manager: Any) -> None:
+def test_cancel_button_is_shown_to_release_manager_for_an_active_job_only(client: Client, release_manager: Any) -> None:
     client.force_login(release_manager)
     active = client.get(reverse("web:job_detail", args=[make_job(state=JobState.QUEUED).pk]))
     final = client.get(reverse("web:job_detail", args=[make_job(state=JobState.SUCCEEDED).pk]))

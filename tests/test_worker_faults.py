@@ -49,8 +49,24 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 LEASE = settings.JOB_LEASE_SECONDS
 REDIS_CLI = ["redis-cli", "-h", "127.0.0.1", "-p", "6379"]
-REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
-               "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]
+REDIS_START = [
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "-::1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    "/var/lib/redis",
+    "--logfile",
+    "/var/log/redis/ci.log",
+]
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -61,8 +77,22 @@ class GitQueueWorker(CeleryProcess):
     job of the `tests` queue, so a test can see a re-queued test job stay QUEUED."""
 
     def __init__(self, log_path: Path) -> None:
-        super().__init__(["worker", "-Q", "git", "-c", "1", "-n", f"gitonly-{uuid.uuid4().hex[:6]}@%h",
-                          "--without-mingle", "--without-gossip", "-l", "info"], log_path)
+        super().__init__(
+            [
+                "worker",
+                "-Q",
+                "git",
+                "-c",
+                "1",
+                "-n",
+                f"gitonly-{uuid.uuid4().hex[:6]}@%h",
+                "--without-mingle",
+                "--without-gossip",
+                "-l",
+                "info",
+            ],
+            log_path,
+        )
 
 
 class Processes:
@@ -81,8 +111,9 @@ class Processes:
 
     def worker(self, name: str, *, concurrency: int = 2, faults: Path | None = None) -> WorkerProcess:
         env = {"RELEASEBOARD_FAULT_DIR": str(faults)} if faults else {}
-        worker = WorkerProcess(self.root / f"{name}.log", name=f"{name}-{uuid.uuid4().hex[:6]}",
-                               concurrency=concurrency, extra_env=env)
+        worker = WorkerProcess(
+            self.root / f"{name}.log", name=f"{name}-{uuid.uuid4().hex[:6]}", concurrency=concurrency, extra_env=env
+        )
         self.started.append(worker)
         return worker
 
@@ -141,8 +172,10 @@ def gate(tmp_path: Path) -> Iterator[Path]:
 
 def gated_command(gate: Path) -> str:
     """A repository test command that prints "started" and waits while `gate` exists."""
-    script = ("import os, sys, time; print('started', flush=True); "
-              "[time.sleep(0.1) for _ in iter(lambda: os.path.exists(sys.argv[1]), False)]")
+    script = (
+        "import os, sys, time; print('started', flush=True); "
+        "[time.sleep(0.1) for _ in iter(lambda: os.path.exists(sys.argv[1]), False)]"
+    )
     return f'python3 -c "{script}" {shlex.quote(str(gate))}'
 
 
@@ -158,8 +191,9 @@ def log_text(job: Job) -> str:
 
 
 def push_steps(job: Job, **filters: object) -> list[JobStep]:
-    return [s for s in JobStep.objects.filter(job_id=job.pk, **filters).order_by("seq")
-            if " push --porcelain" in s.command]
+    return [
+        s for s in JobStep.objects.filter(job_id=job.pk, **filters).order_by("seq") if " push --porcelain" in s.command
+    ]
 
 
 def record_ref_updates(remote: Remote) -> None:
@@ -175,8 +209,11 @@ def reflog(remote: Remote, branch: str) -> list[str]:
 def reached(faults: Path, point: str, job: Job, timeout: float = 60) -> int:
     """Wait until the job reaches the fault point; return the pid of the process running it."""
     path = faults / f"{point}.{job.pk}.reached"
-    wait_for(lambda: path.exists() and path.read_text().strip().isdigit(), timeout=timeout,
-             what=f"job #{job.pk} to reach {point}")
+    wait_for(
+        lambda: path.exists() and path.read_text().strip().isdigit(),
+        timeout=timeout,
+        what=f"job #{job.pk} to reach {point}",
+    )
     return int(path.read_text())
 
 
@@ -252,8 +289,9 @@ def assert_promoted_once(promotion: Promotion, remote: Remote, staging_before: s
     assert remote.head("staging") == promotion.merge_sha
     assert remote.parents("staging")[0] == staging_before
     assert len(reflog(remote, "staging")) == 1, reflog(remote, "staging")
-    landed = AuditEvent.objects.filter(object_type="promotion", object_id=promotion.pk,
-                                       action__in=["promotion.promoted", "promotion.reconciled"])
+    landed = AuditEvent.objects.filter(
+        object_type="promotion", object_id=promotion.pk, action__in=["promotion.promoted", "promotion.reconciled"]
+    )
     assert landed.count() == 1, list(landed.values_list("action", flat=True))
 
 
@@ -288,7 +326,8 @@ def test_a_job_whose_pool_process_is_killed_runs_again_and_succeeds_once(procs, 
 
 
 def test_a_promotion_whose_worker_group_is_killed_at_the_push_is_pushed_once_by_another_worker(
-        procs, repository, remote, developer, release_manager):
+    procs, repository, remote, developer, release_manager
+):
     promotion = ready_promotion(repository, remote, developer)
     record_ref_updates(remote)
     staging_before = remote.head("staging")
@@ -321,7 +360,8 @@ def test_a_promotion_whose_worker_group_is_killed_at_the_push_is_pushed_once_by_
 
 
 def test_a_promote_job_killed_after_its_push_is_settled_from_the_remote_without_pushing_again(
-        procs, repository, remote, developer, release_manager):
+    procs, repository, remote, developer, release_manager
+):
     promotion = ready_promotion(repository, remote, developer)
     record_ref_updates(remote)
     staging_before = remote.head("staging")
@@ -375,8 +415,11 @@ def test_a_job_published_several_times_to_two_workers_is_claimed_and_run_once(pr
     def not_claimed() -> int:
         return sum(w.log_path.read_text().count(f"job {job.pk} not claimed") for w in workers)
 
-    wait_for(lambda: not_claimed() >= 3 or events(job, "job.started") > 1, timeout=30,
-             what="all four deliveries to be handled")
+    wait_for(
+        lambda: not_claimed() >= 3 or events(job, "job.started") > 1,
+        timeout=30,
+        what="all four deliveries to be handled",
+    )
     job.refresh_from_db()
     assert events(job, "job.started") == 1
     assert job.attempt == 1
@@ -393,7 +436,8 @@ def test_a_job_published_several_times_to_two_workers_is_claimed_and_run_once(pr
 
 
 def test_a_job_that_kills_its_worker_every_time_fails_after_the_capped_attempts_and_staging_is_untouched(
-        procs, repository, remote, developer, release_manager):
+    procs, repository, remote, developer, release_manager
+):
     promotion = ready_promotion(repository, remote, developer)
     record_ref_updates(remote)
     staging_before = remote.head("staging")
@@ -444,15 +488,20 @@ def start_redis() -> None:
 
 def lose_queued_messages() -> None:
     if broker_is_redis():
-        subprocess.run([*REDIS_CLI, "-n", str(int(settings.CELERY_BROKER_URL.rsplit("/", 1)[1] or 0)), "flushdb"],
-                       check=True, capture_output=True, timeout=10)
+        subprocess.run(
+            [*REDIS_CLI, "-n", str(int(settings.CELERY_BROKER_URL.rsplit("/", 1)[1] or 0)), "flushdb"],
+            check=True,
+            capture_output=True,
+            timeout=10,
+        )
     else:
         for message in (settings.BROKER_DIR / "queue").glob("*.msg"):
             message.unlink()
 
 
 def test_refresh_clicked_while_redis_is_down_answers_at_once_and_runs_once_redis_is_back(
-        procs, client, repository, developer):
+    procs, client, repository, developer
+):
     if not broker_is_redis():
         if os.environ.get("RELEASEBOARD_REQUIRE_SERVICES") == "1":
             pytest.fail("RELEASEBOARD_REQUIRE_SERVICES=1: this test needs the Redis broker (set REDIS_URL)")
@@ -462,8 +511,9 @@ def test_refresh_clicked_while_redis_is_down_answers_at_once_and_runs_once_redis
     try:
         stop_redis()
         started = time.monotonic()
-        response = client.post(reverse("web:repository_refresh", kwargs={"repo": repository.name}),
-                               {"idempotency_key": key})
+        response = client.post(
+            reverse("web:repository_refresh", kwargs={"repo": repository.name}), {"idempotency_key": key}
+        )
         elapsed = time.monotonic() - started
 
         assert response.status_code == 302, response.content[:500]
@@ -507,7 +557,8 @@ def test_a_queued_job_whose_message_was_lost_runs_once_when_workers_start(procs,
 
 
 def test_a_worker_frozen_past_its_lease_neither_pushes_nor_overwrites_the_result_when_it_wakes(
-        procs, repository, remote, developer, release_manager):
+    procs, repository, remote, developer, release_manager
+):
     promotion = ready_promotion(repository, remote, developer)
     record_ref_updates(remote)
     staging_before = remote.head("staging")
@@ -527,15 +578,21 @@ def test_a_worker_frozen_past_its_lease_neither_pushes_nor_overwrites_the_result
         assert time.monotonic() - frozen_at >= LEASE - 1
         assert job.state == JobState.SUCCEEDED, job.message
         assert job.attempt == 2
-        settled = Job.objects.filter(pk=job.pk).values(
-            "state", "reason", "message", "worker", "finished_at", "attempt", "lease_token").get()
+        settled = (
+            Job.objects.filter(pk=job.pk)
+            .values("state", "reason", "message", "worker", "finished_at", "attempt", "lease_token")
+            .get()
+        )
         assert len(reflog(remote, "staging")) == 1
         # A wakes up at the very point it was about to push.
         (faults_a / "before_push.pause").unlink()
     finally:
         os.killpg(worker_a.pid, signal.SIGCONT)
-    wait_for(lambda: f"job {job.pk} lost its lease" in worker_a.log_path.read_text(), timeout=30,
-             what="worker A to notice it lost the job")
+    wait_for(
+        lambda: f"job {job.pk} lost its lease" in worker_a.log_path.read_text(),
+        timeout=30,
+        what="worker A to notice it lost the job",
+    )
     time.sleep(2)  # give a wrong push or write from A time to show
 
     assert Job.objects.filter(pk=job.pk).values(*settled).get() == settled
@@ -549,10 +606,12 @@ def test_a_worker_frozen_past_its_lease_neither_pushes_nor_overwrites_the_result
 
 
 def test_a_second_job_on_the_same_repository_waits_for_the_first_while_another_repository_proceeds(
-        procs, tmp_path, repository, remote, developer):
+    procs, tmp_path, repository, remote, developer
+):
     remote2 = Remote(tmp_path / "git2")
-    repository2 = Repository.objects.create(name="tools", remote_url=remote2.url, test_command=TEST_COMMAND,
-                                            test_timeout=60)
+    repository2 = Repository.objects.create(
+        name="tools", remote_url=remote2.url, test_command=TEST_COMMAND, test_timeout=60
+    )
     synced(repository, developer)
     synced(repository2, developer)
     faults = procs.fault_dir()
@@ -616,7 +675,8 @@ def test_a_held_repository_lease_cannot_be_taken_until_it_expires(settings):
 
 
 def test_a_killed_workers_running_job_shows_its_heartbeat_age_and_is_requeued_by_beat(
-        procs, client, repository, developer, gate):
+    procs, client, repository, developer, gate
+):
     synced(repository, developer)
     repository.test_command = gated_command(gate)
     repository.save()
@@ -632,28 +692,38 @@ def test_a_killed_workers_running_job_shows_its_heartbeat_age_and_is_requeued_by
     assert f'from <span class="mono">{job.worker}</span>' in page
 
     kill_group(worker)
-    wait_for(lambda: (heartbeat_age(job_page(client, job)) or 0) >= 4, timeout=15,
-             what="the page to show the heartbeat going stale")
+    wait_for(
+        lambda: (heartbeat_age(job_page(client, job)) or 0) >= 4,
+        timeout=15,
+        what="the page to show the heartbeat going stale",
+    )
     job.refresh_from_db()
     assert job.state == JobState.RUNNING  # nothing has reaped it yet: no beat runs
 
     procs.git_queue_worker("reaper")  # runs the reaper; does not consume the tests queue
     procs.beat()
-    wait_for(lambda: Job.objects.get(pk=job.pk).state == JobState.QUEUED, timeout=LEASE + 20,
-             what="beat's reaper to requeue the job")
+    wait_for(
+        lambda: Job.objects.get(pk=job.pk).state == JobState.QUEUED,
+        timeout=LEASE + 20,
+        what="beat's reaper to requeue the job",
+    )
 
     job.refresh_from_db()
     assert job.attempt == 1 and job.lease_token == "" and job.finished_at is None
     assert "stopped answering (attempt 1)" in job.message
     assert events(job, "job.requeued") == 1
-    wait_for(lambda: Job.objects.get(pk=job.pk).published_at is not None, timeout=20,
-             what="the requeued job to be published again")
+    wait_for(
+        lambda: Job.objects.get(pk=job.pk).published_at is not None,
+        timeout=20,
+        what="the requeued job to be published again",
+    )
     page = job_page(client, job)
     assert "waiting for a worker" in page and heartbeat_age(page) is None
 
 
 def test_a_killed_workers_job_on_its_last_attempt_is_failed_by_beat_not_left_running(
-        procs, client, repository, developer, gate):
+    procs, client, repository, developer, gate
+):
     synced(repository, developer)
     repository.test_command = gated_command(gate)
     repository.save()

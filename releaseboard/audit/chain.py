@@ -22,15 +22,28 @@ GENESIS = "0" * 64
 FORMAT_VERSION = 1
 
 CONTENT_FIELDS = (
-    "seq", "created_at", "actor_id", "actor_name", "action", "repository_id", "repository_name",
-    "object_type", "object_id", "object_repr", "from_sha", "to_sha", "result", "message", "details",
+    "seq",
+    "created_at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "repository_id",
+    "repository_name",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "from_sha",
+    "to_sha",
+    "result",
+    "message",
+    "details",
 )
 
 
 def timestamp(value: dt.datetime) -> str:
     """created_at as it is hashed: ISO 8601 in UTC with microseconds, so the same
     instant read back from SQLite or PostgreSQL gives the same text."""
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def normalize_details(details: dict[str, Any] | None) -> dict[str, Any]:

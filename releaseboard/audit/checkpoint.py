@@ -103,18 +103,28 @@ def read_files() -> tuple[list[CheckpointFile], list[str]]:
         return [], []
     key = signing_key(create=False)
     if key is None:
-        return [], [f"{len(paths)} checkpoint file(s) in {directory} cannot be checked: the key file "
-                    f"{settings.AUDIT_KEY_FILE} is missing."]
+        return [], [
+            f"{len(paths)} checkpoint file(s) in {directory} cannot be checked: the key file "
+            f"{settings.AUDIT_KEY_FILE} is missing."
+        ]
     good: list[CheckpointFile] = []
     bad: list[str] = []
     for path in paths:
         try:
             document = json.loads(path.read_text())
-            valid = (document.get("kind") == KIND
-                     and hmac.compare_digest(str(document.get("signature", "")), sign(document, key)))
+            valid = document.get("kind") == KIND and hmac.compare_digest(
+                str(document.get("signature", "")), sign(document, key)
+            )
             if valid:
-                good.append(CheckpointFile(path.name, int(document["seq"]), int(document["count"]),
-                                           str(document["head_hash"]), str(document["created_at"])))
+                good.append(
+                    CheckpointFile(
+                        path.name,
+                        int(document["seq"]),
+                        int(document["count"]),
+                        str(document["head_hash"]),
+                        str(document["created_at"]),
+                    )
+                )
         except (OSError, ValueError, KeyError, TypeError):
             valid = False
         if not valid:
@@ -137,16 +147,29 @@ def write(created_by: str) -> Checkpoint:
     report = verify(up_to_seq=seq)
     if not report.ok:
         raise CheckpointRefused(f"The audit log does not verify, so no checkpoint was signed. {report.summary}")
-    created_at = timezone.now().astimezone(dt.timezone.utc)
-    document: dict[str, Any] = {"kind": KIND, "version": 1, "count": count, "seq": seq, "head_hash": head_hash,
-                                "created_at": created_at.isoformat(timespec="microseconds")}
+    created_at = timezone.now().astimezone(dt.UTC)
+    document: dict[str, Any] = {
+        "kind": KIND,
+        "version": 1,
+        "count": count,
+        "seq": seq,
+        "head_hash": head_hash,
+        "created_at": created_at.isoformat(timespec="microseconds"),
+    }
     document["signature"] = sign(document, signing_key())  # type: ignore[arg-type]
     directory = Path(settings.AUDIT_CHECKPOINT_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     name = f"checkpoint-{seq:012d}-{created_at:%Y%m%dT%H%M%S%fZ}.json"
     _write_new_file(directory / name, json.dumps(document, indent=2, sort_keys=True) + "\n", 0o644)
-    return Checkpoint.objects.create(created_at=created_at, seq=seq, count=count, head_hash=head_hash,
-                                     file_name=name, signature=document["signature"], created_by=created_by)
+    return Checkpoint.objects.create(
+        created_at=created_at,
+        seq=seq,
+        count=count,
+        head_hash=head_hash,
+        file_name=name,
+        signature=document["signature"],
+        created_by=created_by,
+    )
 
 
 def write_if_changed(created_by: str) -> Checkpoint | None:

@@ -18,9 +18,25 @@ from django.db.models import QuerySet
 from releaseboard.audit import chain
 from releaseboard.audit.models import AuditEvent
 
-COLUMNS = ["seq", "created_at", "actor_name", "actor_id", "action", "repository_id", "repository_name",
-           "object_type", "object_id", "object_repr", "from_sha", "to_sha", "result", "message", "details",
-           "prev_hash", "hash"]
+COLUMNS = [
+    "seq",
+    "created_at",
+    "actor_name",
+    "actor_id",
+    "action",
+    "repository_id",
+    "repository_name",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "from_sha",
+    "to_sha",
+    "result",
+    "message",
+    "details",
+    "prev_hash",
+    "hash",
+]
 CHUNK = 2000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -59,8 +59,9 @@ class EventPage:
         return len(self.events)
 
 
-def page_of_events(event_filter: EventFilter, *, before: int | None = None, after: int | None = None,
-                   size: int = 50) -> EventPage:
+def page_of_events(
+    event_filter: EventFilter, *, before: int | None = None, after: int | None = None, size: int = 50
+) -> EventPage:
     """A keyset page: the `size` events just below seq `before` (or just above `after`),
     found through an index on seq, so a page deep in a million events costs what the
     first page costs (OFFSET would read and skip every row before it)."""

@@ -53,9 +53,12 @@ class Report:
     @property
     def summary(self) -> str:
         if self.ok:
-            pinned = (f"; the latest signed checkpoint (seq {self.latest_checkpoint.seq}, "
-                      f"{self.latest_checkpoint.created_at}) matches" if self.latest_checkpoint
-                      else "; no signed checkpoint yet")
+            pinned = (
+                f"; the latest signed checkpoint (seq {self.latest_checkpoint.seq}, "
+                f"{self.latest_checkpoint.created_at}) matches"
+                if self.latest_checkpoint
+                else "; no signed checkpoint yet"
+            )
             return f"The audit log is intact: {self.events} events, seq 1 to {self.head_seq}{pinned}."
         where = f" First bad seq: {self.first_bad_seq}." if self.first_bad_seq is not None else ""
         return f"The audit log is NOT intact: {len(self.problems)} problem(s).{where}"
@@ -90,11 +93,15 @@ def verify(up_to_seq: int | None = None) -> Report:
             missing = f"seq {expected}" if seq == expected + 1 else f"seq {expected} to {seq - 1}"
             report.add(expected, f"seq {expected}: {missing} missing (deleted); the next event is seq {seq}.")
         elif row["prev_hash"] != prev_hash:
-            report.add(seq, f"seq {seq}: its prev_hash is not the hash of seq {seq - 1} "
-                            "(events were reordered, removed or inserted before it).")
+            report.add(
+                seq,
+                f"seq {seq}: its prev_hash is not the hash of seq {seq - 1} "
+                "(events were reordered, removed or inserted before it).",
+            )
         if row["id"] <= prev_id:
-            report.add(seq, f"seq {seq}: stored out of order (id {row['id']} after id {prev_id}); "
-                            "events were reordered.")
+            report.add(
+                seq, f"seq {seq}: stored out of order (id {row['id']} after id {prev_id}); events were reordered."
+            )
         if chain.event_hash(row, row["prev_hash"]) != row["hash"]:
             report.add(seq, f"seq {seq}: its content does not match its hash (the event was edited).")
         if seq in pinned:
@@ -110,8 +117,9 @@ def verify(up_to_seq: int | None = None) -> Report:
     return report
 
 
-def _check_against(report: Report, checkpoints: list[CheckpointFile], hash_at: dict[int, str],
-                   up_to_seq: int | None) -> None:
+def _check_against(
+    report: Report, checkpoints: list[CheckpointFile], hash_at: dict[int, str], up_to_seq: int | None
+) -> None:
     last_match = 0
     for checkpoint in checkpoints:
         if checkpoint.seq == 0 or (up_to_seq is not None and checkpoint.seq > up_to_seq):
@@ -120,17 +128,24 @@ def _check_against(report: Report, checkpoints: list[CheckpointFile], hash_at: d
         if found == checkpoint.head_hash:
             last_match = checkpoint.seq
         elif found is not None:
-            report.add(checkpoint.seq,
-                       f"seq {checkpoint.seq}: its hash is not the one signed in checkpoint {checkpoint.name}; "
-                       f"the chain was rewritten at or before seq {checkpoint.seq} "
-                       f"(after seq {last_match}, the last checkpoint that still matches).")
-    latest = max((c for c in checkpoints if up_to_seq is None or c.seq <= up_to_seq),
-                 key=lambda c: (c.count, c.seq), default=None)
+            report.add(
+                checkpoint.seq,
+                f"seq {checkpoint.seq}: its hash is not the one signed in checkpoint {checkpoint.name}; "
+                f"the chain was rewritten at or before seq {checkpoint.seq} "
+                f"(after seq {last_match}, the last checkpoint that still matches).",
+            )
+    latest = max(
+        (c for c in checkpoints if up_to_seq is None or c.seq <= up_to_seq),
+        key=lambda c: (c.count, c.seq),
+        default=None,
+    )
     if latest is not None and (report.events < latest.count or report.head_seq < latest.seq):
-        report.add(report.head_seq + 1,
-                   f"seq {report.head_seq + 1}: the log ends at seq {report.head_seq} with {report.events} events, "
-                   f"but checkpoint {latest.name} signed {latest.count} events up to seq {latest.seq}; "
-                   "the tail was truncated.")
+        report.add(
+            report.head_seq + 1,
+            f"seq {report.head_seq + 1}: the log ends at seq {report.head_seq} with {report.events} events, "
+            f"but checkpoint {latest.name} signed {latest.count} events up to seq {latest.seq}; "
+            "the tail was truncated.",
+        )
 
 
 def _check_files_listed_in_db(report: Report) -> None:
@@ -139,5 +154,8 @@ def _check_files_listed_in_db(report: Report) -> None:
     on_disk = {c.name for c in report.checkpoints}
     missing = [name for name in Checkpoint.objects.values_list("file_name", flat=True) if name not in on_disk]
     if missing:
-        report.add(None, f"{len(missing)} checkpoint file(s) listed in the database are missing or not trusted: "
-                         f"{', '.join(sorted(missing)[:5])}.")
+        report.add(
+            None,
+            f"{len(missing)} checkpoint file(s) listed in the database are missing or not trusted: "
+            f"{', '.join(sorted(missing)[:5])}.",
+        )

@@ -105,8 +105,11 @@ def validate_short_name(short: str) -> None:
             "starting with a letter or digit, e.g. 'login-form'."
         )
     # git refuses a ".lock" ending on any part of the name, not only on the last.
-    if ".." in short or short.endswith((".", "/")) or "/." in short or any(
-        part.endswith(".lock") for part in short.split("/")
+    if (
+        ".." in short
+        or short.endswith((".", "/"))
+        or "/." in short
+        or any(part.endswith(".lock") for part in short.split("/"))
     ):
         raise InvalidBranchName(
             "Branch names may not contain '..', end in '.' or '/', or have a part ending in '.lock'."

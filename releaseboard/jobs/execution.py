@@ -192,7 +192,7 @@ class JobContext:
 
 
 def _git_step_name(argv: Sequence[str]) -> str:
-    """"git fetch", "git push": the subcommand, past options like -C <path> and -c <k=v>."""
+    """ "git fetch", "git push": the subcommand, past options like -C <path> and -c <k=v>."""
     args, i = list(argv[1:]), 0
     while i < len(args):
         if args[i] in ("-c", "-C"):  # these options take a value: skip both
@@ -235,7 +235,9 @@ class Heartbeat(threading.Thread):
             while not self.stopped.wait(settings.JOB_HEARTBEAT_SECONDS):
                 now = timezone.now()
                 renewed = Job.objects.filter(
-                    pk=self.ctx.job.pk, lease_token=self.ctx.token, state=JobState.RUNNING,
+                    pk=self.ctx.job.pk,
+                    lease_token=self.ctx.token,
+                    state=JobState.RUNNING,
                     lease_expires_at__gt=now,
                 ).update(heartbeat_at=now, lease_expires_at=_lease_deadline())
                 if renewed != 1:
@@ -285,8 +287,9 @@ def finish(ctx: JobContext, state: str, reason: str, message: str) -> bool:
         kind = registry.get(job.kind)
         if kind.on_final:
             kind.on_final(job)
-        audit_record(f"job.{state}", actor=None, repository=_scope(job), obj=job, result=reason or state,
-                     message=message[:1000])
+        audit_record(
+            f"job.{state}", actor=None, repository=_scope(job), obj=job, result=reason or state, message=message[:1000]
+        )
     return True
 
 
@@ -301,15 +304,21 @@ def run(job_id: int) -> None:
     state, reason, message = JobState.FAILED, JobReason.ERROR, ""
     try:
         if ctx.job.attempt > ctx.job.max_attempts:
-            raise JobFailed(JobReason.TOO_MANY_ATTEMPTS,
-                            f"Gave up after {ctx.job.max_attempts} attempts; the worker stopped each time.")
+            raise JobFailed(
+                JobReason.TOO_MANY_ATTEMPTS,
+                f"Gave up after {ctx.job.max_attempts} attempts; the worker stopped each time.",
+            )
         ctx.check_cancel()
         message = registry.get(ctx.job.kind).runner(ctx) or "Done."
         state, reason = JobState.SUCCEEDED, JobReason.OK
     except JobFailed as exc:
         state, reason, message = JobState.FAILED, exc.reason, exc.message
     except JobCancelled:
-        state, reason, message = JobState.CANCELLED, JobReason.CANCELLED, "Cancelled on request; nothing was pushed after the cancel."
+        state, reason, message = (
+            JobState.CANCELLED,
+            JobReason.CANCELLED,
+            "Cancelled on request; nothing was pushed after the cancel.",
+        )
     except LeaseLost:
         log.warning("job %s lost its lease; leaving it to the worker that has it", job_id)
         return

@@ -27,7 +27,10 @@ def reap() -> dict[str, int]:
             # Conditional on the token we saw: if the worker renewed meanwhile, hands off.
             if job.attempt < job.max_attempts:
                 moved = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, lease_token=job.lease_token).update(
-                    state=JobState.QUEUED, lease_token="", lease_expires_at=None, published_at=None,
+                    state=JobState.QUEUED,
+                    lease_token="",
+                    lease_expires_at=None,
+                    published_at=None,
                     message=f"Worker stopped answering (attempt {job.attempt}); queued again.",
                 )
                 if moved:
@@ -37,7 +40,10 @@ def reap() -> dict[str, int]:
                     transaction.on_commit(lambda job_id=job_id: publish(job_id))
             else:
                 moved = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, lease_token=job.lease_token).update(
-                    state=JobState.FAILED, reason=JobReason.TOO_MANY_ATTEMPTS, finished_at=now, lease_expires_at=None,
+                    state=JobState.FAILED,
+                    reason=JobReason.TOO_MANY_ATTEMPTS,
+                    finished_at=now,
+                    lease_expires_at=None,
                     message=f"The worker stopped answering {job.attempt} times; gave up. Check the worker logs, then retry.",
                 )
                 if moved:
@@ -45,11 +51,14 @@ def reap() -> dict[str, int]:
                     kind = registry.get(job.kind)
                     if kind.on_final:
                         kind.on_final(job)
-                    audit_record("job.failed", actor=None, repository=_scope(job), obj=job,
-                                 result=JobReason.TOO_MANY_ATTEMPTS)
+                    audit_record(
+                        "job.failed", actor=None, repository=_scope(job), obj=job, result=JobReason.TOO_MANY_ATTEMPTS
+                    )
                     counts["failed"] += 1
     cutoff = now - timedelta(seconds=settings.JOB_REPUBLISH_SECONDS)
-    for job_id in Job.objects.filter(state=JobState.QUEUED).exclude(published_at__gt=cutoff).values_list("pk", flat=True):
+    for job_id in (
+        Job.objects.filter(state=JobState.QUEUED).exclude(published_at__gt=cutoff).values_list("pk", flat=True)
+    ):
         if publish(job_id):
             counts["republished"] += 1
     return counts

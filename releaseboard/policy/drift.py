@@ -49,8 +49,11 @@ def explained(repository: Repository, name: str, new: str, heads: dict[str, str]
 def examine(repository: Repository, mirror: vcs.Mirror, heads: dict[str, str]) -> list[Drift]:
     """master/staging heads on the remote that moved from the recorded ones unexplained."""
     names = (repository.master_branch, repository.staging_branch)
-    recorded = dict(Branch.objects.filter(repository=repository, name__in=names, state=BranchState.ACTIVE)
-                    .values_list("name", "head_sha"))
+    recorded = dict(
+        Branch.objects.filter(repository=repository, name__in=names, state=BranchState.ACTIVE).values_list(
+            "name", "head_sha"
+        )
+    )
     drifts = []
     for name in names:
         old, new = recorded.get(name, ""), heads.get(name, "")
@@ -58,8 +61,10 @@ def examine(repository: Repository, mirror: vcs.Mirror, heads: dict[str, str]) -
         if not old or not new or old == new or explained(repository, name, new, heads):
             continue
         base = old if mirror.has_commit(old) else None
-        commits = [{"sha": c.sha, "subject": c.subject[:200], "author": c.author_name, "email": c.author_email}
-                   for c in mirror.commits_between(base, new, limit=COMMIT_LIMIT)]
+        commits = [
+            {"sha": c.sha, "subject": c.subject[:200], "author": c.author_name, "email": c.author_email}
+            for c in mirror.commits_between(base, new, limit=COMMIT_LIMIT)
+        ]
         drifts.append(Drift(name, old, new, commits))
     return drifts
 
@@ -71,15 +76,23 @@ def record(repository: Repository, drifts: list[Drift]) -> None:
     for alarm in DriftAlarm.objects.filter(repository=repository, state=DriftState.OPEN).select_related("repository"):
         if reset_since(alarm):
             DriftAlarm.objects.filter(pk=alarm.pk).update(state=DriftState.RESET, resolved_at=timezone.now())
-            audit_record("drift.reset", actor=None, repository=repository, obj=alarm, from_sha=alarm.found_sha,
-                         message=f"{alarm.branch_name} was copied from master; the alarm is closed.")
+            audit_record(
+                "drift.reset",
+                actor=None,
+                repository=repository,
+                obj=alarm,
+                from_sha=alarm.found_sha,
+                message=f"{alarm.branch_name} was copied from master; the alarm is closed.",
+            )
     for drift in drifts:
         # Another job may have recorded these heads meanwhile: only the first reports them.
-        if not Branch.objects.filter(repository=repository, name=drift.branch_name,
-                                     head_sha=drift.expected_sha).exists():
+        if not Branch.objects.filter(
+            repository=repository, name=drift.branch_name, head_sha=drift.expected_sha
+        ).exists():
             continue
-        alarm = DriftAlarm.objects.filter(repository=repository, branch_name=drift.branch_name,
-                                          state=DriftState.OPEN).first()
+        alarm = DriftAlarm.objects.filter(
+            repository=repository, branch_name=drift.branch_name, state=DriftState.OPEN
+        ).first()
         if alarm is None:
             alarm = DriftAlarm(repository=repository, branch_name=drift.branch_name, expected_sha=drift.expected_sha)
         alarm.found_sha = drift.found_sha
@@ -88,12 +101,22 @@ def record(repository: Repository, drifts: list[Drift]) -> None:
         alarm.save()
         authors = sorted({f"{c['author']} <{c['email']}>" for c in drift.commits})
         event = audit_record(
-            "drift.detected", actor=None, repository=repository, obj=alarm, from_sha=drift.expected_sha,
-            to_sha=drift.found_sha, result="violation",
-            message=(f"{drift.branch_name} moved outside Releaseboard: {len(drift.commits)} unexpected "
-                     f"commit(s) by {', '.join(authors) or 'unknown'}. Promotions into it stop until a release "
-                     "manager resolves it."),
-            details={"branch": drift.branch_name, "authors": authors,
-                     "commits": [{k: c[k] for k in ("sha", "subject", "author")} for c in drift.commits[:20]]},
+            "drift.detected",
+            actor=None,
+            repository=repository,
+            obj=alarm,
+            from_sha=drift.expected_sha,
+            to_sha=drift.found_sha,
+            result="violation",
+            message=(
+                f"{drift.branch_name} moved outside Releaseboard: {len(drift.commits)} unexpected "
+                f"commit(s) by {', '.join(authors) or 'unknown'}. Promotions into it stop until a release "
+                "manager resolves it."
+            ),
+            details={
+                "branch": drift.branch_name,
+                "authors": authors,
+                "commits": [{k: c[k] for k in ("sha", "subject", "author")} for c in drift.commits[:20]],
+            },
         )
         DriftAlarm.objects.filter(pk=alarm.pk).update(detected_seq=event.seq)

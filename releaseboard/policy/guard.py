@@ -22,8 +22,12 @@ from releaseboard.releases.models import Promotion, PromotionState, Repository
 def reset_since(alarm: DriftAlarm) -> bool:
     """Whether staging was copied from master (by Releaseboard) after the alarm was raised."""
     repository = alarm.repository
-    return alarm.branch_name == repository.staging_branch and AuditEvent.objects.filter(
-        repository_id=repository.pk, action="staging.copied", seq__gt=alarm.detected_seq).exists()
+    return (
+        alarm.branch_name == repository.staging_branch
+        and AuditEvent.objects.filter(
+            repository_id=repository.pk, action="staging.copied", seq__gt=alarm.detected_seq
+        ).exists()
+    )
 
 
 def open_alarms(repository: Repository, branch_name: str | None = None) -> list[DriftAlarm]:
@@ -63,14 +67,18 @@ def stop_reason(repository: Repository, now: datetime | None = None) -> str:
 def _drift_refusal(alarm: DriftAlarm) -> str:
     authors = ", ".join(alarm.authors) or "unknown"
     fix = " or copy master to staging" if alarm.branch_name == alarm.repository.staging_branch else ""
-    return (f"{alarm.branch_name} was changed outside Releaseboard ({alarm.expected_sha[:10]} \u2192 "
-            f"{alarm.found_sha[:10]}, by {authors}). Promotions into it stop until a release manager reviews the "
-            f"change and adopts it on the policy page{fix}.")
+    return (
+        f"{alarm.branch_name} was changed outside Releaseboard ({alarm.expected_sha[:10]} \u2192 "
+        f"{alarm.found_sha[:10]}, by {authors}). Promotions into it stop until a release manager reviews the "
+        f"change and adopts it on the policy page{fix}."
+    )
 
 
 def has_approved_exception(promotion: Promotion) -> bool:
-    return promotion.branch.kind == BranchKind.HOTFIX.value and HotfixException.objects.filter(
-        promotion=promotion, approved_at__isnull=False).exists()
+    return (
+        promotion.branch.kind == BranchKind.HOTFIX.value
+        and HotfixException.objects.filter(promotion=promotion, approved_at__isnull=False).exists()
+    )
 
 
 def promotion_refusal(promotion: Promotion, now: datetime | None = None) -> str:
@@ -80,8 +88,10 @@ def promotion_refusal(promotion: Promotion, now: datetime | None = None) -> str:
         return _drift_refusal(alarm)
     stop = stop_reason(repository, now)
     if stop and not has_approved_exception(promotion):
-        return (f"{stop} Promotions wait until it ends. A hotfix may pass if one release manager asks for an "
-                "exception on the policy page and a second one approves it.")
+        return (
+            f"{stop} Promotions wait until it ends. A hotfix may pass if one release manager asks for an "
+            "exception on the policy page and a second one approves it."
+        )
     return ""
 
 
@@ -98,9 +108,9 @@ def release_refusal(repository: Repository, now: datetime | None = None) -> str:
     stop = stop_reason(repository, now)
     if not stop:
         return ""
-    shipping = list(Promotion.objects.filter(repository=repository, state=PromotionState.PROMOTED)
-                    .select_related("branch"))
+    shipping = list(
+        Promotion.objects.filter(repository=repository, state=PromotionState.PROMOTED).select_related("branch")
+    )
     if shipping and all(has_approved_exception(p) for p in shipping):
         return ""
-    return (f"{stop} Releases wait until it ends; only hotfixes with an approved exception may be released "
-            "during it.")
+    return f"{stop} Releases wait until it ends; only hotfixes with an approved exception may be released during it."

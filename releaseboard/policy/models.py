@@ -27,15 +27,21 @@ class DriftAlarm(models.Model):
     detected_at = models.DateTimeField()
     # The audit event that last reported it: a copy of master to staging after it resets it.
     detected_seq = models.BigIntegerField(default=0)
-    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     resolved_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-id"]
-        constraints = [models.UniqueConstraint(fields=["repository", "branch_name"], condition=models.Q(state="open"),
-                                               name="one_open_drift_alarm_per_branch")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository", "branch_name"],
+                condition=models.Q(state="open"),
+                name="one_open_drift_alarm_per_branch",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.branch_name} moved outside Releaseboard ({self.expected_sha[:10]}..{self.found_sha[:10]})"
@@ -46,20 +52,24 @@ class DriftAlarm(models.Model):
 
 
 class Lock(models.Model):
-    """"Stop the line": promotions to staging and master stop until a release manager lifts it."""
+    """ "Stop the line": promotions to staging and master stop until a release manager lifts it."""
 
     repository = models.ForeignKey("releases.Repository", on_delete=models.CASCADE, related_name="locks")
     reason = models.TextField()
     locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     locked_at = models.DateTimeField()
-    lifted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+")
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     lifted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
-        constraints = [models.UniqueConstraint(fields=["repository"], condition=models.Q(lifted_at__isnull=True),
-                                               name="one_active_lock_per_repository")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository"], condition=models.Q(lifted_at__isnull=True), name="one_active_lock_per_repository"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Lock of {self.repository}: {self.reason[:60]}"
@@ -93,11 +103,11 @@ class HotfixException(models.Model):
 
     promotion = models.ForeignKey("releases.Promotion", on_delete=models.CASCADE, related_name="policy_exceptions")
     reason = models.TextField()
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
-                                     related_name="+")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     requested_at = models.DateTimeField()
-    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     approved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

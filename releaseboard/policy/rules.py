@@ -54,8 +54,10 @@ def occurrences(window: Window, around: datetime, days_ahead: int = 8) -> Iterat
         if day.weekday() not in window.weekdays:
             continue
         end_day = day if window.end > window.start else day + timedelta(days=1)
-        yield Occurrence(datetime.combine(day, window.start, tzinfo=zone).astimezone(UTC),
-                         datetime.combine(end_day, window.end, tzinfo=zone).astimezone(UTC))
+        yield Occurrence(
+            datetime.combine(day, window.start, tzinfo=zone).astimezone(UTC),
+            datetime.combine(end_day, window.end, tzinfo=zone).astimezone(UTC),
+        )
 
 
 def current(windows: Iterable[Window], now: datetime) -> Occurrence | None:
@@ -71,6 +73,6 @@ def upcoming(windows: Iterable[Window], now: datetime) -> Occurrence | None:
 
 
 def describe(window: Window) -> str:
-    """"Friday, Saturday 16:00–23:59 Europe/Berlin"."""
+    """ "Friday, Saturday 16:00–23:59 Europe/Berlin"."""
     days = ", ".join(WEEKDAYS[d] for d in sorted(window.weekdays))
     return f"{days} {window.start:%H:%M}\u2013{window.end:%H:%M} {window.zone}"

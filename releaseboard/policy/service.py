@@ -34,20 +34,31 @@ def adopt_head(alarm: DriftAlarm, *, actor: Any, reason: str, found_sha: str) ->
         if alarm.state != DriftState.OPEN or reset_since(alarm):
             raise Refused(f"This alarm on {alarm.branch_name} is already resolved.")
         if found_sha != alarm.found_sha:
-            raise Refused(f"{alarm.branch_name} moved again (now {alarm.found_sha[:10]}); review the new commits "
-                          "and adopt again.")
+            raise Refused(
+                f"{alarm.branch_name} moved again (now {alarm.found_sha[:10]}); review the new commits and adopt again."
+            )
         alarm.state, alarm.resolved_by, alarm.resolved_at = DriftState.ADOPTED, actor, timezone.now()
         alarm.reason = reason.strip()
         alarm.save(update_fields=["state", "resolved_by", "resolved_at", "reason"])
-        audit_record("drift.adopted", actor=actor, repository=alarm.repository, obj=alarm,
-                     from_sha=alarm.expected_sha, to_sha=alarm.found_sha, message=alarm.reason,
-                     details={"branch": alarm.branch_name, "authors": alarm.authors,
-                              "commits": [c["sha"] for c in alarm.commits[:20]]})
+        audit_record(
+            "drift.adopted",
+            actor=actor,
+            repository=alarm.repository,
+            obj=alarm,
+            from_sha=alarm.expected_sha,
+            to_sha=alarm.found_sha,
+            message=alarm.reason,
+            details={
+                "branch": alarm.branch_name,
+                "authors": alarm.authors,
+                "commits": [c["sha"] for c in alarm.commits[:20]],
+            },
+        )
     return alarm
 
 
 def lock(repository: Repository, *, actor: Any, reason: str) -> Lock:
-    """"Stop the line": refuse promotions to staging and master until the lock is lifted."""
+    """ "Stop the line": refuse promotions to staging and master until the lock is lifted."""
     require(actor, Perm.PROMOTE)
     if not reason.strip():
         raise Refused("Say why the line stops.", field="reason")
@@ -55,8 +66,9 @@ def lock(repository: Repository, *, actor: Any, reason: str) -> Lock:
         with transaction.atomic():
             if Lock.objects.filter(repository=repository, lifted_at__isnull=True).exists():
                 raise Refused(f"{repository.name} is already locked.")
-            row = Lock.objects.create(repository=repository, reason=reason.strip(), locked_by=actor,
-                                      locked_at=timezone.now())
+            row = Lock.objects.create(
+                repository=repository, reason=reason.strip(), locked_by=actor, locked_at=timezone.now()
+            )
             audit_record("policy.locked", actor=actor, repository=repository, obj=row, message=row.reason)
     except IntegrityError:
         raise Refused(f"{repository.name} is already locked.") from None
@@ -72,13 +84,26 @@ def unlock(repository: Repository, *, actor: Any) -> Lock:
             raise Refused(f"{repository.name} is not locked.")
         row.lifted_by, row.lifted_at = actor, timezone.now()
         row.save(update_fields=["lifted_by", "lifted_at"])
-        audit_record("policy.unlocked", actor=actor, repository=repository, obj=row,
-                     details={"locked_by": _name(row.locked_by), "reason": row.reason[:500]})
+        audit_record(
+            "policy.unlocked",
+            actor=actor,
+            repository=repository,
+            obj=row,
+            details={"locked_by": _name(row.locked_by), "reason": row.reason[:500]},
+        )
     return row
 
 
-def add_window(repository: Repository, *, actor: Any, weekdays: Iterable[int], start: time, end: time,
-               time_zone: str, reason: str = "") -> FreezeWindow:
+def add_window(
+    repository: Repository,
+    *,
+    actor: Any,
+    weekdays: Iterable[int],
+    start: time,
+    end: time,
+    time_zone: str,
+    reason: str = "",
+) -> FreezeWindow:
     """Define a recurring freeze window (weekdays and a local time range in a time zone)."""
     require(actor, Perm.PROMOTE)
     days = sorted({int(d) for d in weekdays})
@@ -87,10 +112,23 @@ def add_window(repository: Repository, *, actor: Any, weekdays: Iterable[int], s
     if not rules.valid_zone(time_zone):
         raise Refused(f"\u201c{time_zone}\u201d is not an IANA time zone (e.g. Europe/Berlin).", field="time_zone")
     with transaction.atomic():
-        window = FreezeWindow.objects.create(repository=repository, weekdays=days, start=start, end=end,
-                                             time_zone=time_zone, reason=reason.strip()[:200], created_by=actor)
-        audit_record("policy.freeze_window_added", actor=actor, repository=repository, obj=window,
-                     message=window.reason, details={"window": str(window)})
+        window = FreezeWindow.objects.create(
+            repository=repository,
+            weekdays=days,
+            start=start,
+            end=end,
+            time_zone=time_zone,
+            reason=reason.strip()[:200],
+            created_by=actor,
+        )
+        audit_record(
+            "policy.freeze_window_added",
+            actor=actor,
+            repository=repository,
+            obj=window,
+            message=window.reason,
+            details={"window": str(window)},
+        )
     return window
 
 
@@ -98,8 +136,13 @@ def remove_window(window: FreezeWindow, *, actor: Any) -> None:
     require(actor, Perm.PROMOTE)
     with transaction.atomic():
         described, repository = str(window), window.repository
-        audit_record("policy.freeze_window_removed", actor=actor, repository=repository, obj=window,
-                     details={"window": described})
+        audit_record(
+            "policy.freeze_window_removed",
+            actor=actor,
+            repository=repository,
+            obj=window,
+            details={"window": described},
+        )
         window.delete()
 
 
@@ -115,10 +158,16 @@ def request_exception(promotion: Promotion, *, actor: Any, reason: str) -> Hotfi
     with transaction.atomic():
         if HotfixException.objects.filter(promotion=promotion).exists():
             raise Refused(f"Promotion #{promotion.pk} already has an exception request.")
-        row = HotfixException.objects.create(promotion=promotion, reason=reason.strip(), requested_by=actor,
-                                             requested_at=timezone.now())
-        audit_record("policy.exception_requested", actor=actor, repository=promotion.repository, obj=promotion,
-                     message=row.reason)
+        row = HotfixException.objects.create(
+            promotion=promotion, reason=reason.strip(), requested_by=actor, requested_at=timezone.now()
+        )
+        audit_record(
+            "policy.exception_requested",
+            actor=actor,
+            repository=promotion.repository,
+            obj=promotion,
+            message=row.reason,
+        )
     return row
 
 
@@ -126,15 +175,23 @@ def approve_exception(exception: HotfixException, *, actor: Any) -> HotfixExcept
     """The second release manager's approval; never the one who asked."""
     require(actor, Perm.PROMOTE)
     with transaction.atomic():
-        row = HotfixException.objects.select_for_update(of=("self",)).select_related("promotion__repository",
-                                                                          "requested_by").get(pk=exception.pk)
+        row = (
+            HotfixException.objects.select_for_update(of=("self",))
+            .select_related("promotion__repository", "requested_by")
+            .get(pk=exception.pk)
+        )
         if row.approved:
             raise Refused("This exception is already approved.")
         if row.requested_by_id == getattr(actor, "pk", None):
             raise Refused("You asked for this exception; a second release manager must approve it.")
         row.approved_by, row.approved_at = actor, timezone.now()
         row.save(update_fields=["approved_by", "approved_at"])
-        audit_record("policy.exception_approved", actor=actor, repository=row.promotion.repository,
-                     obj=row.promotion, message=row.reason,
-                     details={"requested_by": _name(row.requested_by), "approved_by": _name(actor)})
+        audit_record(
+            "policy.exception_approved",
+            actor=actor,
+            repository=row.promotion.repository,
+            obj=row.promotion,
+            message=row.reason,
+            details={"requested_by": _name(row.requested_by), "approved_by": _name(actor)},
+        )
     return row

@@ -36,19 +36,23 @@ def open_branches(repository: Repository) -> list[Branch]:
     """The feature and hotfix branches still in flight, by name."""
     return list(
         Branch.objects.filter(repository=repository, state=BranchState.ACTIVE, kind__in=OPEN_KINDS)
-        .exclude(head_sha="").order_by("name")
+        .exclude(head_sha="")
+        .order_by("name")
     )
 
 
 def wanted_pairs(repository: Repository) -> set[tuple[str, str]]:
     """Cache keys of every pair the radar shows: each two open branches, each one and staging."""
     heads = [b.head_sha for b in open_branches(repository)]
-    staging = Branch.objects.filter(repository=repository, name=repository.staging_branch,
-                                    state=BranchState.ACTIVE).values_list("head_sha", flat=True).first()
+    staging = (
+        Branch.objects.filter(repository=repository, name=repository.staging_branch, state=BranchState.ACTIVE)
+        .values_list("head_sha", flat=True)
+        .first()
+    )
     if staging:
         heads.append(staging)
     # Two branches at the same commit (a new branch at staging) merge cleanly: nothing to ask git.
-    return {pair_key(a, b) for i, a in enumerate(heads) for b in heads[i + 1:] if a != b}
+    return {pair_key(a, b) for i, a in enumerate(heads) for b in heads[i + 1 :] if a != b}
 
 
 def refresh_radar(repository: Repository, mirror: vcs.Mirror) -> RadarRefresh:
@@ -63,8 +67,13 @@ def refresh_radar(repository: Repository, mirror: vcs.Mirror) -> RadarRefresh:
     results = vcs.merge_pairs(mirror, missing, scratch_root=Path(scratch) if scratch else None)
     stale = [pk for key, pk in known.items() if key not in wanted]
     with transaction.atomic():
-        _insert(repository, [(low, high, [{"path": c.path, "kind": c.kind} for c in result.conflicts])
-                             for (low, high), result in zip(missing, results, strict=True)])
+        _insert(
+            repository,
+            [
+                (low, high, [{"path": c.path, "kind": c.kind} for c in result.conflicts])
+                for (low, high), result in zip(missing, results, strict=True)
+            ],
+        )
         if stale:
             PairMerge.objects.filter(pk__in=stale).delete()
     return RadarRefresh(pairs=len(wanted), computed=len(missing), cached=len(wanted) - len(missing))
@@ -82,11 +91,17 @@ def _insert(repository: Repository, rows: list[tuple[str, str, list[dict[str, st
     field = PairMerge._meta.get_field("conflicts")
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     columns = ", ".join(quote(c) for c in ("repository_id", "low_sha", "high_sha", "conflicts", "computed_at"))
-    sql = (f"INSERT INTO {quote(PairMerge._meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s, %s) "
-           "ON CONFLICT DO NOTHING")
+    sql = (
+        f"INSERT INTO {quote(PairMerge._meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+    )
     with connection.cursor() as cursor:
-        cursor.executemany(sql, [(repository.pk, low, high, field.get_db_prep_save(conflicts, connection), now)
-                                 for low, high, conflicts in rows])
+        cursor.executemany(
+            sql,
+            [
+                (repository.pk, low, high, field.get_db_prep_save(conflicts, connection), now)
+                for low, high, conflicts in rows
+            ],
+        )
 
 
 def refresh_radar_or_log(repository: Repository, mirror: vcs.Mirror, say: Callable[[str], None]) -> None:

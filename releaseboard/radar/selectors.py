@@ -22,7 +22,7 @@ class Cell:
 
     @property
     def ids(self) -> str:
-        """"<branch id>/<other id>": the board renders 1,275 cell links, and a string is
+        """ "<branch id>/<other id>": the board renders 1,275 cell links, and a string is
         cheaper there than two localized numbers."""
         return f"{self.branch.pk}/{self.other.pk}"
 
@@ -65,8 +65,11 @@ def _merges(repository: Repository, shas: list[str]) -> dict[tuple[str, str], Pa
 
 
 def _staging(repository: Repository) -> Branch | None:
-    return Branch.objects.filter(repository=repository, name=repository.staging_branch,
-                                 state=BranchState.ACTIVE).exclude(head_sha="").first()
+    return (
+        Branch.objects.filter(repository=repository, name=repository.staging_branch, state=BranchState.ACTIVE)
+        .exclude(head_sha="")
+        .first()
+    )
 
 
 def matrix(repository: Repository) -> Matrix:
@@ -87,8 +90,13 @@ def matrix(repository: Repository) -> Matrix:
     for row in rows:
         row.conflicting = counts[row.branch.pk]
     every = [c for row in rows for c in row.cells]
-    return Matrix(staging, branches, rows, conflicting_pairs=sum(c.state == CONFLICT for c in every),
-                  pending_pairs=sum(c.state == PENDING for c in every + [r.staging for r in rows if r.staging]))
+    return Matrix(
+        staging,
+        branches,
+        rows,
+        conflicting_pairs=sum(c.state == CONFLICT for c in every),
+        pending_pairs=sum(c.state == PENDING for c in every + [r.staging for r in rows if r.staging]),
+    )
 
 
 def pair(repository: Repository, branch: Branch, other: Branch) -> Cell:

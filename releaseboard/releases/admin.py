@@ -13,8 +13,18 @@ from releaseboard.releases.models import Repository
 class RepositoryForm(forms.ModelForm):
     class Meta:
         model = Repository
-        fields = ["name", "remote_url", "master_branch", "staging_branch", "feature_prefix", "hotfix_prefix",
-                  "build_command", "test_command", "test_timeout", "four_eyes"]
+        fields = [
+            "name",
+            "remote_url",
+            "master_branch",
+            "staging_branch",
+            "feature_prefix",
+            "hotfix_prefix",
+            "build_command",
+            "test_command",
+            "test_timeout",
+            "four_eyes",
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

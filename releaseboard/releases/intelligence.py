@@ -45,8 +45,7 @@ def _quiet(mirror: vcs.Mirror) -> vcs.Mirror:
 
 def unmerged_commits(mirror: vcs.Mirror, staging: str, head: str) -> set[str]:
     """The commits of `head` that `staging` does not have (newest DEPENDENCY_SCAN_LIMIT)."""
-    out = mirror.git("rev-list", f"--max-count={DEPENDENCY_SCAN_LIMIT}", "--end-of-options", head, f"^{staging}",
-                     "--")
+    out = mirror.git("rev-list", f"--max-count={DEPENDENCY_SCAN_LIMIT}", "--end-of-options", head, f"^{staging}", "--")
     return set(out.split())
 
 
@@ -80,28 +79,35 @@ def dependencies(unmerged: dict[str, set[str]], heads: dict[str, str]) -> dict[s
         for name in found:
             if name != owner:
                 result[name][owner] = result[name].get(owner, 0) + 1
-    return {name: [{"name": other, "commits": count} for other, count in sorted(deps.items())]
-            for name, deps in result.items()}
+    return {
+        name: [{"name": other, "commits": count} for other, count in sorted(deps.items())]
+        for name, deps in result.items()
+    }
 
 
 def hotfixes_on_staging(repository: Repository) -> list[Promotion]:
     """Hotfix promotions that landed on staging: unreleased, or released recently."""
     since = timezone.now() - timedelta(days=RECENT_HOTFIX_DAYS)
-    landed = Promotion.objects.filter(repository=repository, branch__kind=branching.BranchKind.HOTFIX.value,
-                                      state__in=[PromotionState.PROMOTED, PromotionState.RELEASED]).exclude(branch_sha="")
+    landed = Promotion.objects.filter(
+        repository=repository,
+        branch__kind=branching.BranchKind.HOTFIX.value,
+        state__in=[PromotionState.PROMOTED, PromotionState.RELEASED],
+    ).exclude(branch_sha="")
     recent = landed.filter(state=PromotionState.PROMOTED) | landed.filter(promoted_at__gte=since)
     return list(recent.select_related("branch").order_by("-promoted_at", "-id")[:RECENT_HOTFIX_LIMIT])
 
 
-def analyse(mirror: vcs.Mirror, repository: Repository, heads: dict[str, str],
-            branches: list[Branch]) -> dict[int, BranchFacts]:
+def analyse(
+    mirror: vcs.Mirror, repository: Repository, heads: dict[str, str], branches: list[Branch]
+) -> dict[int, BranchFacts]:
     """The facts of each feature/hotfix branch in `branches`, by primary key."""
     staging = heads.get(repository.staging_branch)
     facts = {b.pk: BranchFacts() for b in branches}
     if not staging:
         return facts
-    open_branches = sorted((b for b in branches if b.state == BranchState.ACTIVE and heads.get(b.name)),
-                           key=lambda b: b.pk)
+    open_branches = sorted(
+        (b for b in branches if b.state == BranchState.ACTIVE and heads.get(b.name)), key=lambda b: b.pk
+    )
     unmerged: dict[str, set[str]] = {}
     for branch in open_branches:
         head = heads[branch.name]
@@ -126,18 +132,26 @@ def analyse(mirror: vcs.Mirror, repository: Repository, heads: dict[str, str],
 
 def record(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str]) -> None:
     """Compute the facts of the repository's feature/hotfix branches and store those that changed."""
-    branches = list(Branch.objects.filter(repository=repository, kind__in=WORK_KINDS).exclude(
-        state__in=[BranchState.REQUESTED, BranchState.GONE]))
+    branches = list(
+        Branch.objects.filter(repository=repository, kind__in=WORK_KINDS).exclude(
+            state__in=[BranchState.REQUESTED, BranchState.GONE]
+        )
+    )
     facts = analyse(_quiet(mirror), repository, heads, branches)
     changed = 0
     with ctx.atomic():
         for branch in branches:
             new = facts[branch.pk]
-            values = {"behind": new.behind, "ahead": new.ahead, "missing_hotfixes": new.missing_hotfixes,
-                      "depends_on": new.depends_on}
+            values = {
+                "behind": new.behind,
+                "ahead": new.ahead,
+                "missing_hotfixes": new.missing_hotfixes,
+                "depends_on": new.depends_on,
+            }
             if any(getattr(branch, k) != v for k, v in values.items()):
                 Branch.objects.filter(pk=branch.pk).update(**values)
                 changed += 1
     stale = sum(1 for f in facts.values() if f.behind)
-    ctx.log(f"branches: {len(branches)} checked against {repository.staging_branch}, {stale} behind, "
-            f"{changed} changed\n")
+    ctx.log(
+        f"branches: {len(branches)} checked against {repository.staging_branch}, {stale} behind, {changed} changed\n"
+    )

@@ -25,7 +25,8 @@ class Repository(models.Model):
         default=900, validators=[MinValueValidator(5), MaxValueValidator(3 * 3600)], help_text="Seconds."
     )
     four_eyes = models.BooleanField(
-        "four-eyes rule", default=False,
+        "four-eyes rule",
+        default=False,
         help_text="Whoever requested a promotion may not promote it to staging themselves; a second person must.",
     )
     created_at = models.DateTimeField(auto_now_add=True)

@@ -60,16 +60,22 @@ def remote_credentials(repository: Repository, observer: object = None) -> vcs.C
 
 def mirror_for(repository: Repository, observer: vcs.CommandObserver | None = None) -> vcs.Mirror:
     """This worker's persistent bare mirror of the repository, with its remote credentials."""
-    return vcs.Mirror(settings.WORK_DIR / "mirrors" / f"{repository.pk}.git", repository.remote_url,
-                      allow_local=settings.ALLOW_LOCAL_REPOSITORIES, observer=observer,
-                      credentials=remote_credentials(repository, observer))
+    return vcs.Mirror(
+        settings.WORK_DIR / "mirrors" / f"{repository.pk}.git",
+        repository.remote_url,
+        allow_local=settings.ALLOW_LOCAL_REPOSITORIES,
+        observer=observer,
+        credentials=remote_credentials(repository, observer),
+    )
 
 
 def _git(ctx: JobContext, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return call(*args, **kwargs)
     except vcs.GitError as exc:
-        raise JobFailed(JobReason.GIT_ERROR, f"Could not {what}: {exc}. Check the remote URL and the worker's access.") from None
+        raise JobFailed(
+            JobReason.GIT_ERROR, f"Could not {what}: {exc}. Check the remote URL and the worker's access."
+        ) from None
 
 
 class PushOutcomeUnknown(Exception):
@@ -105,8 +111,10 @@ def remote_refs(ctx: JobContext, repository: Repository) -> dict[str, str] | Non
         return None
 
 
-UNKNOWN_OUTCOME = ("The push failed ({error}) and the remote cannot be read now. Whether it landed is settled by "
-                   "the next sync, which reads the remote; nothing is pushed again blindly.")
+UNKNOWN_OUTCOME = (
+    "The push failed ({error}) and the remote cannot be read now. Whether it landed is settled by "
+    "the next sync, which reads the remote; nothing is pushed again blindly."
+)
 
 
 # -- sync --------------------------------------------------------------------------------
@@ -130,8 +138,14 @@ def record_heads(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, he
     if master and staging:
         master_in_staging = mirror.is_ancestor(master, staging)
         for commit in mirror.commits_between(master, staging, limit=STAGING_AHEAD_LIMIT):
-            ahead.append({"sha": commit.sha, "subject": commit.subject, "author": commit.author_name,
-                          "promotion": (commit.trailers.get("Releaseboard-Promotion") or [""])[0]})
+            ahead.append(
+                {
+                    "sha": commit.sha,
+                    "subject": commit.subject,
+                    "author": commit.author_name,
+                    "promotion": (commit.trailers.get("Releaseboard-Promotion") or [""])[0],
+                }
+            )
     latest = branching.latest_version(mirror.tags())
     changes: dict[str, list[str]] = {"new": [], "moved": [], "gone": []}
     # Invariant 6: compared with the heads recorded so far, so before they are updated.
@@ -162,17 +176,29 @@ def record_heads(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, he
                 branch.save(update_fields=["state", "updated_at"])
                 changes["gone"].append(name)
         Repository.objects.filter(pk=repository.pk).update(
-            synced_at=timezone.now(), sync_error="", staging_ahead=ahead, master_in_staging=master_in_staging,
+            synced_at=timezone.now(),
+            sync_error="",
+            staging_ahead=ahead,
+            master_in_staging=master_in_staging,
             latest_version=str(latest),
         )
         repository.refresh_from_db()
         if staging:
             _reconcile_promotions(mirror, repository, staging)
         if any(changes.values()):
-            audit_record("repository.synced", actor=None, repository=repository, obj=repository,
-                         details={k: v for k, v in changes.items() if v})
-        if staging and not TestRun.objects.filter(repository=repository, commit_sha=staging).exists() and not (
-            Job.objects.filter(scope_id=repository.pk, kind="test_staging", state__in=JobState.active()).exists()
+            audit_record(
+                "repository.synced",
+                actor=None,
+                repository=repository,
+                obj=repository,
+                details={k: v for k, v in changes.items() if v},
+            )
+        if (
+            staging
+            and not TestRun.objects.filter(repository=repository, commit_sha=staging).exists()
+            and not (
+                Job.objects.filter(scope_id=repository.pk, kind="test_staging", state__in=JobState.active()).exists()
+            )
         ):
             # Every new staging head gets tested; a merge commit Releaseboard pushed was
             # already tested as that exact commit and is skipped by the check above.
@@ -187,8 +213,9 @@ def record_heads(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, he
 def _reconcile_promotions(mirror: vcs.Mirror, repository: Repository, staging: str) -> None:
     """Promotions whose tested merge commit is on the remote's staging have landed, even
     if the job that pushed it died before it could record so (the remote is the truth)."""
-    pending = Promotion.objects.filter(repository=repository, state__in=[PromotionState.PROMOTING,
-                                                                         PromotionState.FAILED]).exclude(merge_sha="")
+    pending = Promotion.objects.filter(
+        repository=repository, state__in=[PromotionState.PROMOTING, PromotionState.FAILED]
+    ).exclude(merge_sha="")
     for promotion in pending:
         if mirror.has_commit(promotion.merge_sha) and mirror.is_ancestor(promotion.merge_sha, staging):
             record_promoted(promotion, before=promotion.staging_sha, action="promotion.reconciled")
@@ -211,24 +238,31 @@ def run_create_branch(ctx: JobContext) -> str:
         mirror, heads = refresh(ctx, repository)
         staging = heads.get(repository.staging_branch)
         if not staging:
-            raise JobFailed(JobReason.REFUSED, f"{repository.staging_branch} does not exist yet. A release manager "
-                            "can use \u201cCopy master to staging\u201d to start a cycle; then request the branch again.")
+            raise JobFailed(
+                JobReason.REFUSED,
+                f"{repository.staging_branch} does not exist yet. A release manager "
+                "can use \u201cCopy master to staging\u201d to start a cycle; then request the branch again.",
+            )
         existing = heads.get(branch.name)
         if existing and existing != staging:
-            raise JobFailed(JobReason.BRANCH_EXISTS, f"{branch.name} already exists on the remote; request another name.")
+            raise JobFailed(
+                JobReason.BRANCH_EXISTS, f"{branch.name} already exists on the remote; request another name."
+            )
         if not existing:
             ctx.section(f"Create {branch.name} at {repository.staging_branch} {staging[:10]}")
             try:
                 # expected "" : created only if the name does not exist on the remote yet.
                 push(ctx, mirror, [vcs.RefUpdate(f"refs/heads/{branch.name}", staging, "")])
             except vcs.PushRejected:
-                raise JobFailed(JobReason.BRANCH_EXISTS,
-                                f"{branch.name} appeared on the remote meanwhile; request another name.") from None
+                raise JobFailed(
+                    JobReason.BRANCH_EXISTS, f"{branch.name} appeared on the remote meanwhile; request another name."
+                ) from None
             except PushOutcomeUnknown as exc:
                 raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
         with ctx.atomic():
-            Branch.objects.filter(pk=branch.pk).update(state=BranchState.ACTIVE, head_sha=staging, base_sha=staging,
-                                                       updated_at=timezone.now())
+            Branch.objects.filter(pk=branch.pk).update(
+                state=BranchState.ACTIVE, head_sha=staging, base_sha=staging, updated_at=timezone.now()
+            )
             audit_record("branch.created", actor=ctx.job.created_by, repository=repository, obj=branch, to_sha=staging)
     return f"Created {branch.name} at {repository.staging_branch} {staging[:10]}."
 
@@ -240,15 +274,22 @@ def on_create_branch_final(job: Job) -> None:
     if branch is not None:
         branch.state = BranchState.FAILED
         branch.save(update_fields=["state", "updated_at"])
-        audit_record("branch.failed", actor=None, repository=branch.repository, obj=branch, result=job.reason,
-                     message=job.message)
+        audit_record(
+            "branch.failed",
+            actor=None,
+            repository=branch.repository,
+            obj=branch,
+            result=job.reason,
+            message=job.message,
+        )
 
 
 # -- testing ------------------------------------------------------------------------------
 
 
-def run_tests(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, sha: str,
-              promotion: Promotion | None = None) -> TestRun:
+def run_tests(
+    ctx: JobContext, repository: Repository, mirror: vcs.Mirror, sha: str, promotion: Promotion | None = None
+) -> TestRun:
     """Build and test `sha` in a worktree; record a TestRun against the commit and tree.
 
     Raises JobFailed when a command fails (the TestRun is recorded first).
@@ -260,16 +301,25 @@ def run_tests(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, sha: 
     homes = settings.WORK_DIR / "home" / str(repository.pk)
     home = homes / str(ctx.job.pk)
     if homes.is_dir():
-        ended = set(Job.objects.filter(pk__in=[int(p.name) for p in homes.iterdir() if p.name.isdigit()],
-                                       state__in=JobState.final()).values_list("pk", flat=True))
+        ended = set(
+            Job.objects.filter(
+                pk__in=[int(p.name) for p in homes.iterdir() if p.name.isdigit()], state__in=JobState.final()
+            ).values_list("pk", flat=True)
+        )
         for old in [home, *(homes / str(pk) for pk in ended)]:
             shutil.rmtree(old, ignore_errors=True)
     (home / "tmp").mkdir(parents=True)
-    commands = [("Build", repository.build_command, JobReason.BUILD_FAILED), ("Test", repository.test_command,
-                                                                                 JobReason.TESTS_FAILED)]
+    commands = [
+        ("Build", repository.build_command, JobReason.BUILD_FAILED),
+        ("Test", repository.test_command, JobReason.TESTS_FAILED),
+    ]
     ctx.section(f"Check out {sha[:10]}")
-    with _git(ctx, "check out the commit", mirror.checkout, settings.WORK_DIR / "worktrees" / str(repository.pk),
-              sha) as path, contextlib.ExitStack() as cleanup:
+    with (
+        _git(
+            ctx, "check out the commit", mirror.checkout, settings.WORK_DIR / "worktrees" / str(repository.pk), sha
+        ) as path,
+        contextlib.ExitStack() as cleanup,
+    ):
         cleanup.callback(shutil.rmtree, home, ignore_errors=True)
         for label, command, failure in commands:
             if not command:
@@ -279,10 +329,15 @@ def run_tests(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, sha: 
             step = ctx.start_step(label, command)
             # minimal_env: an allowlist, so the worker's secrets (Django key, database and
             # broker URLs, remote credentials) never reach the repository's code.
-            result = sandbox.run(sandbox.split_command(command), cwd=Path(path),
-                                 env=sandbox.minimal_env(home, {"TMPDIR": str(home / "tmp")}),
-                                 timeout=repository.test_timeout, on_output=ctx.log,
-                                 should_cancel=ctx.cancel_requested, output_cap=settings.TEST_OUTPUT_CAP_BYTES)
+            result = sandbox.run(
+                sandbox.split_command(command),
+                cwd=Path(path),
+                env=sandbox.minimal_env(home, {"TMPDIR": str(home / "tmp")}),
+                timeout=repository.test_timeout,
+                on_output=ctx.log,
+                should_cancel=ctx.cancel_requested,
+                output_cap=settings.TEST_OUTPUT_CAP_BYTES,
+            )
             ctx.finish_step(step, result.exit_code, result.outcome.value)
             if result.outcome is sandbox.Outcome.CANCELLED:
                 ctx.raise_if_lost()
@@ -295,13 +350,29 @@ def run_tests(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, sha: 
     return _record_test(ctx, repository, sha, tree, TestResult.PASSED, "Build and tests passed", promotion)
 
 
-def _record_test(ctx: JobContext, repository: Repository, sha: str, tree: str, result: str, summary: str,
-                 promotion: Promotion | None) -> TestRun:
+def _record_test(
+    ctx: JobContext, repository: Repository, sha: str, tree: str, result: str, summary: str, promotion: Promotion | None
+) -> TestRun:
     with ctx.atomic():
-        run = TestRun.objects.create(repository=repository, commit_sha=sha, tree_sha=tree, result=result,
-                                     summary=summary, promotion=promotion, job_id=ctx.job.pk)
-        audit_record(f"test.{result}", actor=None, repository=repository, obj=promotion or repository, to_sha=sha,
-                     result=result, message=summary, details={"tree": tree, "job": ctx.job.pk})
+        run = TestRun.objects.create(
+            repository=repository,
+            commit_sha=sha,
+            tree_sha=tree,
+            result=result,
+            summary=summary,
+            promotion=promotion,
+            job_id=ctx.job.pk,
+        )
+        audit_record(
+            f"test.{result}",
+            actor=None,
+            repository=repository,
+            obj=promotion or repository,
+            to_sha=sha,
+            result=result,
+            message=summary,
+            details={"tree": tree, "job": ctx.job.pk},
+        )
     return run
 
 
@@ -325,8 +396,7 @@ def merge_message(promotion: Promotion) -> str:
 
 
 def run_test_promotion(ctx: JobContext) -> str:
-    promotion = Promotion.objects.select_related("branch", "repository", "requested_by").get(
-        pk=ctx.params["promotion"])
+    promotion = Promotion.objects.select_related("branch", "repository", "requested_by").get(pk=ctx.params["promotion"])
     repository, branch = promotion.repository, promotion.branch
     mirror, heads = refresh(ctx, repository)
     staging = heads.get(repository.staging_branch)
@@ -334,27 +404,40 @@ def run_test_promotion(ctx: JobContext) -> str:
         raise JobFailed(JobReason.REFUSED, f"{repository.staging_branch} does not exist; copy master to staging first.")
     # A re-test on the way to staging merges the branch commit that was reviewed and
     # tested, never whatever the branch points to now.
-    branch_sha = promotion.branch_sha if ctx.params.get("then_promote") and promotion.branch_sha else heads.get(branch.name)
+    branch_sha = (
+        promotion.branch_sha if ctx.params.get("then_promote") and promotion.branch_sha else heads.get(branch.name)
+    )
     if not branch_sha:
         raise JobFailed(JobReason.REFUSED, f"{branch.name} no longer exists on the remote.")
     ctx.section(f"Merge {branch.name} {branch_sha[:10]} into {repository.staging_branch} {staging[:10]}")
     if mirror.is_ancestor(branch_sha, staging):
         _record_merge(ctx, promotion, MergeCheck.NOTHING, staging, branch_sha)
-        raise JobFailed(JobReason.NOTHING_TO_PROMOTE,
-                        f"Nothing to promote: every commit of {branch.name} is already on {repository.staging_branch}. "
-                        "Push your work to the branch, then run the tests again.")
+        raise JobFailed(
+            JobReason.NOTHING_TO_PROMOTE,
+            f"Nothing to promote: every commit of {branch.name} is already on {repository.staging_branch}. "
+            "Push your work to the branch, then run the tests again.",
+        )
     merge = _git(ctx, "merge", mirror.merge, staging, branch_sha)
     if not merge.clean:
         files = [f"{c.path} ({c.kind})" for c in merge.conflicts]
         _record_merge(ctx, promotion, MergeCheck.CONFLICT, staging, branch_sha, conflicts=files)
-        raise JobFailed(JobReason.MERGE_CONFLICT,
-                        f"{branch.name} conflicts with {repository.staging_branch} in: {', '.join(files)}. "
-                        f"Merge {repository.staging_branch} into your branch, resolve, push, then run the tests again.")
+        raise JobFailed(
+            JobReason.MERGE_CONFLICT,
+            f"{branch.name} conflicts with {repository.staging_branch} in: {', '.join(files)}. "
+            f"Merge {repository.staging_branch} into your branch, resolve, push, then run the tests again.",
+        )
     timestamp = int(time.time())
-    merge_sha = mirror.commit_tree(merge.tree, [staging, branch_sha], merge_message(promotion), author=identity(),
-                                   committer=identity(), timestamp=timestamp)
-    _record_merge(ctx, promotion, MergeCheck.CLEAN, staging, branch_sha, merge_sha=merge_sha, tree=merge.tree,
-                  timestamp=timestamp)
+    merge_sha = mirror.commit_tree(
+        merge.tree,
+        [staging, branch_sha],
+        merge_message(promotion),
+        author=identity(),
+        committer=identity(),
+        timestamp=timestamp,
+    )
+    _record_merge(
+        ctx, promotion, MergeCheck.CLEAN, staging, branch_sha, merge_sha=merge_sha, tree=merge.tree, timestamp=timestamp
+    )
     ctx.log(f"Merge result {merge_sha} (tree {merge.tree})\n")
     run_tests(ctx, repository, mirror, merge_sha, promotion)
     if ctx.params.get("then_promote"):
@@ -364,18 +447,39 @@ def run_test_promotion(ctx: JobContext) -> str:
     return f"The merge of {branch.name} into {repository.staging_branch} passed its tests."
 
 
-def _record_merge(ctx: JobContext, promotion: Promotion, check: str, staging: str, branch_sha: str, *,
-                  conflicts: list[str] | None = None, merge_sha: str = "", tree: str = "",
-                  timestamp: int | None = None) -> None:
+def _record_merge(
+    ctx: JobContext,
+    promotion: Promotion,
+    check: str,
+    staging: str,
+    branch_sha: str,
+    *,
+    conflicts: list[str] | None = None,
+    merge_sha: str = "",
+    tree: str = "",
+    timestamp: int | None = None,
+) -> None:
     with ctx.atomic():
         Promotion.objects.filter(pk=promotion.pk).update(
-            merge_check=check, conflict_files=conflicts or [], staging_sha=staging, branch_sha=branch_sha,
-            merge_sha=merge_sha, merge_tree=tree, merge_timestamp=timestamp,
+            merge_check=check,
+            conflict_files=conflicts or [],
+            staging_sha=staging,
+            branch_sha=branch_sha,
+            merge_sha=merge_sha,
+            merge_tree=tree,
+            merge_timestamp=timestamp,
         )
         promotion.refresh_from_db()
-        audit_record(f"promotion.merge_{check}", actor=None, repository=promotion.repository, obj=promotion,
-                     from_sha=staging, to_sha=merge_sha or branch_sha, result=check,
-                     details={"conflicts": conflicts or [], "branch_sha": branch_sha})
+        audit_record(
+            f"promotion.merge_{check}",
+            actor=None,
+            repository=promotion.repository,
+            obj=promotion,
+            from_sha=staging,
+            to_sha=merge_sha or branch_sha,
+            result=check,
+            details={"conflicts": conflicts or [], "branch_sha": branch_sha},
+        )
 
 
 def on_test_promotion_final(job: Job) -> None:
@@ -388,26 +492,38 @@ def on_test_promotion_final(job: Job) -> None:
 
 
 def run_promote(ctx: JobContext) -> str:
-    promotion = Promotion.objects.select_related("branch", "repository", "requested_by").get(
-        pk=ctx.params["promotion"])
+    promotion = Promotion.objects.select_related("branch", "repository", "requested_by").get(pk=ctx.params["promotion"])
     repository = promotion.repository
     with ctx.hold(repository.lock_key):
         mirror, heads = refresh(ctx, repository)
         staging = heads.get(repository.staging_branch, "")
-        if promotion.merge_sha and staging and mirror.has_commit(promotion.merge_sha) and mirror.is_ancestor(
-                promotion.merge_sha, staging):
+        if (
+            promotion.merge_sha
+            and staging
+            and mirror.has_commit(promotion.merge_sha)
+            and mirror.is_ancestor(promotion.merge_sha, staging)
+        ):
             # It landed already (an earlier attempt pushed, then its worker died).
             return _mark_promoted(ctx, promotion, promotion.staging_sha, staging_head=staging)
         if staging != promotion.staging_sha:
-            return _retest(ctx, promotion, f"{repository.staging_branch} moved since the test "
-                           f"({promotion.staging_sha[:10]} \u2192 {staging[:10]})")
+            return _retest(
+                ctx,
+                promotion,
+                f"{repository.staging_branch} moved since the test "
+                f"({promotion.staging_sha[:10]} \u2192 {staging[:10]})",
+            )
         if not selectors.has_passing_test(repository, promotion.merge_sha):
             raise JobFailed(JobReason.REFUSED, "The merge result has no passing test; run the tests again.")
         if not mirror.has_commit(promotion.merge_sha):
             # Another worker made the merge commit; its inputs rebuild the identical commit.
-            rebuilt = mirror.commit_tree(promotion.merge_tree, [promotion.staging_sha, promotion.branch_sha],
-                                         merge_message(promotion), author=identity(), committer=identity(),
-                                         timestamp=promotion.merge_timestamp or 0)
+            rebuilt = mirror.commit_tree(
+                promotion.merge_tree,
+                [promotion.staging_sha, promotion.branch_sha],
+                merge_message(promotion),
+                author=identity(),
+                committer=identity(),
+                timestamp=promotion.merge_timestamp or 0,
+            )
             if rebuilt != promotion.merge_sha:
                 raise JobFailed(JobReason.GIT_ERROR, "Could not rebuild the tested merge commit; run the tests again.")
         if why := policy_guard.promotion_refusal(promotion):  # a drift, lock or freeze since it was queued
@@ -422,19 +538,26 @@ def run_promote(ctx: JobContext) -> str:
             if refs is None:
                 raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
             if refs.get(f"refs/heads/{repository.staging_branch}") != promotion.merge_sha:
-                raise JobFailed(JobReason.GIT_ERROR, f"The push failed ({exc}); {repository.staging_branch} is "
-                                "unchanged on the remote. Click \u201cPromote to staging\u201d again.") from None
+                raise JobFailed(
+                    JobReason.GIT_ERROR,
+                    f"The push failed ({exc}); {repository.staging_branch} is "
+                    "unchanged on the remote. Click \u201cPromote to staging\u201d again.",
+                ) from None
         return _mark_promoted(ctx, promotion, staging, staging_head=promotion.merge_sha)
 
 
 def _retest(ctx: JobContext, promotion: Promotion, why: str) -> str:
     if promotion.retests >= settings.PROMOTION_MAX_RETESTS:
-        raise JobFailed(JobReason.TARGET_MOVED, f"{why}, and it kept moving: tried {promotion.retests} times. "
-                        "Staging is unchanged by this promotion; click \u201cPromote to staging\u201d again when it is quiet.")
+        raise JobFailed(
+            JobReason.TARGET_MOVED,
+            f"{why}, and it kept moving: tried {promotion.retests} times. "
+            "Staging is unchanged by this promotion; click \u201cPromote to staging\u201d again when it is quiet.",
+        )
     with ctx.atomic():
         Promotion.objects.filter(pk=promotion.pk).update(retests=promotion.retests + 1)
-        audit_record("promotion.retest_scheduled", actor=None, repository=promotion.repository, obj=promotion,
-                     message=why)
+        audit_record(
+            "promotion.retest_scheduled", actor=None, repository=promotion.repository, obj=promotion, message=why
+        )
         services._test_promotion_job(promotion, ctx.job.created_by, then_promote=True)
     return f"{why}: merging and testing again before promoting."
 
@@ -450,13 +573,27 @@ def _mark_promoted(ctx: JobContext, promotion: Promotion, before: str, staging_h
 def record_promoted(promotion: Promotion, *, before: str, action: str = "promotion.promoted") -> bool:
     """Mark a landed promotion, once: a reconciling sync and the promote job may both
     see it land, and only the first writes the change and its audit event."""
-    changed = Promotion.objects.filter(pk=promotion.pk).exclude(state=PromotionState.PROMOTED).update(
-        state=PromotionState.PROMOTED, promoted_sha=promotion.merge_sha, promoted_at=timezone.now(), state_message="")
+    changed = (
+        Promotion.objects.filter(pk=promotion.pk)
+        .exclude(state=PromotionState.PROMOTED)
+        .update(
+            state=PromotionState.PROMOTED,
+            promoted_sha=promotion.merge_sha,
+            promoted_at=timezone.now(),
+            state_message="",
+        )
+    )
     if not changed:
         return False
     Branch.objects.filter(pk=promotion.branch_id).update(state=BranchState.PROMOTED)
-    audit_record(action, actor=promotion.promoted_by, repository=promotion.repository, obj=promotion,
-                 from_sha=before, to_sha=promotion.merge_sha)
+    audit_record(
+        action,
+        actor=promotion.promoted_by,
+        repository=promotion.repository,
+        obj=promotion,
+        from_sha=before,
+        to_sha=promotion.merge_sha,
+    )
     return True
 
 
@@ -466,8 +603,14 @@ def _fail_promotion(job: Job) -> None:
         promotion.state = PromotionState.FAILED
         promotion.state_message = job.message
         promotion.save(update_fields=["state", "state_message"])
-        audit_record("promotion.failed", actor=None, repository=promotion.repository, obj=promotion,
-                     result=job.reason, message=job.message[:1000])
+        audit_record(
+            "promotion.failed",
+            actor=None,
+            repository=promotion.repository,
+            obj=promotion,
+            result=job.reason,
+            message=job.message[:1000],
+        )
 
 
 def on_promote_final(job: Job) -> None:
@@ -487,52 +630,89 @@ def run_release(ctx: JobContext) -> str:
         if master == release.sha and mirror.resolve(f"refs/tags/{release.tag}") == release.sha:
             return _mark_released(ctx, release, mirror)  # an earlier attempt pushed already
         if master != release.previous_master_sha:
-            raise JobFailed(JobReason.TARGET_MOVED, f"{repository.master_branch} moved since the preview "
-                            f"({release.previous_master_sha[:10]} \u2192 {master[:10]}). Open \u201cPromote to master\u201d again.")
+            raise JobFailed(
+                JobReason.TARGET_MOVED,
+                f"{repository.master_branch} moved since the preview "
+                f"({release.previous_master_sha[:10]} \u2192 {master[:10]}). Open \u201cPromote to master\u201d again.",
+            )
         if not mirror.is_ancestor(master, release.sha):
-            raise JobFailed(JobReason.REFUSED, f"{repository.master_branch} is not an ancestor of the staging commit, "
-                            "so master cannot fast-forward: someone changed master outside the release process. "
-                            "Copy master to staging and promote the branches again.")
+            raise JobFailed(
+                JobReason.REFUSED,
+                f"{repository.master_branch} is not an ancestor of the staging commit, "
+                "so master cannot fast-forward: someone changed master outside the release process. "
+                "Copy master to staging and promote the branches again.",
+            )
         if not selectors.has_passing_test(repository, release.sha):
-            raise JobFailed(JobReason.REFUSED, f"{release.sha[:10]} has no passing test; run \u201cTest staging\u201d first.")
+            raise JobFailed(
+                JobReason.REFUSED, f"{release.sha[:10]} has no passing test; run \u201cTest staging\u201d first."
+            )
         if release.tag in mirror.tags():
-            raise JobFailed(JobReason.REFUSED, f"Tag {release.tag} already exists; tags never move. Choose another version.")
+            raise JobFailed(
+                JobReason.REFUSED, f"Tag {release.tag} already exists; tags never move. Choose another version."
+            )
         if why := policy_guard.release_refusal(repository):  # a drift, lock or freeze since it was queued
             raise JobFailed(JobReason.REFUSED, why)
-        tag_object = mirror.make_tag(release.tag, release.sha, f"Release {release.tag}\n\n{release.notes}",
-                                     tagger=identity(), timestamp=release.tag_timestamp or int(time.time()))
-        ctx.section(f"Push {repository.master_branch} {master[:10]} \u2192 {release.sha[:10]} and tag {release.tag}, atomically")
+        tag_object = mirror.make_tag(
+            release.tag,
+            release.sha,
+            f"Release {release.tag}\n\n{release.notes}",
+            tagger=identity(),
+            timestamp=release.tag_timestamp or int(time.time()),
+        )
+        ctx.section(
+            f"Push {repository.master_branch} {master[:10]} \u2192 {release.sha[:10]} and tag {release.tag}, atomically"
+        )
         try:
             # One atomic push: master and its tag land together or not at all.
-            push(ctx, mirror, [
-                vcs.RefUpdate(f"refs/heads/{repository.master_branch}", release.sha, master),
-                vcs.RefUpdate(f"refs/tags/{release.tag}", tag_object, None),
-            ], atomic=True)
+            push(
+                ctx,
+                mirror,
+                [
+                    vcs.RefUpdate(f"refs/heads/{repository.master_branch}", release.sha, master),
+                    vcs.RefUpdate(f"refs/tags/{release.tag}", tag_object, None),
+                ],
+                atomic=True,
+            )
         except vcs.PushRejected as exc:
-            raise JobFailed(JobReason.TARGET_MOVED, f"The remote refused the release ({exc}); nothing was changed. "
-                            "Refresh and open \u201cPromote to master\u201d again.") from None
+            raise JobFailed(
+                JobReason.TARGET_MOVED,
+                f"The remote refused the release ({exc}); nothing was changed. "
+                "Refresh and open \u201cPromote to master\u201d again.",
+            ) from None
         except PushOutcomeUnknown as exc:
             refs = remote_refs(ctx, repository)
             if refs is None:
                 raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
             if refs.get(f"refs/heads/{repository.master_branch}") != release.sha:
-                raise JobFailed(JobReason.GIT_ERROR, f"The push failed ({exc}); {repository.master_branch} is "
-                                "unchanged on the remote. Open \u201cPromote to master\u201d again.") from None
+                raise JobFailed(
+                    JobReason.GIT_ERROR,
+                    f"The push failed ({exc}); {repository.master_branch} is "
+                    "unchanged on the remote. Open \u201cPromote to master\u201d again.",
+                ) from None
         return _mark_released(ctx, release, mirror)
 
 
 def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror) -> str:
     repository = release.repository
-    landed = [p.pk for p in selectors.unreleased_promotions(repository)
-              if p.promoted_sha and mirror.is_ancestor(p.promoted_sha, release.sha)]
+    landed = [
+        p.pk
+        for p in selectors.unreleased_promotions(repository)
+        if p.promoted_sha and mirror.is_ancestor(p.promoted_sha, release.sha)
+    ]
     with ctx.atomic():
         Release.objects.filter(pk=release.pk).update(state=ReleaseState.RELEASED, released_at=timezone.now())
         Promotion.objects.filter(pk__in=landed).update(state=PromotionState.RELEASED, release=release)
         Branch.objects.filter(repository=repository, name=repository.master_branch).update(head_sha=release.sha)
         Repository.objects.filter(pk=repository.pk).update(latest_version=release.version)
-        audit_record("release.released", actor=release.released_by, repository=repository, obj=release,
-                     from_sha=release.previous_master_sha, to_sha=release.sha,
-                     details={"version": release.version, "promotions": landed})
+        audit_record(
+            "release.released",
+            actor=release.released_by,
+            repository=repository,
+            obj=release,
+            from_sha=release.previous_master_sha,
+            to_sha=release.sha,
+            details={"version": release.version, "promotions": landed},
+        )
     return f"Released {release.tag}: {repository.master_branch} is {release.sha[:10]}."
 
 
@@ -544,8 +724,14 @@ def on_release_final(job: Job) -> None:
         release.state = ReleaseState.FAILED
         release.state_message = job.message
         release.save(update_fields=["state", "state_message"])
-        audit_record("release.failed", actor=None, repository=release.repository, obj=release, result=job.reason,
-                     message=job.message[:1000])
+        audit_record(
+            "release.failed",
+            actor=None,
+            repository=release.repository,
+            obj=release,
+            result=job.reason,
+            message=job.message[:1000],
+        )
 
 
 def run_copy_master(ctx: JobContext) -> str:
@@ -562,18 +748,30 @@ def run_copy_master(ctx: JobContext) -> str:
         try:
             push(ctx, mirror, [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", master, staging)])
         except vcs.PushRejected as exc:
-            raise JobFailed(JobReason.TARGET_MOVED, f"{repository.staging_branch} moved meanwhile ({exc}); "
-                            "nothing was changed. Review the new commits, then copy again.") from None
+            raise JobFailed(
+                JobReason.TARGET_MOVED,
+                f"{repository.staging_branch} moved meanwhile ({exc}); "
+                "nothing was changed. Review the new commits, then copy again.",
+            ) from None
         except PushOutcomeUnknown as exc:
             raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
         with ctx.atomic():
             discarded = [p.pk for p in selectors.unreleased_promotions(repository)]
             Promotion.objects.filter(pk__in=discarded).update(state=PromotionState.DISCARDED)
-            Branch.objects.update_or_create(repository=repository, name=repository.staging_branch,
-                                            defaults={"kind": branching.BranchKind.STAGING.value, "head_sha": master,
-                                                      "state": BranchState.ACTIVE})
-            audit_record("staging.copied", actor=ctx.job.created_by, repository=repository, obj=repository,
-                         from_sha=staging, to_sha=master, details={"discarded_promotions": discarded})
+            Branch.objects.update_or_create(
+                repository=repository,
+                name=repository.staging_branch,
+                defaults={"kind": branching.BranchKind.STAGING.value, "head_sha": master, "state": BranchState.ACTIVE},
+            )
+            audit_record(
+                "staging.copied",
+                actor=ctx.job.created_by,
+                repository=repository,
+                obj=repository,
+                from_sha=staging,
+                to_sha=master,
+                details={"discarded_promotions": discarded},
+            )
     return f"{repository.staging_branch} is now {repository.master_branch} {master[:10]}; a new cycle starts."
 
 
@@ -612,27 +810,49 @@ def run_update_branch(ctx: JobContext) -> str:
         if not merge.clean:
             files = merge.conflicted_paths
             with ctx.atomic():
-                audit_record("branch.update_conflict", actor=ctx.job.created_by, repository=repository, obj=branch,
-                             from_sha=head, to_sha=staging, result="conflict", details={"conflicts": files})
-            raise JobFailed(JobReason.MERGE_CONFLICT,
-                            f"{repository.staging_branch} conflicts with {branch.name} in: {', '.join(files)}. "
-                            f"{branch.name} was not changed. Merge {repository.staging_branch} into it locally, "
-                            "resolve the conflicts and push.")
-        merged = mirror.commit_tree(merge.tree, [head, staging], update_message(branch, staging, ctx.job.created_by),
-                                    author=identity(), committer=identity(), timestamp=int(time.time()))
+                audit_record(
+                    "branch.update_conflict",
+                    actor=ctx.job.created_by,
+                    repository=repository,
+                    obj=branch,
+                    from_sha=head,
+                    to_sha=staging,
+                    result="conflict",
+                    details={"conflicts": files},
+                )
+            raise JobFailed(
+                JobReason.MERGE_CONFLICT,
+                f"{repository.staging_branch} conflicts with {branch.name} in: {', '.join(files)}. "
+                f"{branch.name} was not changed. Merge {repository.staging_branch} into it locally, "
+                "resolve the conflicts and push.",
+            )
+        merged = mirror.commit_tree(
+            merge.tree,
+            [head, staging],
+            update_message(branch, staging, ctx.job.created_by),
+            author=identity(),
+            committer=identity(),
+            timestamp=int(time.time()),
+        )
         ctx.section(f"Push {merged[:10]} to {branch.name} (expecting {head[:10]})")
         try:
             push(ctx, mirror, [vcs.RefUpdate(ref, merged, head)])
         except vcs.PushRejected as exc:
-            raise JobFailed(JobReason.TARGET_MOVED, f"{branch.name} moved during the update ({exc}); it was not "
-                            "changed. Click \u201cUpdate from staging\u201d again.") from None
+            raise JobFailed(
+                JobReason.TARGET_MOVED,
+                f"{branch.name} moved during the update ({exc}); it was not "
+                "changed. Click \u201cUpdate from staging\u201d again.",
+            ) from None
         except PushOutcomeUnknown as exc:
             refs = remote_refs(ctx, repository)
             if refs is None:
                 raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
             if refs.get(ref) != merged:
-                raise JobFailed(JobReason.GIT_ERROR, f"The push failed ({exc}); {branch.name} is unchanged on the "
-                                "remote. Click \u201cUpdate from staging\u201d again.") from None
+                raise JobFailed(
+                    JobReason.GIT_ERROR,
+                    f"The push failed ({exc}); {branch.name} is unchanged on the "
+                    "remote. Click \u201cUpdate from staging\u201d again.",
+                ) from None
         _record_updated(ctx, branch, head, merged)
     return f"{branch.name} now has {repository.staging_branch} {staging[:10]}, as {merged[:10]}."
 
@@ -640,15 +860,22 @@ def run_update_branch(ctx: JobContext) -> str:
 def _record_updated(ctx: JobContext, branch: Branch, before: str, after: str) -> None:
     """Record a pushed update once: a later attempt that finds it landed calls this again."""
     with ctx.atomic():
-        if AuditEvent.objects.filter(action="branch.updated", object_type="branch", object_id=branch.pk,
-                                     to_sha=after).exists():
+        if AuditEvent.objects.filter(
+            action="branch.updated", object_type="branch", object_id=branch.pk, to_sha=after
+        ).exists():
             return
         fresh = Branch.objects.select_for_update().get(pk=branch.pk)
         # Staging is now in the branch: nothing behind, no hotfix missing, one merge commit more.
         ahead = fresh.ahead if fresh.head_sha == after else (fresh.ahead or 0) + 1
         Branch.objects.filter(pk=branch.pk).update(head_sha=after, behind=0, ahead=ahead, missing_hotfixes=[])
-        audit_record("branch.updated", actor=ctx.job.created_by, repository=branch.repository, obj=branch,
-                     from_sha=before, to_sha=after)
+        audit_record(
+            "branch.updated",
+            actor=ctx.job.created_by,
+            repository=branch.repository,
+            obj=branch,
+            from_sha=before,
+            to_sha=after,
+        )
 
 
 def register_all() -> None:

@@ -23,7 +23,9 @@ from releaseboard.releases.models import (
 
 def has_passing_test(repository: Repository, sha: str) -> bool:
     """Whether `sha` passed a test run as that exact commit (invariant 1)."""
-    return bool(sha) and TestRun.objects.filter(repository=repository, commit_sha=sha, result=TestResult.PASSED).exists()
+    return (
+        bool(sha) and TestRun.objects.filter(repository=repository, commit_sha=sha, result=TestResult.PASSED).exists()
+    )
 
 
 def latest_test(repository: Repository, sha: str) -> TestRun | None:
@@ -39,9 +41,11 @@ def head(repository: Repository, name: str) -> str:
 
 def unreleased_promotions(repository: Repository) -> QuerySet[Promotion]:
     """Promotions that landed on staging and are not yet released."""
-    return Promotion.objects.filter(repository=repository, state=PromotionState.PROMOTED).select_related(
-        "branch", "requested_by"
-    ).order_by("promoted_at")
+    return (
+        Promotion.objects.filter(repository=repository, state=PromotionState.PROMOTED)
+        .select_related("branch", "requested_by")
+        .order_by("promoted_at")
+    )
 
 
 @dataclass
@@ -67,7 +71,9 @@ def release_preview(repository: Repository) -> ReleasePreview:
     test = latest_test(repository, staging_sha)
     refusal = ""
     if not staging_sha:
-        refusal = f"{repository.staging_branch} does not exist. Use \u201cCopy master to staging\u201d to start a cycle."
+        refusal = (
+            f"{repository.staging_branch} does not exist. Use \u201cCopy master to staging\u201d to start a cycle."
+        )
     elif not master_sha:
         refusal = f"{repository.master_branch} was not found on the remote."
     elif staging_sha == master_sha:
@@ -83,8 +89,9 @@ def release_preview(repository: Repository) -> ReleasePreview:
             f"The {repository.staging_branch} head {staging_sha[:10]} has no passing test. "
             "Run \u201cTest staging\u201d and wait for it to pass."
         )
-    return ReleasePreview(master_sha, staging_sha, promotions, list(repository.staging_ahead), current, proposed,
-                          test, refusal)
+    return ReleasePreview(
+        master_sha, staging_sha, promotions, list(repository.staging_ahead), current, proposed, test, refusal
+    )
 
 
 def release_note_line(promotion: Promotion) -> str:
@@ -102,8 +109,10 @@ def release_notes(promotions: list[Promotion]) -> str:
     """The Markdown draft of a release's notes, from the promotions it releases: a
     "Features" and a "Hotfixes" section, oldest promotion first, empty sections left out."""
     sections = []
-    for title, kind in (("Features", branching.BranchKind.FEATURE.value),
-                        ("Hotfixes", branching.BranchKind.HOTFIX.value)):
+    for title, kind in (
+        ("Features", branching.BranchKind.FEATURE.value),
+        ("Hotfixes", branching.BranchKind.HOTFIX.value),
+    ):
         lines = [release_note_line(p) for p in promotions if p.branch.kind == kind]
         if lines:
             sections.append(f"## {title}\n\n" + "\n".join(lines))
@@ -139,15 +148,19 @@ def board(repository: Repository) -> Board:
     master = by_name.get(repository.master_branch)
     staging = by_name.get(repository.staging_branch)
     promotions: dict[int, Promotion] = {}
-    for promotion in Promotion.objects.filter(repository=repository).exclude(
-        state__in=[PromotionState.CLOSED, PromotionState.DISCARDED, PromotionState.RELEASED]
-    ).order_by("id"):
+    for promotion in (
+        Promotion.objects.filter(repository=repository)
+        .exclude(state__in=[PromotionState.CLOSED, PromotionState.DISCARDED, PromotionState.RELEASED])
+        .order_by("id")
+    ):
         promotions[promotion.branch_id] = promotion
     tests = {
         run.commit_sha: run
         for run in TestRun.objects.filter(
             repository=repository,
-            commit_sha__in=[sha for sha in (staging.head_sha if staging else "", master.head_sha if master else "") if sha],
+            commit_sha__in=[
+                sha for sha in (staging.head_sha if staging else "", master.head_sha if master else "") if sha
+            ],
         ).order_by("id")
     }
     return Board(
@@ -156,8 +169,12 @@ def board(repository: Repository) -> Board:
         staging=staging,
         staging_test=tests.get(staging.head_sha) if staging else None,
         master_test=tests.get(master.head_sha) if master else None,
-        features=[b for b in branches if b.kind == branching.BranchKind.FEATURE.value and b.state != BranchState.PROMOTED],
-        hotfixes=[b for b in branches if b.kind == branching.BranchKind.HOTFIX.value and b.state != BranchState.PROMOTED],
+        features=[
+            b for b in branches if b.kind == branching.BranchKind.FEATURE.value and b.state != BranchState.PROMOTED
+        ],
+        hotfixes=[
+            b for b in branches if b.kind == branching.BranchKind.HOTFIX.value and b.state != BranchState.PROMOTED
+        ],
         promotions=promotions,
         active_jobs=list(Job.objects.filter(scope_id=repository.pk, state__in=JobState.active()).order_by("id")),
         unreleased=list(unreleased_promotions(repository)),
@@ -171,7 +188,9 @@ class Attention:
     failed: list[Job]
 
 
-def jobs_needing_attention(now: Any, *, heartbeat_grace: float, publish_grace: float, failed_days: int = 7) -> Attention:
+def jobs_needing_attention(
+    now: Any, *, heartbeat_grace: float, publish_grace: float, failed_days: int = 7
+) -> Attention:
     """For release managers: running jobs whose worker stopped answering, queued jobs no
     worker picked up, and recent failures with their reasons."""
     from datetime import timedelta
@@ -179,8 +198,11 @@ def jobs_needing_attention(now: Any, *, heartbeat_grace: float, publish_grace: f
     running = Job.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=now - timedelta(seconds=heartbeat_grace))
     queued = Job.objects.filter(state=JobState.QUEUED, created_at__lt=now - timedelta(seconds=publish_grace))
     failed = Job.objects.filter(state=JobState.FAILED, finished_at__gte=now - timedelta(days=failed_days))
-    return Attention(stale=list(running.order_by("heartbeat_at")), waiting=list(queued.order_by("created_at")),
-                     failed=list(failed.select_related("created_by").order_by("-finished_at")[:100]))
+    return Attention(
+        stale=list(running.order_by("heartbeat_at")),
+        waiting=list(queued.order_by("created_at")),
+        failed=list(failed.select_related("created_by").order_by("-finished_at")[:100]),
+    )
 
 
 def jobs_for(subject_type: str, subject_id: int) -> QuerySet[Job]:

@@ -101,14 +101,26 @@ def save_repository(repository: Repository, *, actor: Any) -> Job:
     with transaction.atomic():
         created = repository.pk is None
         repository.save()
-        audit_record("repository.registered" if created else "repository.changed", actor=actor,
-                     repository=repository, obj=repository, details={"remote_url": repository.remote_url})
+        audit_record(
+            "repository.registered" if created else "repository.changed",
+            actor=actor,
+            repository=repository,
+            obj=repository,
+            details={"remote_url": repository.remote_url},
+        )
         return _sync_job(repository, actor)
 
 
 def _sync_job(repository: Repository, actor: Any, idempotency_key: str | None = None) -> Job:
-    return jobs.create_job("sync", title=f"Refresh {repository.name}", params={"repository": repository.pk},
-                           created_by=actor, subject=repository, scope=repository, idempotency_key=idempotency_key)
+    return jobs.create_job(
+        "sync",
+        title=f"Refresh {repository.name}",
+        params={"repository": repository.pk},
+        created_by=actor,
+        subject=repository,
+        scope=repository,
+        idempotency_key=idempotency_key,
+    )
 
 
 def refresh(repository: Repository, *, actor: Any, idempotency_key: str | None = None) -> Job:
@@ -127,8 +139,16 @@ def refresh(repository: Repository, *, actor: Any, idempotency_key: str | None =
 # -- branches ----------------------------------------------------------------------------
 
 
-def request_branch(repository: Repository, *, actor: Any, kind: str, name: str, purpose: str,
-                   ticket_url: str = "", idempotency_key: str | None = None) -> Branch:
+def request_branch(
+    repository: Repository,
+    *,
+    actor: Any,
+    kind: str,
+    name: str,
+    purpose: str,
+    ticket_url: str = "",
+    idempotency_key: str | None = None,
+) -> Branch:
     """Ask for feature/<name> or hotfix/<name>, created by a job at the staging head."""
     require(actor, Perm.REQUEST_BRANCH)
     if (replayed := _replayed(idempotency_key, Branch)) is not None:
@@ -156,14 +176,31 @@ def request_branch(repository: Repository, *, actor: Any, kind: str, name: str, 
             raise Refused(f"{full} already exists in {repository.name}; pick another name.", field="name")
         Branch.objects.filter(repository=repository, name=full, state=BranchState.FAILED).delete()
         branch = Branch.objects.create(
-            repository=repository, name=full, kind=branch_kind.value, state=BranchState.REQUESTED,
-            purpose=purpose.strip(), ticket_url=ticket_url.strip(), requested_by=actor,
+            repository=repository,
+            name=full,
+            kind=branch_kind.value,
+            state=BranchState.REQUESTED,
+            purpose=purpose.strip(),
+            ticket_url=ticket_url.strip(),
+            requested_by=actor,
         )
-        audit_record("branch.requested", actor=actor, repository=repository, obj=branch,
-                     details={"purpose": branch.purpose[:500], "ticket_url": branch.ticket_url})
-        jobs.create_job("create_branch", title=f"Create {full}", params={"branch": branch.pk}, created_by=actor,
-                        subject=branch, scope=repository, lock_key=repository.lock_key,
-                        idempotency_key=idempotency_key)
+        audit_record(
+            "branch.requested",
+            actor=actor,
+            repository=repository,
+            obj=branch,
+            details={"purpose": branch.purpose[:500], "ticket_url": branch.ticket_url},
+        )
+        jobs.create_job(
+            "create_branch",
+            title=f"Create {full}",
+            params={"branch": branch.pk},
+            created_by=actor,
+            subject=branch,
+            scope=repository,
+            lock_key=repository.lock_key,
+            idempotency_key=idempotency_key,
+        )
         return branch
 
     result = _once(idempotency_key, create)
@@ -180,7 +217,7 @@ def may_update_branch(actor: Any, branch: Branch) -> bool:
 
 
 def update_branch(branch: Branch, *, actor: Any, idempotency_key: str | None = None) -> Job:
-    """"Update from staging": a job merges the current staging into the branch and pushes
+    """ "Update from staging": a job merges the current staging into the branch and pushes
     the merge with compare-and-swap; on conflicts it reports the files and changes nothing."""
     if not may_update_branch(actor, branch):
         raise PermissionDenied("Only the branch's owner or a release manager may update it from staging.")
@@ -193,11 +230,19 @@ def update_branch(branch: Branch, *, actor: Any, idempotency_key: str | None = N
         raise Refused(f"{branch.name} is {branch.get_state_display().lower()}; only active branches can be updated.")
 
     def create() -> Job:
-        audit_record("branch.update_requested", actor=actor, repository=repository, obj=branch,
-                     from_sha=branch.head_sha)
-        return jobs.create_job("update_branch", title=f"Update {branch.name} from {repository.staging_branch}",
-                               params={"branch": branch.pk}, created_by=actor, subject=branch, scope=repository,
-                               lock_key=repository.lock_key, idempotency_key=idempotency_key)
+        audit_record(
+            "branch.update_requested", actor=actor, repository=repository, obj=branch, from_sha=branch.head_sha
+        )
+        return jobs.create_job(
+            "update_branch",
+            title=f"Update {branch.name} from {repository.staging_branch}",
+            params={"branch": branch.pk},
+            created_by=actor,
+            subject=branch,
+            scope=repository,
+            lock_key=repository.lock_key,
+            idempotency_key=idempotency_key,
+        )
 
     return _once(idempotency_key, create)
 
@@ -205,8 +250,9 @@ def update_branch(branch: Branch, *, actor: Any, idempotency_key: str | None = N
 # -- promotions --------------------------------------------------------------------------
 
 
-def request_promotion(branch: Branch, *, actor: Any, title: str, description: str = "",
-                      idempotency_key: str | None = None) -> Promotion:
+def request_promotion(
+    branch: Branch, *, actor: Any, title: str, description: str = "", idempotency_key: str | None = None
+) -> Promotion:
     """Open a promotion of a feature/hotfix branch into staging and test the merge result."""
     require(actor, Perm.REQUEST_PROMOTION)
     if (replayed := _replayed(idempotency_key, Promotion)) is not None:
@@ -223,10 +269,14 @@ def request_promotion(branch: Branch, *, actor: Any, title: str, description: st
         open_one = Promotion.objects.filter(branch=branch, state__in=PromotionState.active()).first()
         if open_one is not None:
             raise Refused(f"{branch.name} already has an open promotion (#{open_one.pk}); use that one.")
-        promotion = Promotion.objects.create(repository=repository, branch=branch, title=title.strip()[:200],
-                                             description=description.strip(), requested_by=actor)
-        audit_record("promotion.requested", actor=actor, repository=repository, obj=promotion,
-                     to_sha=branch.head_sha)
+        promotion = Promotion.objects.create(
+            repository=repository,
+            branch=branch,
+            title=title.strip()[:200],
+            description=description.strip(),
+            requested_by=actor,
+        )
+        audit_record("promotion.requested", actor=actor, repository=repository, obj=promotion, to_sha=branch.head_sha)
         _test_promotion_job(promotion, actor, idempotency_key)
         return promotion
 
@@ -234,12 +284,17 @@ def request_promotion(branch: Branch, *, actor: Any, title: str, description: st
     return result if isinstance(result, Promotion) else Promotion.objects.get(pk=result.subject_id)
 
 
-def _test_promotion_job(promotion: Promotion, actor: Any, idempotency_key: str | None = None,
-                        then_promote: bool = False) -> Job:
+def _test_promotion_job(
+    promotion: Promotion, actor: Any, idempotency_key: str | None = None, then_promote: bool = False
+) -> Job:
     return jobs.create_job(
-        "test_promotion", title=f"Test {promotion.branch.name} merged into staging",
-        params={"promotion": promotion.pk, "then_promote": then_promote}, created_by=actor, subject=promotion,
-        scope=promotion.repository, idempotency_key=idempotency_key,
+        "test_promotion",
+        title=f"Test {promotion.branch.name} merged into staging",
+        params={"promotion": promotion.pk, "then_promote": then_promote},
+        created_by=actor,
+        subject=promotion,
+        scope=promotion.repository,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -260,7 +315,7 @@ def retest_promotion(promotion: Promotion, *, actor: Any, idempotency_key: str |
 
 
 def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = None) -> Job:
-    """"Promote to staging": push the tested merge commit to staging (compare-and-swap).
+    """ "Promote to staging": push the tested merge commit to staging (compare-and-swap).
 
     If staging moved since the test, the job merges and tests again first. Where the
     repository has the four-eyes rule, the person who requested the promotion may not be
@@ -269,10 +324,15 @@ def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = N
     require(actor, Perm.PROMOTE)
     if (replayed := _replayed(idempotency_key)) is not None:
         return replayed
-    if promotion.repository.four_eyes and promotion.requested_by_id is not None \
-            and promotion.requested_by_id == getattr(actor, "pk", None):
-        raise Refused(f"Four-eyes rule: {promotion.repository.name} needs a second person to promote a change. "
-                      f"You requested promotion #{promotion.pk}, so another release manager must promote it.")
+    if (
+        promotion.repository.four_eyes
+        and promotion.requested_by_id is not None
+        and promotion.requested_by_id == getattr(actor, "pk", None)
+    ):
+        raise Refused(
+            f"Four-eyes rule: {promotion.repository.name} needs a second person to promote a change. "
+            f"You requested promotion #{promotion.pk}, so another release manager must promote it."
+        )
     if promotion.state not in (PromotionState.OPEN, PromotionState.FAILED):
         raise Refused(f"Promotion #{promotion.pk} is {promotion.get_state_display().lower()}.")
     if not selectors.has_passing_test(promotion.repository, promotion.merge_sha):
@@ -281,10 +341,17 @@ def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = N
         raise Refused(why)
 
     def create() -> Job:
-        Promotion.objects.filter(pk=promotion.pk).update(state=PromotionState.PROMOTING, state_message="",
-                                                         promoted_by=actor, retests=0)
-        audit_record("promotion.promote_requested", actor=actor, repository=promotion.repository, obj=promotion,
-                     from_sha=promotion.staging_sha, to_sha=promotion.merge_sha)
+        Promotion.objects.filter(pk=promotion.pk).update(
+            state=PromotionState.PROMOTING, state_message="", promoted_by=actor, retests=0
+        )
+        audit_record(
+            "promotion.promote_requested",
+            actor=actor,
+            repository=promotion.repository,
+            obj=promotion,
+            from_sha=promotion.staging_sha,
+            to_sha=promotion.merge_sha,
+        )
         return promote_job(promotion, actor, idempotency_key)
 
     return _once(idempotency_key, create)
@@ -292,8 +359,13 @@ def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = N
 
 def promote_job(promotion: Promotion, actor: Any, idempotency_key: str | None = None) -> Job:
     return jobs.create_job(
-        "promote", title=f"Promote {promotion.branch.name} to staging", params={"promotion": promotion.pk},
-        created_by=actor, subject=promotion, scope=promotion.repository, lock_key=promotion.repository.lock_key,
+        "promote",
+        title=f"Promote {promotion.branch.name} to staging",
+        params={"promotion": promotion.pk},
+        created_by=actor,
+        subject=promotion,
+        scope=promotion.repository,
+        lock_key=promotion.repository.lock_key,
         idempotency_key=idempotency_key,
     )
 
@@ -302,7 +374,7 @@ def promote_job(promotion: Promotion, actor: Any, idempotency_key: str | None = 
 
 
 def test_staging(repository: Repository, *, actor: Any, idempotency_key: str | None = None) -> Job:
-    """"Test staging": run build and tests on the current staging head."""
+    """ "Test staging": run build and tests on the current staging head."""
     require(actor, Perm.RUN_TESTS)
     if (replayed := _replayed(idempotency_key)) is not None:
         return replayed
@@ -315,14 +387,21 @@ def test_staging(repository: Repository, *, actor: Any, idempotency_key: str | N
 
 
 def staging_test_job(repository: Repository, actor: Any, idempotency_key: str | None = None) -> Job:
-    return jobs.create_job("test_staging", title=f"Test {repository.staging_branch}",
-                           params={"repository": repository.pk}, created_by=actor, subject=repository,
-                           scope=repository, idempotency_key=idempotency_key)
+    return jobs.create_job(
+        "test_staging",
+        title=f"Test {repository.staging_branch}",
+        params={"repository": repository.pk},
+        created_by=actor,
+        subject=repository,
+        scope=repository,
+        idempotency_key=idempotency_key,
+    )
 
 
-def promote_to_master(repository: Repository, *, actor: Any, version: str, notes: str,
-                      idempotency_key: str | None = None) -> Release:
-    """"Promote to master": fast-forward master to the tested staging head and tag it,
+def promote_to_master(
+    repository: Repository, *, actor: Any, version: str, notes: str, idempotency_key: str | None = None
+) -> Release:
+    """ "Promote to master": fast-forward master to the tested staging head and tag it,
     in one atomic push."""
     require(actor, Perm.PROMOTE)
     if (replayed := _replayed(idempotency_key, Release)) is not None:
@@ -333,8 +412,7 @@ def promote_to_master(repository: Repository, *, actor: Any, version: str, notes
     except ValueError as exc:
         raise Refused(str(exc), field="version") from None
     if chosen <= branching.Version.parse(repository.latest_version):
-        raise Refused(f"Version {chosen} is not above the latest release {repository.latest_version}.",
-                      field="version")
+        raise Refused(f"Version {chosen} is not above the latest release {repository.latest_version}.", field="version")
     if preview.refusal:
         raise Refused(preview.refusal)
     if why := policy_guard.release_refusal(repository):  # drift alarm, lock or freeze window
@@ -344,15 +422,34 @@ def promote_to_master(repository: Repository, *, actor: Any, version: str, notes
         if Release.objects.filter(repository=repository, tag=chosen.tag).exclude(state=ReleaseState.FAILED).exists():
             raise Refused(f"{chosen.tag} is already taken; tags never move. Choose another version.", field="version")
         release = Release.objects.create(
-            repository=repository, version=str(chosen), tag=chosen.tag, sha=preview.staging_sha,
-            previous_master_sha=preview.master_sha, notes=notes.strip(), released_by=actor,
+            repository=repository,
+            version=str(chosen),
+            tag=chosen.tag,
+            sha=preview.staging_sha,
+            previous_master_sha=preview.master_sha,
+            notes=notes.strip(),
+            released_by=actor,
             tag_timestamp=int(timezone.now().timestamp()),
         )
-        audit_record("release.requested", actor=actor, repository=repository, obj=release,
-                     from_sha=preview.master_sha, to_sha=preview.staging_sha, details={"version": str(chosen)})
-        jobs.create_job("release", title=f"Release {chosen.tag}", params={"release": release.pk}, created_by=actor,
-                        subject=release, scope=repository, lock_key=repository.lock_key,
-                        idempotency_key=idempotency_key)
+        audit_record(
+            "release.requested",
+            actor=actor,
+            repository=repository,
+            obj=release,
+            from_sha=preview.master_sha,
+            to_sha=preview.staging_sha,
+            details={"version": str(chosen)},
+        )
+        jobs.create_job(
+            "release",
+            title=f"Release {chosen.tag}",
+            params={"release": release.pk},
+            created_by=actor,
+            subject=release,
+            scope=repository,
+            lock_key=repository.lock_key,
+            idempotency_key=idempotency_key,
+        )
         return release
 
     result = _once(idempotency_key, create)
@@ -360,7 +457,7 @@ def promote_to_master(repository: Repository, *, actor: Any, version: str, notes
 
 
 def copy_master_to_staging(repository: Repository, *, actor: Any, idempotency_key: str | None = None) -> Job:
-    """"Copy master to staging": start a new cycle. Unreleased promotions on staging are
+    """ "Copy master to staging": start a new cycle. Unreleased promotions on staging are
     discarded (the confirmation page lists them first)."""
     require(actor, Perm.COPY_MASTER)
     if (replayed := _replayed(idempotency_key)) is not None:
@@ -369,11 +466,23 @@ def copy_master_to_staging(repository: Repository, *, actor: Any, idempotency_ke
         raise Refused(f"{repository.master_branch} was not found on the remote; refresh the repository first.")
 
     def create() -> Job:
-        audit_record("staging.copy_requested", actor=actor, repository=repository, obj=repository,
-                     details={"discarded": [p.pk for p in selectors.unreleased_promotions(repository)]})
-        return jobs.create_job("copy_master", title=f"Copy {repository.master_branch} to {repository.staging_branch}",
-                               params={"repository": repository.pk}, created_by=actor, subject=repository,
-                               scope=repository, lock_key=repository.lock_key, idempotency_key=idempotency_key)
+        audit_record(
+            "staging.copy_requested",
+            actor=actor,
+            repository=repository,
+            obj=repository,
+            details={"discarded": [p.pk for p in selectors.unreleased_promotions(repository)]},
+        )
+        return jobs.create_job(
+            "copy_master",
+            title=f"Copy {repository.master_branch} to {repository.staging_branch}",
+            params={"repository": repository.pk},
+            created_by=actor,
+            subject=repository,
+            scope=repository,
+            lock_key=repository.lock_key,
+            idempotency_key=idempotency_key,
+        )
 
     return _once(idempotency_key, create)
 
@@ -385,15 +494,17 @@ RETRYABLE_KINDS = {"sync", "test_staging", "test_promotion", "promote", "create_
 
 
 def retry_job(job: Job, *, actor: Any, idempotency_key: str | None = None) -> Job:
-    """"Retry" a failed or cancelled job where that is safe (release managers)."""
+    """ "Retry" a failed or cancelled job where that is safe (release managers)."""
     require(actor, Perm.RETRY_JOB)
     if (replayed := _replayed(idempotency_key)) is not None:
         return replayed
     if job.state not in (JobState.FAILED, JobState.CANCELLED):
         raise Refused(f"Job #{job.pk} is {job.get_state_display().lower()}; only failed or cancelled jobs are retried.")
     if job.kind not in RETRYABLE_KINDS:
-        raise Refused("A release or a copy of master to staging is not retried as it was: open its page again, "
-                      "review what it would do now, and confirm there.")
+        raise Refused(
+            "A release or a copy of master to staging is not retried as it was: open its page again, "
+            "review what it would do now, and confirm there."
+        )
     repository = Repository.objects.get(pk=job.scope_id)
     if job.kind == "sync":
         return refresh(repository, actor=actor, idempotency_key=idempotency_key)
@@ -410,9 +521,16 @@ def retry_job(job: Job, *, actor: Any, idempotency_key: str | None = None) -> Jo
     def create() -> Job:
         Branch.objects.filter(pk=branch.pk).update(state=BranchState.REQUESTED)
         audit_record("branch.retry_requested", actor=actor, repository=repository, obj=branch)
-        return jobs.create_job("create_branch", title=f"Create {branch.name}", params={"branch": branch.pk},
-                               created_by=actor, subject=branch, scope=repository, lock_key=repository.lock_key,
-                               idempotency_key=idempotency_key)
+        return jobs.create_job(
+            "create_branch",
+            title=f"Create {branch.name}",
+            params={"branch": branch.pk},
+            created_by=actor,
+            subject=branch,
+            scope=repository,
+            lock_key=repository.lock_key,
+            idempotency_key=idempotency_key,
+        )
 
     return _once(idempotency_key, create)
 

@@ -24,8 +24,9 @@ def poll_remotes() -> int:
     for repository in Repository.objects.all():
         try:
             credentials = vcs.credentials_for(repository.remote_url, settings.CREDENTIALS_FILE or None)
-            refs = vcs.ls_remote(repository.remote_url, allow_local=settings.ALLOW_LOCAL_REPOSITORIES,
-                                 credentials=credentials)
+            refs = vcs.ls_remote(
+                repository.remote_url, allow_local=settings.ALLOW_LOCAL_REPOSITORIES, credentials=credentials
+            )
         except (vcs.GitError, vcs.CredentialsError) as exc:
             Repository.objects.filter(pk=repository.pk).update(sync_error=str(exc)[:2000])
             continue
@@ -35,8 +36,9 @@ def poll_remotes() -> int:
             if ref.startswith("refs/heads/") and branching.classify(repository.names, ref.removeprefix("refs/heads/"))
         }
         recorded = dict(
-            Branch.objects.filter(repository=repository, state__in=[BranchState.ACTIVE, BranchState.PROMOTED])
-            .values_list("name", "head_sha")
+            Branch.objects.filter(
+                repository=repository, state__in=[BranchState.ACTIVE, BranchState.PROMOTED]
+            ).values_list("name", "head_sha")
         )
         if remote == recorded:
             continue

@@ -87,8 +87,15 @@ def run(
     if not argv:
         return CommandResult(Outcome.NOT_STARTED, None, 0.0, 0, False, "the command is empty; configure one")
     with subreaper():
-        return _run(argv, cwd=cwd, env=env, timeout=timeout, on_output=on_output, should_cancel=should_cancel,
-                    output_cap=output_cap)
+        return _run(
+            argv,
+            cwd=cwd,
+            env=env,
+            timeout=timeout,
+            on_output=on_output,
+            should_cancel=should_cancel,
+            output_cap=output_cap,
+        )
 
 
 def _run(
@@ -194,7 +201,9 @@ def _run(
 
     duration = time.monotonic() - started
     if stopped is Outcome.TIMED_OUT:
-        return CommandResult(stopped, None, duration, written, truncated, f"timed out after {timeout:g} s; the command was killed")
+        return CommandResult(
+            stopped, None, duration, written, truncated, f"timed out after {timeout:g} s; the command was killed"
+        )
     if stopped is Outcome.CANCELLED:
         return CommandResult(stopped, None, duration, written, truncated, "cancelled; the command was killed")
     code = proc.returncode

@@ -148,8 +148,9 @@ def check_remote_url(url: str, *, allow_local: bool) -> str:
     raise InvalidRemoteURL("Use an https:// or ssh:// URL (or user@host:path).")
 
 
-def ls_remote(url: str, *, allow_local: bool, observer: CommandObserver | None = None,
-              credentials: Credentials | None = None) -> dict[str, str]:
+def ls_remote(
+    url: str, *, allow_local: bool, observer: CommandObserver | None = None, credentials: Credentials | None = None
+) -> dict[str, str]:
     """The remote's refs as {refname: sha}, read without a mirror. Peeled tags are skipped."""
     proc = run_git(["ls-remote", "--", url], allow_local=allow_local, observer=observer, credentials=credentials)
     refs: dict[str, str] = {}

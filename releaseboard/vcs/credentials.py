@@ -82,9 +82,13 @@ def credentials_for(url: str, path: str | Path | None) -> Credentials | None:
     if not best:
         return None
     entry = data[best]
-    if not (isinstance(entry, dict) and isinstance(entry.get("username"), str)
-            and isinstance(entry.get("password"), str) and entry["password"]):
-        raise CredentialsError(f"The credentials for {best} need a \"username\" and a \"password\" string.")
+    if not (
+        isinstance(entry, dict)
+        and isinstance(entry.get("username"), str)
+        and isinstance(entry.get("password"), str)
+        and entry["password"]
+    ):
+        raise CredentialsError(f'The credentials for {best} need a "username" and a "password" string.')
     if any(ord(c) < 32 for c in entry["username"] + entry["password"]):
         raise CredentialsError(f"The credentials for {best} contain control characters.")
     return Credentials(entry["username"], entry["password"])

@@ -106,8 +106,15 @@ class Mirror:
     merge-tree and commit-tree need no lock: git writes objects atomically.
     """
 
-    def __init__(self, path: Path, url: str, *, allow_local: bool, observer: CommandObserver | None = None,
-                 credentials: Credentials | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        url: str,
+        *,
+        allow_local: bool,
+        observer: CommandObserver | None = None,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.path = Path(path)
         self.url = url
         self.allow_local = allow_local
@@ -157,9 +164,21 @@ class Mirror:
         self.ensure()
         with self.locked():
             self.remove_stale_files()
-            run_git(["-C", str(self.path), "fetch", "--prune", "--no-write-fetch-head", "origin",
-                     "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
-                    allow_local=self.allow_local, observer=self.observer, credentials=self.credentials)
+            run_git(
+                [
+                    "-C",
+                    str(self.path),
+                    "fetch",
+                    "--prune",
+                    "--no-write-fetch-head",
+                    "origin",
+                    "+refs/heads/*:refs/heads/*",
+                    "+refs/tags/*:refs/tags/*",
+                ],
+                allow_local=self.allow_local,
+                observer=self.observer,
+                credentials=self.credentials,
+            )
 
     def remove_stale_files(self, older_than: float = STALE_FILE_SECONDS) -> list[Path]:
         """Delete lock files and partial packs a killed git left in the mirror; return them.
@@ -242,9 +261,15 @@ class Mirror:
         rev = f"{base}..{tip}" if base else tip
         # One git log for all of them: fields split by \x1f, records by NUL (-z). %B is the
         # raw message; the trailers come parsed and unfolded, one "Key: value" per \x1e.
-        out = self.git("log", f"--max-count={limit}", "-z",
-                       "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%(trailers:only,unfold,separator=%x1e)%x1f%B",
-                       "--end-of-options", rev, "--")
+        out = self.git(
+            "log",
+            f"--max-count={limit}",
+            "-z",
+            "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%(trailers:only,unfold,separator=%x1e)%x1f%B",
+            "--end-of-options",
+            rev,
+            "--",
+        )
         result = []
         for record in out.split("\0"):
             if not record:
@@ -275,8 +300,18 @@ class Mirror:
     def merge(self, ours: str, theirs: str) -> MergeResult:
         """Merge two commits in memory (merge-tree --write-tree); no worktree, no refs."""
         proc = run_git(
-            ["-C", str(self.path), "merge-tree", "--write-tree", "-z", "--name-only", "--messages",
-             "--end-of-options", ours, theirs],
+            [
+                "-C",
+                str(self.path),
+                "merge-tree",
+                "--write-tree",
+                "-z",
+                "--name-only",
+                "--messages",
+                "--end-of-options",
+                ours,
+                theirs,
+            ],
             allow_local=self.allow_local,
             observer=self.observer,
             check=False,
@@ -287,17 +322,20 @@ class Mirror:
             raise GitError(["merge-tree"], proc.returncode, proc.stderr.decode(errors="replace"))
         return parse_merge_tree(proc.stdout.decode("utf-8", errors="replace"), proc.returncode == 0)
 
-    def commit_tree(self, tree: str, parents: Sequence[str], message: str, *, author: Identity,
-                    committer: Identity, timestamp: int) -> str:
+    def commit_tree(
+        self, tree: str, parents: Sequence[str], message: str, *, author: Identity, committer: Identity, timestamp: int
+    ) -> str:
         """Write a commit object. With the same inputs it has the same SHA on every worker."""
         args = ["commit-tree"]
         for parent in parents:
             args += ["-p", parent]
         args += ["-F", "-", "--end-of-options", tree]
         env = {
-            "GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,
+            "GIT_AUTHOR_NAME": author.name,
+            "GIT_AUTHOR_EMAIL": author.email,
             "GIT_AUTHOR_DATE": f"{timestamp} +0000",
-            "GIT_COMMITTER_NAME": committer.name, "GIT_COMMITTER_EMAIL": committer.email,
+            "GIT_COMMITTER_NAME": committer.name,
+            "GIT_COMMITTER_EMAIL": committer.email,
             "GIT_COMMITTER_DATE": f"{timestamp} +0000",
         }
         return self.git(*args, input=message.encode(), env=env).strip()
@@ -340,8 +378,13 @@ class Mirror:
                 args.append(f"--force-with-lease={update.ref}:{update.expected}")
         args += ["origin", "--"]
         args += [f"{u.new}:{u.ref}" for u in updates]
-        proc = run_git(["-C", str(self.path), *args], allow_local=self.allow_local, observer=self.observer, check=False,
-                       credentials=self.credentials)
+        proc = run_git(
+            ["-C", str(self.path), *args],
+            allow_local=self.allow_local,
+            observer=self.observer,
+            check=False,
+            credentials=self.credentials,
+        )
         output = (proc.stdout + proc.stderr).decode("utf-8", errors="replace")
         if proc.returncode == 0:
             return
@@ -397,8 +440,11 @@ class Mirror:
         gitdir = Path((path / ".git").read_text().partition("gitdir:")[2].strip())
         (gitdir / "index.lock").unlink(missing_ok=True)
         # checkout has no --end-of-options in git 2.39; the commit is a full SHA (checked above).
-        run_git(["-C", str(path), "checkout", "--detach", "-f", commit],
-                allow_local=self.allow_local, observer=self.observer)
+        run_git(
+            ["-C", str(path), "checkout", "--detach", "-f", commit],
+            allow_local=self.allow_local,
+            observer=self.observer,
+        )
         run_git(["-C", str(path), "clean", "-ffdx"], allow_local=self.allow_local, observer=self.observer)
 
 

@@ -38,8 +38,9 @@ def default_scratch_root(mirror: Mirror) -> Path:
     return mirror.path.parent
 
 
-def merge_pairs(mirror: Mirror, pairs: Sequence[tuple[str, str]], *,
-                scratch_root: Path | None = None) -> list[MergeResult]:
+def merge_pairs(
+    mirror: Mirror, pairs: Sequence[tuple[str, str]], *, scratch_root: Path | None = None
+) -> list[MergeResult]:
     """Merge each (ours, theirs) pair of commit SHAs in memory; results in the same order.
 
     One git process for all pairs; its objects go to a scratch directory under

@@ -21,15 +21,17 @@ def repository_for(request: HttpRequest, name: str, perm: Perm) -> Repository:
 
 def branch_for(request: HttpRequest, name: str, branch_id: int, perm: Perm) -> Branch:
     repository = repository_for(request, name, perm)
-    return get_object_or_404(Branch.objects.select_related("repository", "requested_by"), pk=branch_id,
-                             repository=repository)
+    return get_object_or_404(
+        Branch.objects.select_related("repository", "requested_by"), pk=branch_id, repository=repository
+    )
 
 
 def promotion_for(request: HttpRequest, name: str, promotion_id: int, perm: Perm) -> Promotion:
     repository = repository_for(request, name, perm)
     return get_object_or_404(
         Promotion.objects.select_related("repository", "branch", "requested_by", "promoted_by", "release"),
-        pk=promotion_id, repository=repository,
+        pk=promotion_id,
+        repository=repository,
     )
 
 

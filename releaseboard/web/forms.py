@@ -37,10 +37,13 @@ class StartsWorkForm(forms.Form):
 class RequestBranchForm(StartsWorkForm):
     kind = forms.ChoiceField(
         choices=[("feature", "Feature — a new function"), ("hotfix", "Hotfix — a fix, no new features")],
-        widget=forms.RadioSelect, initial="feature",
+        widget=forms.RadioSelect,
+        initial="feature",
     )
     name = forms.CharField(
-        label="Short name", max_length=100, strip=True,
+        label="Short name",
+        max_length=100,
+        strip=True,
         help_text="Lowercase letters, digits, '.', '_' and '-', e.g. login-form. The prefix is added for you.",
     )
     purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="What the branch is for.")
@@ -58,8 +61,7 @@ class ReleaseForm(StartsWorkForm):
 
 
 class JobFilterForm(forms.Form):
-    repository = forms.ModelChoiceField(Repository.objects.all(), required=False,
-                                        empty_label="All repositories")
+    repository = forms.ModelChoiceField(Repository.objects.all(), required=False, empty_label="All repositories")
     state = forms.ChoiceField(choices=[("", "All states"), *JobState.choices], required=False)
 
 

@@ -37,15 +37,19 @@ def promotion_status(promotion: Promotion, test: TestRun | None, passing: bool) 
     if passing:
         return f"The merge result {promotion.merge_sha[:10]} passed its tests and may be promoted to staging."
     if promotion.merge_check == MergeCheck.CONFLICT:
-        return (f"{branch} conflicts with staging in the files listed. Merge staging into {branch}, resolve the "
-                "conflicts, push, then run the tests again.")
+        return (
+            f"{branch} conflicts with staging in the files listed. Merge staging into {branch}, resolve the "
+            "conflicts, push, then run the tests again."
+        )
     if promotion.merge_check == MergeCheck.NOTHING:
         return f"{branch} has nothing that staging does not have. Push commits to it, then run the tests again."
     if not promotion.merge_sha:
         return "Waiting for the merge check and the test of the merge result."
     if test is not None and test.result == TestResult.FAILED:
-        return (f"The merge result {promotion.merge_sha[:10]} failed its tests. Fix {branch}, push, then run the "
-                "tests again.")
+        return (
+            f"The merge result {promotion.merge_sha[:10]} failed its tests. Fix {branch}, push, then run the "
+            "tests again."
+        )
     return f"Waiting for the test of the merge result {promotion.merge_sha[:10]}."
 
 
@@ -123,5 +127,10 @@ def live_log(job: Job, after: int = 0) -> dict[str, object]:
     final = job.is_final
     lines = list(JobLogLine.objects.filter(job=job, seq__gt=after).order_by("seq").values_list("seq", "text"))
     cursor = lines[-1][0] if lines else after
-    return {"job": job, "log_text": "".join(text for _, text in lines), "has_lines": bool(lines),
-            "cursor": cursor, "polling": not final}
+    return {
+        "job": job,
+        "log_text": "".join(text for _, text in lines),
+        "has_lines": bool(lines),
+        "cursor": cursor,
+        "polling": not final,
+    }

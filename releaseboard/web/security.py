@@ -85,8 +85,9 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR")
 
 
-def lockout_response(request: HttpRequest, original_response: Any = None,
-                     credentials: dict[str, Any] | None = None) -> HttpResponse:
+def lockout_response(
+    request: HttpRequest, original_response: Any = None, credentials: dict[str, Any] | None = None
+) -> HttpResponse:
     """The page a locked-out sign-in gets: what happened and when to try again (429,
     with Retry-After for scripts)."""
     cool_off: timedelta = settings.AXES_COOLOFF_TIME

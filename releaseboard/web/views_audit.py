@@ -59,8 +59,9 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         page = selectors.EventPage(events=[], newer_after=None, older_before=None)
     else:
         data = form.cleaned_data if form.is_bound else {}
-        page = selectors.page_of_events(form.event_filter(), before=data.get("before"), after=data.get("after"),
-                                        size=PAGE_SIZE)
+        page = selectors.page_of_events(
+            form.event_filter(), before=data.get("before"), after=data.get("after"), size=PAGE_SIZE
+        )
     return render(request, "web/audit_list.html", {"form": form, "page": page})
 
 
@@ -103,6 +104,7 @@ def audit_checkpoint(request: HttpRequest) -> HttpResponse:
     except checkpoint.CheckpointRefused as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Signed checkpoint at seq {written.seq} ({written.count} events) written to "
-                                  f"{written.file_name}.")
+        messages.success(
+            request, f"Signed checkpoint at seq {written.seq} ({written.count} events) written to {written.file_name}."
+        )
     return redirect("web:audit_verify")

@@ -25,8 +25,13 @@ def branch_request(request: HttpRequest, repo: str) -> HttpResponse:
         data = form.cleaned_data
         try:
             branch = services.request_branch(
-                repository, actor=request.user, kind=data["kind"], name=data["name"], purpose=data["purpose"],
-                ticket_url=data["ticket_url"], idempotency_key=form.key,
+                repository,
+                actor=request.user,
+                kind=data["kind"],
+                name=data["name"],
+                purpose=data["purpose"],
+                ticket_url=data["ticket_url"],
+                idempotency_key=form.key,
             )
         except services.Refused as exc:
             form.show_refusal(exc)
@@ -66,8 +71,11 @@ def promotion_request(request: HttpRequest, repo: str, branch_id: int) -> HttpRe
     if request.method == "POST" and form.is_valid():
         try:
             promotion = services.request_promotion(
-                branch, actor=request.user, title=form.cleaned_data["title"],
-                description=form.cleaned_data["description"], idempotency_key=form.key,
+                branch,
+                actor=request.user,
+                title=form.cleaned_data["title"],
+                description=form.cleaned_data["description"],
+                idempotency_key=form.key,
             )
         except services.Refused as exc:
             form.show_refusal(exc)
@@ -81,7 +89,7 @@ def promotion_request(request: HttpRequest, repo: str, branch_id: int) -> HttpRe
 @login_required
 @require_POST
 def branch_update(request: HttpRequest, repo: str, branch_id: int) -> HttpResponse:
-    """"Update from staging": the branch's owner or a release manager (the service checks again)."""
+    """ "Update from staging": the branch's owner or a release manager (the service checks again)."""
     branch = branch_for(request, repo, branch_id, Perm.VIEW)
     if not services.may_update_branch(request.user, branch):
         raise PermissionDenied("Only the branch's owner or a release manager may update it from staging.")

@@ -83,8 +83,7 @@ def job_attention(request: HttpRequest) -> HttpResponse:
     attention = selectors.jobs_needing_attention(
         timezone.now(), heartbeat_grace=3 * settings.JOB_HEARTBEAT_SECONDS, publish_grace=settings.JOB_REPUBLISH_SECONDS
     )
-    return render(request, "web/job_attention.html", {"attention": attention,
-                                                       "retryable": services.RETRYABLE_KINDS})
+    return render(request, "web/job_attention.html", {"attention": attention, "retryable": services.RETRYABLE_KINDS})
 
 
 @login_required

@@ -22,19 +22,26 @@ def release_new(request: HttpRequest, repo: str) -> HttpResponse:
     if request.method == "POST":
         form = ReleaseForm(request.POST)
     else:
-        form = ReleaseForm(initial={"version": str(preview.proposed_version),
-                                    "notes": selectors.release_notes(preview.promotions)})
+        form = ReleaseForm(
+            initial={"version": str(preview.proposed_version), "notes": selectors.release_notes(preview.promotions)}
+        )
     if request.method == "POST" and form.is_valid():
         try:
             release = services.promote_to_master(
-                repository, actor=request.user, version=form.cleaned_data["version"],
-                notes=form.cleaned_data["notes"], idempotency_key=form.key,
+                repository,
+                actor=request.user,
+                version=form.cleaned_data["version"],
+                notes=form.cleaned_data["notes"],
+                idempotency_key=form.key,
             )
         except services.Refused as exc:
             form.show_refusal(exc)
         else:
-            messages.success(request, f"Releasing {release.tag}: {repository.master_branch} moves to the tested "
-                                      f"{repository.staging_branch} head.")
+            messages.success(
+                request,
+                f"Releasing {release.tag}: {repository.master_branch} moves to the tested "
+                f"{repository.staging_branch} head.",
+            )
             job = selectors.jobs_for("release", release.pk).first()
             if job is None:  # not expected: the service creates the job with the release
                 return redirect("web:release_list", repo=repository.name)

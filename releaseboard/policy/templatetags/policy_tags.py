@@ -16,5 +16,8 @@ def policy_status(repository: Repository) -> dict[str, Any]:
     """What the board says about the repository's policy: the lock, or the freeze in
     force, or the next freeze window."""
     now = timezone.now()
-    return {"lock": guard.active_lock(repository), "freeze": guard.freeze_now(repository, now),
-            "next_freeze": guard.next_freeze(repository, now)}
+    return {
+        "lock": guard.active_lock(repository),
+        "freeze": guard.freeze_now(repository, now),
+        "next_freeze": guard.next_freeze(repository, now),
+    }

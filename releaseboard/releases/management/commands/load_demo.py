@@ -82,7 +82,7 @@ def total(items):
     return amount + tax(amount)
 '''
 
-TEST_CART = '''\
+TEST_CART = """\
 import unittest
 
 import cart
@@ -94,12 +94,12 @@ class CartTest(unittest.TestCase):
 
     def test_tax(self):
         self.assertEqual(cart.tax(1000), 200)
-'''
+"""
 
-TEST_CART_TOTAL = '''
+TEST_CART_TOTAL = """
     def test_total(self):
         self.assertEqual(cart.total([(250, 2), (100, 1)]), 720)
-'''
+"""
 
 CATALOG = '''\
 """Finding products by name."""
@@ -111,7 +111,7 @@ def search(names, query):
     return [name for name in names if query in name.casefold()]
 '''
 
-TEST_CATALOG = '''\
+TEST_CATALOG = """\
 import unittest
 
 import catalog
@@ -123,9 +123,9 @@ class CatalogTest(unittest.TestCase):
 
     def test_search_finds_nothing(self):
         self.assertEqual(catalog.search(["Teapot"], "spoon"), [])
-'''
+"""
 
-TEST_DISCOUNTS = '''\
+TEST_DISCOUNTS = """\
 import unittest
 
 import cart
@@ -134,9 +134,9 @@ import cart
 class DiscountTest(unittest.TestCase):
     def test_ten_percent_off(self):
         self.assertEqual(cart.total([(1000, 1)], discount_percent=10), 1080)
-'''
+"""
 
-TEST_COUPONS = '''\
+TEST_COUPONS = """\
 import unittest
 
 import cart
@@ -148,36 +148,64 @@ class CouponTest(unittest.TestCase):
 
     def test_coupon_never_makes_a_total_negative(self):
         self.assertEqual(cart.total([(100, 1)], coupon_cents=500), 0)
-'''
+"""
 
 
 def _branches(master_cart: str, master_tests: str) -> dict[str, tuple[str, str, dict[str, str]]]:
     """branch -> (author key, commit message, files to write), each made from master."""
     return {
-        "feature/search": ("two", "Search the catalog by name",
-                           {"catalog.py": CATALOG, "test_catalog.py": TEST_CATALOG}),
+        "feature/search": (
+            "two",
+            "Search the catalog by name",
+            {"catalog.py": CATALOG, "test_catalog.py": TEST_CATALOG},
+        ),
         # Quantities are forgotten: test_subtotal and test_total fail.
-        "feature/broken-totals": ("three", "Simplify subtotals", {"cart.py": master_cart.replace(
-            "sum(price * quantity for price, quantity in items)", "sum(price for price, _quantity in items)")}),
+        "feature/broken-totals": (
+            "three",
+            "Simplify subtotals",
+            {
+                "cart.py": master_cart.replace(
+                    "sum(price * quantity for price, quantity in items)", "sum(price for price, _quantity in items)"
+                )
+            },
+        ),
         # discounts and coupons both rewrite the first lines of total(): each merges and
         # passes alone, and the second conflicts once the first has been promoted.
-        "feature/discounts": ("one", "Percentage discounts on the total", {
-            "cart.py": master_cart.replace(
-                "def total(items):\n    \"\"\"What the customer pays, tax included.\"\"\"\n    amount = subtotal(items)\n",
-                "def total(items, discount_percent=0):\n    \"\"\"What the customer pays, tax included.\"\"\"\n"
-                "    amount = subtotal(items)\n    amount -= amount * discount_percent // 100\n"),
-            "test_discounts.py": TEST_DISCOUNTS}),
-        "feature/coupons": ("two", "Coupons take cents off the total", {
-            "cart.py": master_cart.replace(
-                "def total(items):\n    \"\"\"What the customer pays, tax included.\"\"\"\n    amount = subtotal(items)\n",
-                "def total(items, coupon_cents=0):\n    \"\"\"What the customer pays, tax included.\"\"\"\n"
-                "    amount = max(subtotal(items) - coupon_cents, 0)\n"),
-            "test_coupons.py": TEST_COUPONS}),
-        "hotfix/rounding": ("three", "Round tax half up instead of down", {
-            "cart.py": master_cart.replace("(rounded down)", "(rounded half up)").replace(
-                "return amount * TAX_RATE_PERCENT // 100", "return (amount * TAX_RATE_PERCENT + 50) // 100"),
-            "test_cart.py": master_tests + "\n    def test_tax_rounds_half_up(self):\n"
-                                          "        self.assertEqual(cart.tax(3), 1)\n"}),
+        "feature/discounts": (
+            "one",
+            "Percentage discounts on the total",
+            {
+                "cart.py": master_cart.replace(
+                    'def total(items):\n    """What the customer pays, tax included."""\n    amount = subtotal(items)\n',
+                    'def total(items, discount_percent=0):\n    """What the customer pays, tax included."""\n'
+                    "    amount = subtotal(items)\n    amount -= amount * discount_percent // 100\n",
+                ),
+                "test_discounts.py": TEST_DISCOUNTS,
+            },
+        ),
+        "feature/coupons": (
+            "two",
+            "Coupons take cents off the total",
+            {
+                "cart.py": master_cart.replace(
+                    'def total(items):\n    """What the customer pays, tax included."""\n    amount = subtotal(items)\n',
+                    'def total(items, coupon_cents=0):\n    """What the customer pays, tax included."""\n'
+                    "    amount = max(subtotal(items) - coupon_cents, 0)\n",
+                ),
+                "test_coupons.py": TEST_COUPONS,
+            },
+        ),
+        "hotfix/rounding": (
+            "three",
+            "Round tax half up instead of down",
+            {
+                "cart.py": master_cart.replace("(rounded down)", "(rounded half up)").replace(
+                    "return amount * TAX_RATE_PERCENT // 100", "return (amount * TAX_RATE_PERCENT + 50) // 100"
+                ),
+                "test_cart.py": master_tests + "\n    def test_tax_rounds_half_up(self):\n"
+                "        self.assertEqual(cart.tax(3), 1)\n",
+            },
+        ),
     }
 
 
@@ -187,16 +215,16 @@ BRANCHES = ["feature/search", "feature/broken-totals", "feature/discounts", "fea
 def _git_env() -> dict[str, str]:
     """Plain git, untouched by the user's or the machine's git configuration."""
     env = dict(os.environ)
-    env.update({"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0",
-                "LC_ALL": "C"})
+    env.update({"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
     return env
 
 
 def _git(*args: str, cwd: Path | None = None, author: str = "one") -> str:
     name, email = AUTHORS[author]
     env = _git_env()
-    env.update({"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
-                "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email})
+    env.update(
+        {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
+    )
     result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise CommandError(f"git {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
@@ -223,8 +251,12 @@ def build_demo_remote(bare: Path) -> None:
         _git("init", "-q", "--bare", "-b", "master", str(tmp_bare))
         _git("init", "-q", "-b", "master", str(work))
         _git("remote", "add", "origin", str(tmp_bare), cwd=work)
-        _commit(work, {"README.md": README, "cart.py": CART, "test_cart.py": TEST_CART},
-                "Start the shop: subtotals and tax", "one")
+        _commit(
+            work,
+            {"README.md": README, "cart.py": CART, "test_cart.py": TEST_CART},
+            "Start the shop: subtotals and tax",
+            "one",
+        )
         master_cart, master_tests = CART + CART_TOTAL, TEST_CART + TEST_CART_TOTAL
         _commit(work, {"cart.py": master_cart, "test_cart.py": master_tests}, "Add cart totals", "two")
         for branch, (author, message, files) in _branches(master_cart, master_tests).items():
@@ -298,8 +330,9 @@ class Command(BaseCommand):
             users[username] = user
             self.stdout.write(f"{'Created' if created else 'Kept'} user {username} ({role.value})")
         state_path.parent.mkdir(parents=True, exist_ok=True)
-        state_path.write_text(json.dumps({"password": fingerprint,
-                                          "hashes": {name: user.password for name, user in users.items()}}))
+        state_path.write_text(
+            json.dumps({"password": fingerprint, "hashes": {name: user.password for name, user in users.items()}})
+        )
         state_path.chmod(0o600)
         return users
 
@@ -308,10 +341,13 @@ class Command(BaseCommand):
             self.stdout.write(f"Kept repository {REPOSITORY_NAME}")
             return
         if not settings.ALLOW_LOCAL_REPOSITORIES:
-            raise CommandError("The demo repository is a local path; set RELEASEBOARD_ALLOW_LOCAL_REPOSITORIES=True "
-                               "to load the demo (never in production).")
-        repository = Repository(name=REPOSITORY_NAME, remote_url=str(bare), test_command=TEST_COMMAND,
-                                test_timeout=TEST_TIMEOUT)
+            raise CommandError(
+                "The demo repository is a local path; set RELEASEBOARD_ALLOW_LOCAL_REPOSITORIES=True "
+                "to load the demo (never in production)."
+            )
+        repository = Repository(
+            name=REPOSITORY_NAME, remote_url=str(bare), test_command=TEST_COMMAND, test_timeout=TEST_TIMEOUT
+        )
         try:
             job = services.save_repository(repository, actor=admin)
         except services.Refused as exc:
