@@ -217,12 +217,55 @@ def run(rounds: int, with_verify: bool) -> dict[str, float]:
         ),
     }
     if with_verify:
-        from releaseboard.audit.verify import verify
+        results.update(time_verification())
+    return results
 
-        began = time.perf_counter()
-        report = verify()
-        results["verify"] = (time.perf_counter() - began) * 1000
-        print(f"{'verify() of the whole chain':<58} {results['verify'] / 1000:9.2f} s   ({report.summary})")
+
+def time_verification() -> dict[str, float]:
+    """The full walk (the background run's work), then what /audit/verify/ does per
+    request: the quick check from the latest signed checkpoint, with 100 events after it."""
+    from django.db import transaction
+    from django.test import Client
+    from django.test.utils import override_settings
+
+    from releaseboard.audit import checkpoint
+    from releaseboard.audit.models import AuditEvent
+    from releaseboard.audit.service import record
+    from releaseboard.audit.verify import verify, verify_recent
+
+    results: dict[str, float] = {}
+    began = time.perf_counter()
+    report = verify()
+    results["verify"] = (time.perf_counter() - began) * 1000
+    print(f"{'verify() of the whole chain (full run)':<58} {results['verify'] / 1000:9.2f} s   ({report.summary})")
+    head = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    if not any(c.seq == head for c in checkpoint.read_files()[0]):
+        checkpoint.write(created_by="bench")  # the first one walks the whole chain
+    with transaction.atomic():
+        for n in range(100):
+            record("job.started", actor=None, message=f"bench event {n}")
+    began = time.perf_counter()
+    checkpoint.write(created_by="bench")
+    results["checkpoint"] = (time.perf_counter() - began) * 1000
+    print(f"{'signed checkpoint, 100 events after the previous one':<58} {results['checkpoint']:9.1f} ms")
+    with transaction.atomic():
+        for n in range(100):
+            record("job.started", actor=None, message=f"bench event {n}")
+    results["verify recent"] = timed("quick check: checkpoints + 100 events after the latest", verify_recent, 7)
+    from django.contrib.auth.models import Group, User
+
+    from releaseboard.roles import Role
+
+    user, _ = User.objects.get_or_create(username="bench-ops")
+    user.groups.add(Group.objects.get_or_create(name=Role.OPS.value)[0])
+    client = Client()
+    client.force_login(user)
+    with override_settings(ALLOWED_HOSTS=["*"], SECURE_SSL_REDIRECT=False):
+        response = client.get("/audit/verify/")
+        assert response.status_code == 200 and b"The audit log is intact" in response.content, response.status_code
+        results["verify page"] = timed(
+            "GET /audit/verify/ (quick check + last full run)", lambda: client.get("/audit/verify/"), 7
+        )
     return results
 
 

@@ -22,6 +22,8 @@ app.conf.task_routes = {
     "releaseboard.jobs.reap": {"queue": "git"},
     "releaseboard.releases.poll_remotes": {"queue": "git"},
     "releaseboard.audit.checkpoint": {"queue": "git"},
+    "releaseboard.audit.verify": {"queue": "git"},
+    "releaseboard.audit.verify_periodically": {"queue": "git"},
 }
 app.autodiscover_tasks(["releaseboard.jobs", "releaseboard.releases", "releaseboard.audit"])
 
@@ -39,6 +41,12 @@ def _beat_schedule() -> dict[str, dict[str, object]]:
         "audit-checkpoint": {
             "task": "releaseboard.audit.checkpoint",
             "schedule": float(settings.AUDIT_CHECKPOINT_INTERVAL_SECONDS),
+        },
+        # The page checks only what came after the latest checkpoint; this walks the
+        # whole chain now and then, so an edit of an old event is found without anyone asking.
+        "audit-full-verification": {
+            "task": "releaseboard.audit.verify_periodically",
+            "schedule": float(settings.AUDIT_FULL_VERIFICATION_INTERVAL_SECONDS),
         },
     }
 

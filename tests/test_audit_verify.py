@@ -215,6 +215,7 @@ def test_ops_sees_the_verification_and_can_sign_a_checkpoint(client: Client, ops
     assert "Signed checkpoint at seq 3 (3 events)" in page
     assert "The audit log is intact: 3 events, seq 1 to 3" in page
     assert len(list(checkpoint_dir.glob("checkpoint-*.json"))) == 1
-    tamper("UPDATE audit_auditevent SET message = 'x' WHERE seq = 2")
+    append(2)
+    tamper("UPDATE audit_auditevent SET message = 'x' WHERE seq = 4")
     page = client.get(reverse("web:audit_verify")).content.decode()
-    assert "NOT intact" in page and "First bad seq: 2." in page
+    assert "NOT intact" in page and "First bad seq: 4." in page

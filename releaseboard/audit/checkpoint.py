@@ -136,7 +136,7 @@ def read_files() -> tuple[list[CheckpointFile], list[str]]:
 def write(created_by: str) -> Checkpoint:
     """Sign the chain's head as it is now: verify it first (a broken chain is refused,
     not signed), then write the file, then the row."""
-    from releaseboard.audit.verify import verify
+    from releaseboard.audit.verify import verify_recent
 
     with transaction.atomic():
         # Under the append lock, so count and head describe the same moment.
@@ -144,7 +144,9 @@ def write(created_by: str) -> Checkpoint:
         head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
         count = AuditEvent.objects.count()
     seq, head_hash = head if head else (0, chain.GENESIS)
-    report = verify(up_to_seq=seq)
+    # From the previous signed checkpoint on: what came before it was verified when that
+    # one was signed, and later tampering with it is the full verification's to find.
+    report = verify_recent(up_to_seq=seq)
     if not report.ok:
         raise CheckpointRefused(f"The audit log does not verify, so no checkpoint was signed. {report.summary}")
     created_at = timezone.now().astimezone(dt.UTC)

@@ -100,3 +100,49 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint at seq {self.seq} ({self.created_at:%Y-%m-%d %H:%M:%S})"
+
+
+class VerificationRun(models.Model):
+    """One full verification of the chain, run by a worker, with its progress and its
+    kept result: the page shows the last one instead of walking a million events per
+    request."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        INTACT = "intact", "Intact"
+        NOT_INTACT = "not_intact", "NOT intact"
+        ERROR = "error", "Could not finish"
+
+        @classmethod
+        def active(cls) -> tuple[str, ...]:
+            return (cls.QUEUED, cls.RUNNING)
+
+    requested_by = models.CharField(max_length=150)
+    requested_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    # The head when the run started: events appended later are left to the next run.
+    target_seq = models.BigIntegerField(default=0)
+    checked_seq = models.BigIntegerField(default=0)
+    checked_events = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    summary = models.TextField(blank=True)
+    problems = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"full verification #{self.pk} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.State.active()
+
+    @property
+    def percent(self) -> int:
+        if self.target_seq <= 0:
+            return 100 if not self.is_active else 0
+        return min(100, int(self.checked_seq * 100 / self.target_seq))

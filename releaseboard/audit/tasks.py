@@ -23,3 +23,19 @@ def write_checkpoint() -> None:
         return
     if written is not None:
         logger.info("audit checkpoint at seq %s written to %s", written.seq, written.file_name)
+
+
+@shared_task(name="releaseboard.audit.verify", ignore_result=True)
+def run_verification(run_id: int) -> None:
+    from releaseboard.audit import runs
+
+    close_old_connections()
+    runs.execute(run_id)
+
+
+@shared_task(name="releaseboard.audit.verify_periodically", ignore_result=True)
+def request_verification() -> None:
+    from releaseboard.audit import runs
+
+    close_old_connections()
+    runs.request(requested_by="releaseboard (beat)")

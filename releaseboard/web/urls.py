@@ -60,6 +60,7 @@ urlpatterns: list[URLPattern] = [
     path("jobs/<int:job_id>/cancel/", views_jobs.job_cancel, name="job_cancel"),
     path("audit/", views_audit.audit_list, name="audit_list"),
     path("audit/verify/", views_audit.audit_verify, name="audit_verify"),
+    path("audit/verify/full/", views_audit.audit_verify_full, name="audit_verify_full"),
     path("audit/checkpoint/", views_audit.audit_checkpoint, name="audit_checkpoint"),
     path("audit/export.csv", views_audit.audit_export_csv, name="audit_export_csv"),
     path("audit/export.jsonl", views_audit.audit_export_jsonl, name="audit_export_jsonl"),

@@ -11,10 +11,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
 
-from releaseboard.audit import checkpoint, export, selectors
+from releaseboard.audit import checkpoint, export, runs, selectors
 from releaseboard.audit.models import Checkpoint
-from releaseboard.audit.verify import verify
+from releaseboard.audit.verify import verify_recent
 from releaseboard.roles import Perm, require
 from releaseboard.web.forms import AuditFilterForm
 
@@ -90,9 +91,29 @@ def audit_export_jsonl(request: HttpRequest) -> HttpResponse:
 @login_required
 def audit_verify(request: HttpRequest) -> HttpResponse:
     require(request.user, Perm.VIEW_AUDIT)
-    report = verify()
-    recorded = Checkpoint.objects.all()[:20]
-    return render(request, "web/audit_verify.html", {"report": report, "recorded": recorded})
+    run = runs.latest()
+    context = {"run": run, "run_stalled": run is not None and runs.is_stalled(run)}
+    if request.htmx and request.GET.get("fragment") == "run":
+        # The poller of a running full verification: only its progress box.
+        response = render(request, "web/audit_verify.html#full-run", context)
+        if run is not None and run.is_active:
+            return response
+        return HttpResponseStopPolling(response.content)
+    context["report"] = verify_recent()
+    context["recorded"] = Checkpoint.objects.all()[:20]
+    return render(request, "web/audit_verify.html", context)
+
+
+@login_required
+@require_POST
+def audit_verify_full(request: HttpRequest) -> HttpResponse:
+    require(request.user, Perm.VIEW_AUDIT)
+    run, created = runs.request(requested_by=request.user.get_username())
+    if created:
+        messages.success(request, "Full verification started; its progress is shown below.")
+    else:
+        messages.info(request, f"A full verification is already running (#{run.pk}); its progress is shown below.")
+    return redirect("web:audit_verify")
 
 
 @login_required
