@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import connection
@@ -11,6 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from releaseboard.audit.models import AuditEvent
+from releaseboard.paging import Page, keyset_page
 
 
 @dataclass(frozen=True)
@@ -44,44 +44,14 @@ def _start_of(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-@dataclass(frozen=True)
-class EventPage:
-    """One page of events, newest first, with the seqs that lead to its neighbours."""
-
-    events: list[AuditEvent]
-    newer_after: int | None  # ?after= for the page of newer events, None on the newest page
-    older_before: int | None  # ?before= for the page of older events, None on the oldest page
-
-    def __iter__(self) -> Iterator[AuditEvent]:
-        return iter(self.events)
-
-    def __len__(self) -> int:
-        return len(self.events)
+EventPage = Page
 
 
 def page_of_events(
     event_filter: EventFilter, *, before: int | None = None, after: int | None = None, size: int = 50
-) -> EventPage:
-    """A keyset page: the `size` events just below seq `before` (or just above `after`),
-    found through an index on seq, so a page deep in a million events costs what the
-    first page costs (OFFSET would read and skip every row before it)."""
-    events = event_filter.events()
-    if after is not None:
-        rows = list(events.filter(seq__gt=after).order_by("seq")[: size + 1])
-        has_newer = len(rows) > size
-        rows = rows[:size][::-1]
-        has_older = bool(rows) and events.filter(seq__lt=rows[-1].seq).exists()
-    else:
-        below = events.filter(seq__lt=before) if before is not None else events
-        rows = list(below.order_by("-seq")[: size + 1])
-        has_older = len(rows) > size
-        rows = rows[:size]
-        has_newer = before is not None and bool(rows) and events.filter(seq__gt=rows[0].seq).exists()
-    return EventPage(
-        events=rows,
-        newer_after=rows[0].seq if rows and has_newer else None,
-        older_before=rows[-1].seq if rows and has_older else None,
-    )
+) -> Page[AuditEvent]:
+    """A keyset page of events by seq, newest first (see releaseboard/paging.py)."""
+    return keyset_page(event_filter.events(), "seq", before=before, after=after, size=size)
 
 
 def actions() -> list[str]:

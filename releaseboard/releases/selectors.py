@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from releaseboard import branching
 from releaseboard.jobs.models import Job, JobState
@@ -141,8 +141,15 @@ class Board:
 
 def board(repository: Repository) -> Board:
     """Everything the board shows for one repository, in a handful of queries."""
+    # Promoted and deleted branches are not on the board (master and staging are kept
+    # whatever their state): loading them would make the board grow with history.
     branches = list(
-        Branch.objects.filter(repository=repository).exclude(state=BranchState.GONE).select_related("requested_by")
+        Branch.objects.filter(repository=repository)
+        .filter(
+            ~Q(state__in=[BranchState.GONE, BranchState.PROMOTED])
+            | Q(name__in=[repository.master_branch, repository.staging_branch])
+        )
+        .select_related("requested_by")
     )
     by_name = {b.name: b for b in branches}
     master = by_name.get(repository.master_branch)
@@ -151,6 +158,7 @@ def board(repository: Repository) -> Board:
     for promotion in (
         Promotion.objects.filter(repository=repository)
         .exclude(state__in=[PromotionState.CLOSED, PromotionState.DISCARDED, PromotionState.RELEASED])
+        .select_related("branch", "requested_by")
         .order_by("id")
     ):
         promotions[promotion.branch_id] = promotion

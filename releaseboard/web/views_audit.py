@@ -57,7 +57,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     require(request.user, Perm.VIEW_AUDIT)
     form = _query_form(request)
     if form.is_bound and not form.is_valid():
-        page = selectors.EventPage(events=[], newer_after=None, older_before=None)
+        page = selectors.EventPage(items=[], newer_after=None, older_before=None)
     else:
         data = form.cleaned_data if form.is_bound else {}
         page = selectors.page_of_events(

@@ -8,10 +8,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from releaseboard.paging import keyset_page
 from releaseboard.releases import selectors, services
 from releaseboard.roles import Perm
 from releaseboard.web.access import repository_for
 from releaseboard.web.forms import ReleaseForm
+
+# Releases carry their notes, so a page holds fewer of them than the audit log does.
+PAGE_SIZE = 25
 
 
 @login_required
@@ -53,5 +57,13 @@ def release_new(request: HttpRequest, repo: str) -> HttpResponse:
 @login_required
 def release_list(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
-    releases = repository.releases.select_related("released_by").prefetch_related("promotions__branch").order_by("-id")
-    return render(request, "web/release_list.html", {"repository": repository, "releases": releases})
+    releases = repository.releases.select_related("released_by").prefetch_related("promotions__branch")
+    page = keyset_page(releases, "id", before=_key(request, "before"), after=_key(request, "after"), size=PAGE_SIZE)
+    return render(request, "web/release_list.html", {"repository": repository, "page": page})
+
+
+def _key(request: HttpRequest, name: str) -> int | None:
+    """A pager cursor from the query string; anything but a positive whole number means
+    the first page (a bad link should not be an error page)."""
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() and 0 < int(value) < 2**62 else None

@@ -1,0 +1,134 @@
+"""Rows for page tests and page benchmarks, written straight to the database (no git):
+repositories, branches in every state, promotions, releases, jobs with steps and log
+lines, and audit events. `grow()` adds the same mix again, so a test can compare one
+page at two sizes."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from releaseboard.audit.service import record
+from releaseboard.jobs.models import Job, JobLogLine, JobState, JobStep
+from releaseboard.releases.models import (
+    Branch,
+    BranchState,
+    MergeCheck,
+    Promotion,
+    PromotionState,
+    Release,
+    ReleaseState,
+    Repository,
+)
+
+_counter = itertools.count(1)
+
+
+def _sha(n: int) -> str:
+    return f"{n:040x}"
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How much one `grow()` call adds to one repository."""
+
+    open_branches: int = 5
+    closed_branches: int = 5  # promoted and gone ones the board does not show
+    releases: int = 5
+    jobs: int = 5
+    log_lines: int = 20
+    audit_events: int = 10
+
+
+def repository(name: str) -> Repository:
+    return Repository.objects.create(
+        name=name, remote_url=f"https://git.example.com/{name}.git", test_command="true", test_timeout=60
+    )
+
+
+def grow(repo: Repository, user: User, mix: Mix = Mix()) -> None:
+    """Add `mix` to `repo`, as Releaseboard itself would have left it."""
+    now = timezone.now()
+    with transaction.atomic():
+        for i in range(mix.open_branches):
+            n = next(_counter)
+            kind = "hotfix" if i % 4 == 3 else "feature"
+            branch = Branch.objects.create(
+                repository=repo,
+                name=f"{kind}/open-{n}",
+                kind=kind,
+                state=BranchState.ACTIVE,
+                head_sha=_sha(n),
+                base_sha=_sha(1),
+                requested_by=user,
+                behind=i,
+                ahead=1,
+            )
+            if i % 2 == 0:
+                Promotion.objects.create(
+                    repository=repo,
+                    branch=branch,
+                    title=f"Promote {branch.name}",
+                    state=PromotionState.OPEN,
+                    requested_by=user,
+                    merge_check=MergeCheck.CLEAN,
+                    branch_sha=branch.head_sha,
+                    staging_sha=_sha(1),
+                )
+        for i in range(mix.closed_branches):
+            n = next(_counter)
+            branch = Branch.objects.create(
+                repository=repo,
+                name=f"feature/closed-{n}",
+                kind="feature",
+                state=BranchState.PROMOTED if i % 2 else BranchState.GONE,
+                head_sha=_sha(n),
+                requested_by=user,
+            )
+            Promotion.objects.create(
+                repository=repo,
+                branch=branch,
+                title=f"Promote {branch.name}",
+                state=PromotionState.RELEASED,
+                requested_by=user,
+                promoted_by=user,
+                promoted_at=now,
+                promoted_sha=_sha(n + 1),
+            )
+        for _ in range(mix.releases):
+            n = next(_counter)
+            Release.objects.create(
+                repository=repo,
+                version=f"1.{n}.0",
+                tag=f"v1.{n}.0",
+                sha=_sha(n),
+                notes=f"Features\n- change {n}\n",
+                state=ReleaseState.RELEASED,
+                released_by=user,
+            )
+        for _ in range(mix.jobs):
+            n = next(_counter)
+            job = Job.objects.create(
+                kind="promotion.test",
+                title=f"Test promotion {n}",
+                state=JobState.SUCCEEDED,
+                scope_id=repo.pk,
+                scope_name=repo.name,
+                created_by=user,
+                started_at=now,
+                finished_at=now,
+                log_lines=mix.log_lines,
+            )
+            JobStep.objects.bulk_create(
+                JobStep(job=job, seq=s, name=f"step {s}", command="git fetch", exit_code=0, outcome="ok")
+                for s in range(1, 4)
+            )
+            JobLogLine.objects.bulk_create(
+                JobLogLine(job=job, seq=s, text=f"line {s} of job {n}") for s in range(1, mix.log_lines + 1)
+            )
+        for i in range(mix.audit_events):
+            record("branch.requested", actor=user, repository=repo, message=f"event {i}")
