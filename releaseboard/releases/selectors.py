@@ -3,6 +3,7 @@ recorded by the jobs."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,18 +140,53 @@ class Board:
     unreleased: list[Promotion]
 
 
-def board(repository: Repository) -> Board:
-    """Everything the board shows for one repository, in a handful of queries."""
+def _shown_branches(repository: Repository) -> QuerySet[Branch]:
     # Promoted and deleted branches are not on the board (master and staging are kept
     # whatever their state): loading them would make the board grow with history.
-    branches = list(
-        Branch.objects.filter(repository=repository)
-        .filter(
-            ~Q(state__in=[BranchState.GONE, BranchState.PROMOTED])
-            | Q(name__in=[repository.master_branch, repository.staging_branch])
-        )
-        .select_related("requested_by")
+    return Branch.objects.filter(repository=repository).filter(
+        ~Q(state__in=[BranchState.GONE, BranchState.PROMOTED])
+        | Q(name__in=[repository.master_branch, repository.staging_branch])
     )
+
+
+def board_token(repository: Repository, user: Any, now: Any) -> str:
+    """A short digest of everything the board region shows, read in a few indexed
+    queries without rendering: the board's poller sends it back, and an unchanged board
+    is answered with an empty 204 instead of the whole region.
+
+    It covers the rows the region is drawn from (branches, open promotions, active
+    jobs, the repository's sync fields), the repository's latest audit event (every state
+    change writes one: locks, freezes, drift, releases), the viewer's roles (they decide
+    the buttons) and the minute (for "5 minutes ago")."""
+    from releaseboard.audit.models import AuditEvent
+
+    parts: list[object] = [
+        Repository.objects.filter(pk=repository.pk)
+        .values_list("synced_at", "sync_error", "latest_version", "staging_ahead", "master_in_staging")
+        .first(),
+        AuditEvent.objects.filter(repository_id=repository.pk).order_by("-seq").values_list("seq", flat=True).first(),
+        list(
+            _shown_branches(repository)
+            .order_by("id")
+            .values_list("id", "state", "head_sha", "behind", "ahead", "missing_hotfixes", "depends_on")
+        ),
+        list(
+            Promotion.objects.filter(repository=repository)
+            .exclude(state__in=[PromotionState.CLOSED, PromotionState.DISCARDED, PromotionState.RELEASED])
+            .order_by("id")
+            .values_list("id", "state", "merge_check", "merge_sha", "state_message", "promoted_sha")
+        ),
+        list(Job.objects.filter(scope_id=repository.pk, state__in=JobState.active()).values_list("id", "state")),
+        Job.objects.filter(scope_id=repository.pk).order_by("-id").values_list("id", "state").first(),
+        sorted(user.groups.values_list("name", flat=True)) if getattr(user, "is_authenticated", False) else [],
+        int(now.timestamp() // 60),
+    ]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
+
+
+def board(repository: Repository) -> Board:
+    """Everything the board shows for one repository, in a handful of queries."""
+    branches = list(_shown_branches(repository).select_related("requested_by"))
     by_name = {b.name: b for b in branches}
     master = by_name.get(repository.master_branch)
     staging = by_name.get(repository.staging_branch)

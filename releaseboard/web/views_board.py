@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from releaseboard.radar import selectors as radar
@@ -26,8 +27,13 @@ def repository_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def board(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
+    token = selectors.board_token(repository, request.user, timezone.now())
+    if request.htmx and request.GET.get("since") == token:
+        # The poller's board is current: nothing to send, nothing to swap (htmx ignores 204).
+        return HttpResponse(status=204)
     data = selectors.board(repository)
     context = {
+        "board_token": token,
         "repository": repository,
         "board": data,
         "cards": branch_cards(data),
