@@ -296,6 +296,9 @@ JOB_HEARTBEAT_SECONDS = env_int("RELEASEBOARD_JOB_HEARTBEAT_SECONDS", 5)
 JOB_MAX_ATTEMPTS = env_int("RELEASEBOARD_JOB_MAX_ATTEMPTS", 3)
 # A QUEUED job whose message has not been picked up for this long is published again.
 JOB_REPUBLISH_SECONDS = env_int("RELEASEBOARD_JOB_REPUBLISH_SECONDS", 60)
+# A job whose repository another job is writing to is published again after this long,
+# instead of waiting inside a worker slot.
+JOB_LEASE_RETRY_SECONDS = env_int("RELEASEBOARD_JOB_LEASE_RETRY_SECONDS", 2)
 SYNC_INTERVAL_SECONDS = env_int("RELEASEBOARD_SYNC_INTERVAL_SECONDS", 60)
 REAPER_INTERVAL_SECONDS = env_int("RELEASEBOARD_REAPER_INTERVAL_SECONDS", 15)
 

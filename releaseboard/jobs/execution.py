@@ -208,6 +208,36 @@ def _lease_deadline() -> Any:
     return timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
 
 
+def lease_busy(job_id: int) -> str | None:
+    """The key of the lease a QUEUED job will need and another job holds now, or None.
+
+    Read before the job is claimed, so a job that would only wait gives its worker slot
+    back instead of sleeping in it (the task publishes it again with a countdown)."""
+    key = Job.objects.filter(pk=job_id, state=JobState.QUEUED).values_list("lock_key", flat=True).first()
+    if not key:
+        return None
+    held = (
+        Lease.objects.filter(key=key, expires_at__gt=timezone.now())
+        .exclude(holder_token="")
+        .exclude(holder_job_id=job_id)
+        .exists()
+    )
+    return key if held else None
+
+
+def postpone(job_id: int, key: str) -> str | None:
+    """Note on the QUEUED job that it waits for `key`, and mark it published now so the
+    reaper does not publish it a second time while its delayed message is on its way.
+    Returns the job's queue, or None if it is no longer queued (cancelled meanwhile)."""
+    updated = Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(
+        published_at=timezone.now(),
+        message=f"Waiting for {key}: another job is writing to it. No worker is held while it waits.",
+    )
+    if not updated:
+        return None
+    return Job.objects.filter(pk=job_id).values_list("queue", flat=True).first()
+
+
 def _try_acquire(key: str, job_id: int, token: str) -> bool:
     now = timezone.now()
     Lease.objects.get_or_create(key=key)
