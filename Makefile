@@ -12,12 +12,13 @@ VENV_PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-requirements
 DEV_STAMP := $(VENV)/.installed-requirements-dev
 
-.PHONY: help run test install install-dev migrate demo clean-var
+.PHONY: help run test lint format install install-dev migrate demo clean-var
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run    start the demo: web on http://127.0.0.1:$(PORT)/, worker and beat (Ctrl-C stops)"
 	@echo "make test   run the whole test suite (extra pytest arguments: PYTEST_ARGS=...)"
+	@echo "make lint   ruff (lint and format check) and mypy; 'make format' rewrites the formatting"
 	@echo "make demo   (re)load the demo users and repository only"
 
 $(VENV_PY):
@@ -48,6 +49,17 @@ demo: migrate
 
 test: $(DEV_STAMP)
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+LINT_PATHS := releaseboard tests bench scripts manage.py
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy $(LINT_PATHS)
+
+format: $(DEV_STAMP)
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
 
 # Removes the embedded database, broker, mirrors, demo repository and logs.
 clean-var:
