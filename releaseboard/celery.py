@@ -22,10 +22,14 @@ app.conf.task_routes = {
     "releaseboard.jobs.reap": {"queue": "git"},
     "releaseboard.releases.poll_remotes": {"queue": "git"},
     "releaseboard.audit.checkpoint": {"queue": "git"},
+    "releaseboard.integrations.deliver": {"queue": "git"},
+    "releaseboard.integrations.sweep": {"queue": "git"},
     "releaseboard.audit.verify": {"queue": "git"},
     "releaseboard.audit.verify_periodically": {"queue": "git"},
 }
-app.autodiscover_tasks(["releaseboard.jobs", "releaseboard.releases", "releaseboard.audit"])
+app.autodiscover_tasks(
+    ["releaseboard.jobs", "releaseboard.releases", "releaseboard.audit", "releaseboard.integrations"]
+)
 
 
 def _beat_schedule() -> dict[str, dict[str, object]]:
@@ -42,6 +46,8 @@ def _beat_schedule() -> dict[str, dict[str, object]]:
             "task": "releaseboard.audit.checkpoint",
             "schedule": float(settings.AUDIT_CHECKPOINT_INTERVAL_SECONDS),
         },
+        # Sends webhook deliveries that are due and retries those whose worker died.
+        "webhook-sweep": {"task": "releaseboard.integrations.sweep", "schedule": 60.0},
         # The page checks only what came after the latest checkpoint; this walks the
         # whole chain now and then, so an edit of an old event is found without anyone asking.
         "audit-full-verification": {

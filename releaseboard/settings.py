@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "releaseboard.radar",
     "releaseboard.web",
     "releaseboard.policy",
+    "releaseboard.integrations",
 ]
 
 MIDDLEWARE = [
@@ -367,3 +368,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("RELEASEBOARD_LOG_LEVEL", "INFO")},
 }
+
+# Outgoing webhooks: networks (comma-separated CIDRs) that webhook URLs may point into
+# although they are private or loopback, e.g. "10.20.0.0/16" for an internal chat server.
+WEBHOOK_ALLOW_NETWORKS = env_str("RELEASEBOARD_WEBHOOK_ALLOW_NETWORKS", "")
+# Where people reach Releaseboard (e.g. https://releases.example.com), for links in messages.
+RELEASEBOARD_BASE_URL = env_str("RELEASEBOARD_BASE_URL", "").rstrip("/")

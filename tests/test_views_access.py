@@ -20,6 +20,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from releaseboard.integrations.models import Delivery, Subscription
 from releaseboard.jobs.models import Job
 from releaseboard.releases.models import Branch, Promotion, PromotionState, Repository
 from releaseboard.roles import Role
@@ -81,6 +82,12 @@ TABLE: list[tuple[str, str, bool, str, Any, Any, Any, Any, Any, Any]] = [
     ("web:audit_checkpoint", "post", False, "", LOGIN, 403, 302, 302, 302, 403),
     ("web:audit_export_csv", "get", False, "", LOGIN, 403, 200, 200, 200, 403),
     ("web:audit_export_jsonl", "get", False, "", LOGIN, 403, 200, 200, 200, 403),
+    # Webhooks: release managers (their repositories' subscriptions) and admins.
+    ("web:webhook_list", "get", False, "", LOGIN, 403, 200, 403, 200, 403),
+    ("web:webhook_list", "post", False, "", LOGIN, 403, 200, 403, 200, 403),
+    ("web:webhook_detail", "get", False, "webhook", LOGIN, 403, 200, 403, 200, 403),
+    ("web:webhook_action", "post", False, "webhook_action", LOGIN, 403, 302, 403, 302, 403),
+    ("web:delivery_redeliver", "post", False, "delivery", LOGIN, 403, 302, 403, 302, 403),
     # django.contrib.auth: signing in and out, and changing one's own password.
     ("login", "get", False, "", 200, 200, 200, 200, 200, 200),
     ("login", "post", False, "", 200, 200, 200, 200, 200, 200),
@@ -258,7 +265,18 @@ def objects(db: None) -> dict[str, Any]:
     branch = Branch.objects.create(repository=repository, name="feature/login", kind="feature", head_sha="c" * 40)
     promotion = Promotion.objects.create(repository=repository, branch=branch, title="Login form")
     job = Job.objects.create(kind="sync", title="Refresh shop", scope_id=repository.pk, scope_name=repository.name)
-    return {"repository": repository, "branch": branch, "promotion": promotion, "job": job}
+    webhook = Subscription.objects.create(
+        repository=repository, url="https://chat.example.com/hook", events=["branch.created"], secret="whsec_eA=="
+    )
+    delivery = Delivery.objects.create(subscription=webhook, message_id="msg_1", event_type="test.event", body="{}")
+    return {
+        "repository": repository,
+        "branch": branch,
+        "promotion": promotion,
+        "job": job,
+        "webhook": webhook,
+        "delivery": delivery,
+    }
 
 
 def url_for(key: str, needs: str, objects: dict[str, Any]) -> str:
@@ -278,6 +296,9 @@ def url_for(key: str, needs: str, objects: dict[str, Any]) -> str:
         "promotion": {"repo": repository.name, "promotion_id": objects["promotion"].pk},
         "pair": {"repo": repository.name, "branch_id": objects["branch"].pk, "other_id": objects["branch"].pk},
         "job": {"job_id": objects["job"].pk},
+        "webhook": {"subscription_id": objects["webhook"].pk},
+        "webhook_action": {"subscription_id": objects["webhook"].pk, "action": "disable"},
+        "delivery": {"subscription_id": objects["webhook"].pk, "delivery_id": objects["delivery"].pk},
         "alarm": {"repo": repository.name, "alarm_id": 999999},
         "window": {"repo": repository.name, "window_id": 999999},
         "exception": {"repo": repository.name, "exception_id": 999999},

@@ -10,6 +10,7 @@ row lists it in the database, but verification reads only the signed files.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -75,10 +76,9 @@ def signing_key(create: bool = True) -> bytes | None:
         if not create:
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        # Another process may make it first: then use theirs.
+        with contextlib.suppress(FileExistsError):
             _write_new_file(path, secrets.token_hex(32) + "\n", 0o600)
-        except FileExistsError:
-            pass  # another process made it first; use theirs
     key = path.read_text().strip()
     if len(key) < 32:
         raise ImproperlyConfigured(f"The audit key in {path} is too short; it must hold at least 32 characters.")

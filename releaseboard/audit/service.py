@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from releaseboard.audit import chain
 from releaseboard.audit.models import AuditEvent
+from releaseboard.audit.signals import event_recorded
 
 SYSTEM_ACTOR = "releaseboard"
 # Key of the PostgreSQL advisory lock that serialises appends to the chain (any
@@ -80,4 +81,5 @@ def record(
     event.created_at = timezone.now()
     event.hash = chain.event_hash(event, event.prev_hash)
     event.save()
+    event_recorded.send(sender=AuditEvent, event=event)
     return event

@@ -11,6 +11,7 @@ from releaseboard.web import (
     views_promotions,
     views_radar,
     views_releases,
+    views_webhooks,
 )
 
 app_name = "web"
@@ -58,6 +59,18 @@ urlpatterns: list[URLPattern] = [
     path("jobs/<int:job_id>/retry/", views_jobs.job_retry, name="job_retry"),
     path("jobs/<int:job_id>/log/", views_jobs.job_log, name="job_log"),
     path("jobs/<int:job_id>/cancel/", views_jobs.job_cancel, name="job_cancel"),
+    path("webhooks/", views_webhooks.webhook_list, name="webhook_list"),
+    path("webhooks/<int:subscription_id>/", views_webhooks.webhook_detail, name="webhook_detail"),
+    path(
+        "webhooks/<int:subscription_id>/<slug:action>/",
+        views_webhooks.webhook_action,
+        name="webhook_action",
+    ),
+    path(
+        "webhooks/<int:subscription_id>/deliveries/<int:delivery_id>/redeliver/",
+        views_webhooks.delivery_redeliver,
+        name="delivery_redeliver",
+    ),
     path("audit/", views_audit.audit_list, name="audit_list"),
     path("audit/verify/", views_audit.audit_verify, name="audit_verify"),
     path("audit/verify/full/", views_audit.audit_verify_full, name="audit_verify_full"),
