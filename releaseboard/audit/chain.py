@@ -61,7 +61,7 @@ def canonical(content: dict[str, Any], prev_hash: str) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def event_hash(content: dict[str, Any], prev_hash: str) -> str:
+def event_hash(content: dict[str, Any] | object, prev_hash: str) -> str:
     """The hash of one event, given its content fields (a dict or an object with those
     attributes) and the hash of the event before it."""
     if not isinstance(content, dict):

@@ -18,10 +18,10 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def update(self, **kwargs: Any) -> NoReturn:
         raise AppendOnly("Audit events are append-only; they cannot be changed.")
 
-    def delete(self) -> NoReturn:  # type: ignore[override]
+    def delete(self) -> NoReturn:
         raise AppendOnly("Audit events are append-only; they cannot be deleted.")
 
-    def bulk_create(self, *args: Any, **kwargs: Any) -> NoReturn:  # type: ignore[override]
+    def bulk_create(self, *args: Any, **kwargs: Any) -> NoReturn:
         # Events must join the hash chain one by one, through audit.service.record().
         raise AppendOnly("Audit events are written one at a time through audit.service.record().")
 

@@ -58,7 +58,7 @@ def record(
     """
     if not connection.in_atomic_block:
         raise NotInTransaction("audit.record() must be called inside transaction.atomic()")
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    user: Any = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     event = AuditEvent(
         actor=user,
         actor_name=user.get_username() if user is not None else SYSTEM_ACTOR,

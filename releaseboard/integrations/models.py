@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -38,7 +40,7 @@ class Subscription(models.Model):
     def __str__(self) -> str:
         return f"webhook #{self.pk} → {self.url}"
 
-    def secrets(self, now: object = None) -> list[str]:
+    def secrets(self, now: dt.datetime | None = None) -> list[str]:
         """The secrets to sign with now: the current one, and the previous one while
         its overlap lasts."""
         now = now or timezone.now()

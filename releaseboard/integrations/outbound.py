@@ -85,7 +85,7 @@ def check_url(url: str, allow: Iterable[Network] = ()) -> tuple[str, int, str, I
     except socket.gaierror as exc:
         raise Refused(f"The host {parts.hostname} could not be resolved ({exc.strerror}).") from None
     allowed = list(allow)
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     for address in addresses:
         why = _forbidden(address)
         if why and not any(address in network for network in allowed):

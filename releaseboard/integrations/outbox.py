@@ -63,7 +63,10 @@ def publish(delivery_id: int, countdown: float = 0) -> None:
     from releaseboard.integrations.tasks import deliver_task
 
     try:
-        deliver_task.apply_async(args=[delivery_id], countdown=countdown or None)
+        if countdown:
+            deliver_task.apply_async(args=(delivery_id,), countdown=countdown)
+        else:
+            deliver_task.apply_async(args=(delivery_id,))
     except Exception as exc:  # broker down: the periodic sweep sends it later
         log.warning("could not publish webhook delivery %s: %s", delivery_id, exc)
 

@@ -61,7 +61,7 @@ def publish(job_id: int) -> bool:
     if job is None:
         return False
     try:
-        run_job.apply_async(args=[job_id], queue=job.queue)
+        run_job.apply_async(args=(job_id,), queue=job.queue)
     except Exception as exc:  # any broker error: the reaper will try again
         log.warning("could not publish job %s, will retry: %s", job_id, exc)
         return False

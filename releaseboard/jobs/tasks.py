@@ -18,7 +18,7 @@ def run_job(job_id: int) -> None:
         # worker slot asleep (jobs of other repositories may use it meanwhile).
         queue = execution.postpone(job_id, busy)
         if queue is not None:
-            run_job.apply_async(args=[job_id], queue=queue, countdown=settings.JOB_LEASE_RETRY_SECONDS)
+            run_job.apply_async(args=(job_id,), queue=queue, countdown=settings.JOB_LEASE_RETRY_SECONDS)
         return
     execution.run(job_id)
 
