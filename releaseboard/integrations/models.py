@@ -82,3 +82,70 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.message_id} ({self.event_type}, {self.state})"
+
+
+class StatusState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+    ERROR = "error", "Error"
+
+
+class CommitStatus(models.Model):
+    """A fact reported by external CI about one commit. History is kept; the latest per
+    (sha, context) is the one that counts."""
+
+    repository = models.ForeignKey("releases.Repository", on_delete=models.CASCADE, related_name="statuses")
+    sha = models.CharField(max_length=40)
+    context = models.CharField(max_length=100)
+    state = models.CharField(max_length=16, choices=StatusState.choices)
+    target_url = models.URLField(max_length=500, blank=True)
+    description = models.CharField(max_length=255, blank=True)
+    reported_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    token_name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["repository", "sha", "context", "id"], name="status_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.context}={self.state} on {self.sha[:10]}"
+
+
+class GateTarget(models.TextChoices):
+    BRANCH_HEAD = "branch_head", "The branch head, before its promotion is promoted"
+    MERGE_COMMIT = "merge_commit", "The tested merge commit, before it lands on staging"
+    STAGING_HEAD = "staging_head", "The staging head, before a release"
+
+
+class RequiredContext(models.Model):
+    """A status that must be "success" before a step may happen, and who may report it."""
+
+    repository = models.ForeignKey("releases.Repository", on_delete=models.CASCADE, related_name="required_contexts")
+    context = models.CharField(max_length=100, help_text='The status name CI reports, e.g. "ci/build".')
+    applies_to = models.CharField(max_length=16, choices=GateTarget.choices)
+    reporters = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="+",
+        help_text="Users whose reports count (with any token of theirs, or the browser).",
+    )
+    reporter_tokens = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Tokens whose reports count, as "user/token name", e.g. ["ci-bot/github-actions"].',
+    )
+    timeout_minutes = models.PositiveIntegerField(
+        default=60, help_text="A missing or pending status fails the gate after this long."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["repository", "applies_to", "context"]
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "context", "applies_to"], name="unique_required_context")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.context} on {self.get_applies_to_display().lower()}"
