@@ -16,3 +16,7 @@ class IntegrationsConfig(AppConfig):
         from releaseboard.integrations import outbox
 
         event_recorded.connect(outbox.on_audit_event, dispatch_uid="integrations.webhooks")
+        # CI statuses gate promotions and releases at the release flow's check points.
+        from releaseboard.integrations import gates
+
+        gates.register()

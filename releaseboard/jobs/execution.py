@@ -46,6 +46,17 @@ class LeaseLost(Exception):
     """This worker no longer owns the job; it must not write anything more."""
 
 
+class JobWaiting(Exception):
+    """The runner cannot go on yet (e.g. a required CI status has not arrived): the job
+    goes back to the queue, without counting as an attempt and without holding a worker
+    slot, and runs again after `retry_in` seconds."""
+
+    def __init__(self, message: str, retry_in: float) -> None:
+        self.message = message
+        self.retry_in = retry_in
+        super().__init__(message)
+
+
 def sanitize(text: str, secrets: Sequence[str] = ()) -> str:
     """Make command output safe to store: no NUL bytes, capped, secrets masked."""
     text = text.replace("\x00", "")
@@ -301,7 +312,8 @@ def claim(job_id: int) -> JobContext | None:
         if claimed != 1:
             return None
         job = Job.objects.get(pk=job_id)
-        audit_record("job.started", actor=None, repository=_scope(job), obj=job, details={"attempt": job.attempt})
+        if job.waits == 0:  # a job that was waiting (JobWaiting) resumes without a new event
+            audit_record("job.started", actor=None, repository=_scope(job), obj=job, details={"attempt": job.attempt})
     return JobContext(job, token)
 
 
@@ -321,6 +333,34 @@ def finish(ctx: JobContext, state: str, reason: str, message: str) -> bool:
             f"job.{state}", actor=None, repository=_scope(job), obj=job, result=reason or state, message=message[:1000]
         )
     return True
+
+
+def _wait(ctx: JobContext, waiting: JobWaiting) -> None:
+    """Put a running job back in the queue until `waiting.retry_in` has passed. Only the
+    first wait is an audit event (and a log line); later ones only update the message."""
+    from django.db.models import F
+
+    from releaseboard.jobs.service import publish
+
+    first = ctx.job.waits == 0
+    with transaction.atomic():
+        moved = Job.objects.filter(pk=ctx.job.pk, lease_token=ctx.token, state=JobState.RUNNING).update(
+            state=JobState.QUEUED,
+            lease_token="",
+            lease_expires_at=None,
+            attempt=F("attempt") - 1,
+            waits=F("waits") + 1,
+            message=waiting.message[:5000],
+            published_at=timezone.now(),
+        )
+        if moved and first:
+            job = Job.objects.get(pk=ctx.job.pk)
+            audit_record("job.waiting", actor=None, repository=_scope(job), obj=job, message=waiting.message[:1000])
+    if moved:
+        if first:
+            with contextlib.suppress(Exception):
+                ctx.log(f"\n{waiting.message}\nThe job waits without holding a worker and checks again.\n")
+        publish(ctx.job.pk, countdown=waiting.retry_in)
 
 
 def run(job_id: int) -> None:
@@ -351,6 +391,11 @@ def run(job_id: int) -> None:
         )
     except LeaseLost:
         log.warning("job %s lost its lease; leaving it to the worker that has it", job_id)
+        return
+    except JobWaiting as waiting:
+        heartbeat.stopped.set()
+        heartbeat.join(timeout=10)
+        _wait(ctx, waiting)
         return
     except Exception as exc:
         log.exception("job %s crashed", job_id)

@@ -79,6 +79,8 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     log_lines = models.PositiveIntegerField(default=0)
+    # Times the job went back to the queue to wait for something outside (JobWaiting).
+    waits = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-id"]

@@ -52,7 +52,7 @@ def create_job(
     return job
 
 
-def publish(job_id: int) -> bool:
+def publish(job_id: int, countdown: float = 0) -> bool:
     """Send the job's id to its queue. A broker outage is not an error for the user: the
     row stays QUEUED and the reaper publishes it again (the outbox pattern)."""
     from releaseboard.jobs.tasks import run_job
@@ -61,7 +61,10 @@ def publish(job_id: int) -> bool:
     if job is None:
         return False
     try:
-        run_job.apply_async(args=(job_id,), queue=job.queue)
+        if countdown:
+            run_job.apply_async(args=(job_id,), queue=job.queue, countdown=countdown)
+        else:
+            run_job.apply_async(args=(job_id,), queue=job.queue)
     except Exception as exc:  # any broker error: the reaper will try again
         log.warning("could not publish job %s, will retry: %s", job_id, exc)
         return False

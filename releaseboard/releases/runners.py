@@ -17,12 +17,12 @@ from releaseboard import branching, sandbox, vcs
 from releaseboard.audit.models import AuditEvent
 from releaseboard.audit.service import record as audit_record
 from releaseboard.jobs import registry
-from releaseboard.jobs.execution import JobCancelled, JobContext, JobFailed
+from releaseboard.jobs.execution import JobCancelled, JobContext, JobFailed, JobWaiting
 from releaseboard.jobs.models import Job, JobReason, JobState
 from releaseboard.policy import drift as policy_drift
 from releaseboard.policy import guard as policy_guard
 from releaseboard.radar.compute import refresh_radar_or_log
-from releaseboard.releases import intelligence, selectors, services
+from releaseboard.releases import hooks, intelligence, selectors, services
 from releaseboard.releases.models import (
     Branch,
     BranchState,
@@ -491,9 +491,19 @@ def on_test_promotion_final(job: Job) -> None:
 # -- promotion to staging ----------------------------------------------------------------
 
 
+def _gates(ctx: JobContext, verdict: hooks.Verdict) -> None:
+    """Act on a check point's verdict: refuse, or wait without holding a worker."""
+    if isinstance(verdict, hooks.Stop):
+        raise JobFailed(JobReason.REFUSED, verdict.message)
+    if isinstance(verdict, hooks.Wait):
+        raise JobWaiting(verdict.message, verdict.retry_in)
+
+
 def run_promote(ctx: JobContext) -> str:
     promotion = Promotion.objects.select_related("branch", "repository", "requested_by").get(pk=ctx.params["promotion"])
     repository = promotion.repository
+    # Required CI statuses first: a promotion waiting for them holds neither a worker nor the lease.
+    _gates(ctx, hooks.before_promote.ask(promotion, since=ctx.job.created_at))
     with ctx.hold(repository.lock_key):
         mirror, heads = refresh(ctx, repository)
         staging = heads.get(repository.staging_branch, "")
@@ -528,6 +538,7 @@ def run_promote(ctx: JobContext) -> str:
                 raise JobFailed(JobReason.GIT_ERROR, "Could not rebuild the tested merge commit; run the tests again.")
         if why := policy_guard.promotion_refusal(promotion):  # a drift, lock or freeze since it was queued
             raise JobFailed(JobReason.REFUSED, why)
+        _gates(ctx, hooks.before_promote.ask(promotion, since=ctx.job.created_at))
         ctx.section(f"Push {promotion.merge_sha[:10]} to {repository.staging_branch} (expecting {staging[:10]})")
         try:
             push(ctx, mirror, [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", promotion.merge_sha, staging)])
@@ -652,6 +663,7 @@ def run_release(ctx: JobContext) -> str:
             )
         if why := policy_guard.release_refusal(repository):  # a drift, lock or freeze since it was queued
             raise JobFailed(JobReason.REFUSED, why)
+        _gates(ctx, hooks.before_release.ask(repository, release.sha))
         tag_object = mirror.make_tag(
             release.tag,
             release.sha,

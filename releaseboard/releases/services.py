@@ -15,7 +15,7 @@ from releaseboard.audit.service import record as audit_record
 from releaseboard.jobs import service as jobs
 from releaseboard.jobs.models import Job, JobState
 from releaseboard.policy import guard as policy_guard
-from releaseboard.releases import selectors
+from releaseboard.releases import hooks, selectors
 from releaseboard.releases.models import (
     Branch,
     BranchState,
@@ -339,6 +339,8 @@ def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = N
         raise Refused("The merge result has no passing test yet. Wait for the test job, or run the tests again.")
     if why := policy_guard.promotion_refusal(promotion):  # drift alarm, lock or freeze window
         raise Refused(why)
+    if isinstance(verdict := hooks.before_promote.ask(promotion, since=None), hooks.Stop):  # a red CI status
+        raise Refused(verdict.message)
 
     def create() -> Job:
         Promotion.objects.filter(pk=promotion.pk).update(
@@ -417,6 +419,8 @@ def promote_to_master(
         raise Refused(preview.refusal)
     if why := policy_guard.release_refusal(repository):  # drift alarm, lock or freeze window
         raise Refused(why)
+    if isinstance(verdict := hooks.before_release.ask(repository, preview.staging_sha), hooks.Stop):
+        raise Refused(verdict.message)
 
     def create() -> Release:
         if Release.objects.filter(repository=repository, tag=chosen.tag).exclude(state=ReleaseState.FAILED).exists():

@@ -1,0 +1,64 @@
+"""Extension points of the release flow.
+
+`releases` runs the flow; other apps add rules to it (CI statuses as gates) without
+`releases` importing them: each registers its checks here when Django starts (its
+AppConfig.ready), so the import arrows point one way only, from those apps to
+`releases`.
+
+A check answers None (go on), `Wait` (not yet: the job waits without holding a worker
+and asks again) or `Stop` (refused, with a sentence that says why and what to do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Wait:
+    message: str
+    retry_in: float = 15.0
+
+
+@dataclass(frozen=True)
+class Stop:
+    message: str
+
+
+Verdict = Wait | Stop | None
+Check = Callable[..., Verdict]
+
+
+class CheckPoint:
+    """A named place in the flow where registered checks are asked, in order."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._checks: list[Check] = []
+
+    def register(self, check: Check) -> Check:
+        if check not in self._checks:
+            self._checks.append(check)
+        return check
+
+    def ask(self, *args: Any, **kwargs: Any) -> Verdict:
+        """The first Stop, else the first Wait, else None."""
+        waiting: Wait | None = None
+        for check in self._checks:
+            verdict = check(*args, **kwargs)
+            if isinstance(verdict, Stop):
+                return verdict
+            if isinstance(verdict, Wait) and waiting is None:
+                waiting = verdict
+        return waiting
+
+
+# (promotion, since) — before the tested merge commit is pushed to staging; `since` is
+# when the promote was asked for (a gate's timeout runs from then).
+before_promote = CheckPoint("before_promote")
+# (repository, sha) — before master moves to `sha` (a release).
+before_release = CheckPoint("before_release")
+# (promotion) — after a promotion's merge commit passed its tests.
+after_tested = CheckPoint("after_tested")
