@@ -13,8 +13,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from releaseboard.vcs.commands import CommandObserver, GitError, ls_remote, run_git
+from releaseboard.vcs.commands import (
+    LOCAL_TIMEOUT_SECONDS,
+    NETWORK_TIMEOUT_SECONDS,
+    CommandObserver,
+    GitError,
+    GitTimeout,
+    ls_remote,
+    run_git,
+)
 from releaseboard.vcs.credentials import Credentials
+from releaseboard.vcs.reads import FALLBACK, PLAIN_REF, ObjectReader
 
 WORKTREE_SLOTS = 8
 # A git lock or temporary pack file this old, found while we hold the mirror lock, was
@@ -92,9 +101,7 @@ class PushRejected(GitError):
 
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
-# What check-ref-format refuses anyway, and ":" (a refspec separator), for branch and tag refs.
-# No part may start with "-" (git's own CLI refuses such branch names) or ".".
-_PUSH_REF = re.compile(r"^refs/(heads|tags)/(?![-.])(?!.*(\.\.|@\{|//|/[-.]))[^\x00-\x20\x7f:~^?*\[\\]+$")
+_PUSH_REF = PLAIN_REF
 _CONFLICT_KIND = re.compile(r"^CONFLICT \((?P<kind>[^)]*)\)")
 
 
@@ -104,6 +111,11 @@ class Mirror:
     Mutating steps (fetch, worktree checkouts) take a file lock, so jobs that share a
     worker machine do not trip over each other's ref locks. Objects written by
     merge-tree and commit-tree need no lock: git writes objects atomically.
+
+    Every git command runs with a timeout: network_timeout for fetch, push and
+    ls-remote, local_timeout for the rest; past it git is killed and GitTimeout raised.
+    Refs and commit objects are read in-process where that gives git's answer
+    (see reads.py); everything else runs git.
     """
 
     def __init__(
@@ -114,6 +126,8 @@ class Mirror:
         allow_local: bool,
         observer: CommandObserver | None = None,
         credentials: Credentials | None = None,
+        network_timeout: float = NETWORK_TIMEOUT_SECONDS,
+        local_timeout: float = LOCAL_TIMEOUT_SECONDS,
     ) -> None:
         self.path = Path(path)
         self.url = url
@@ -121,6 +135,13 @@ class Mirror:
         self.observer = observer
         # Only fetch, push and ls_remote get these: no other git command talks to the remote.
         self.credentials = credentials
+        self.network_timeout = network_timeout
+        self.local_timeout = local_timeout
+        self.reader = ObjectReader(self.path, allow_local=allow_local)
+
+    def close(self) -> None:
+        """Stop the object reader's persistent git process (garbage collection does it too)."""
+        self.reader.close()
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -132,6 +153,7 @@ class Mirror:
             check=check,
             input=input,
             extra_env=env,
+            timeout=self.local_timeout,
         )
         return proc.stdout.decode("utf-8", errors="replace")
 
@@ -155,30 +177,53 @@ class Mirror:
         with self.locked():
             if not (self.path / "HEAD").exists():
                 self.path.mkdir(parents=True, exist_ok=True)
-                run_git(["init", "--quiet", "--bare", "--", str(self.path)], allow_local=self.allow_local)
-            run_git(["-C", str(self.path), "config", "--", "remote.origin.url", self.url], allow_local=self.allow_local)
+                run_git(
+                    ["init", "--quiet", "--bare", "--", str(self.path)],
+                    allow_local=self.allow_local,
+                    timeout=self.local_timeout,
+                )
+            run_git(
+                ["-C", str(self.path), "config", "--", "remote.origin.url", self.url],
+                allow_local=self.allow_local,
+                timeout=self.local_timeout,
+            )
         _ENSURED.add(key)
 
     def fetch(self) -> None:
-        """Bring the mirror's branches and tags to the remote's, pruning deleted branches."""
+        """Bring the mirror's branches and tags to the remote's, pruning deleted branches.
+
+        Raises GitTimeout when the remote does not answer within network_timeout; the
+        killed fetch's lock files and partial packs are removed before that, so the next
+        fetch starts clean.
+        """
         self.ensure()
         with self.locked():
             self.remove_stale_files()
-            run_git(
-                [
-                    "-C",
-                    str(self.path),
-                    "fetch",
-                    "--prune",
-                    "--no-write-fetch-head",
-                    "origin",
-                    "+refs/heads/*:refs/heads/*",
-                    "+refs/tags/*:refs/tags/*",
-                ],
-                allow_local=self.allow_local,
-                observer=self.observer,
-                credentials=self.credentials,
-            )
+            try:
+                self._fetch()
+            except GitTimeout:
+                # The fetch we started is dead (killed with its helpers) and we hold the
+                # mirror lock: whatever it left is garbage, whatever its age.
+                self.remove_stale_files(older_than=-1)
+                raise
+
+    def _fetch(self) -> None:
+        run_git(
+            [
+                "-C",
+                str(self.path),
+                "fetch",
+                "--prune",
+                "--no-write-fetch-head",
+                "origin",
+                "+refs/heads/*:refs/heads/*",
+                "+refs/tags/*:refs/tags/*",
+            ],
+            allow_local=self.allow_local,
+            observer=self.observer,
+            credentials=self.credentials,
+            timeout=self.network_timeout,
+        )
 
     def remove_stale_files(self, older_than: float = STALE_FILE_SECONDS) -> list[Path]:
         """Delete lock files and partial packs a killed git left in the mirror; return them.
@@ -210,9 +255,20 @@ class Mirror:
 
     def ls_remote(self) -> dict[str, str]:
         """The remote's refs read afresh (not the mirror's copy), with this mirror's credentials."""
-        return ls_remote(self.url, allow_local=self.allow_local, observer=self.observer, credentials=self.credentials)
+        return ls_remote(
+            self.url,
+            allow_local=self.allow_local,
+            observer=self.observer,
+            credentials=self.credentials,
+            timeout=self.network_timeout,
+        )
 
     def refs(self, prefix: str = "refs/") -> dict[str, str]:
+        """{refname: sha} under prefix, read from the ref files (git for-each-ref if unusual)."""
+        found = self.reader.refs(prefix)
+        if found is not FALLBACK:
+            assert isinstance(found, dict)
+            return found
         out = self.git("for-each-ref", "--format=%(objectname) %(refname)", "--", prefix)
         refs = {}
         for line in out.splitlines():
@@ -229,6 +285,10 @@ class Mirror:
 
     def resolve(self, rev: str) -> str | None:
         """The commit SHA `rev` names, or None when it does not exist."""
+        found = self.reader.resolve(rev)
+        if found is not FALLBACK:
+            assert found is None or isinstance(found, str)
+            return found
         out = self.git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False)
         return out.strip() or None
 
@@ -245,6 +305,7 @@ class Mirror:
             ["-C", str(self.path), "merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant],
             allow_local=self.allow_local,
             check=False,
+            timeout=self.local_timeout,
         )
         if proc.returncode not in (0, 1):
             raise GitError(["merge-base"], proc.returncode, proc.stderr.decode(errors="replace"))
@@ -293,6 +354,10 @@ class Mirror:
         return result
 
     def tree_of(self, commit: str) -> str:
+        """The tree SHA of a commit (in-process for a full SHA the mirror has)."""
+        found = self.reader.commit(commit)
+        if found is not None:
+            return found.tree.hexsha
         return self.git("rev-parse", "--verify", "--end-of-options", f"{commit}^{{tree}}").strip()
 
     # -- writing objects ---------------------------------------------------------------
@@ -315,6 +380,7 @@ class Mirror:
             allow_local=self.allow_local,
             observer=self.observer,
             check=False,
+            timeout=self.local_timeout,
         )
         # merge-tree also exits 1 for "not something we can merge", and then prints no tree.
         tree = proc.stdout.partition(b"\0")[0].decode(errors="replace")
@@ -384,6 +450,7 @@ class Mirror:
             observer=self.observer,
             check=False,
             credentials=self.credentials,
+            timeout=self.network_timeout,
         )
         output = (proc.stdout + proc.stderr).decode("utf-8", errors="replace")
         if proc.returncode == 0:
@@ -411,7 +478,7 @@ class Mirror:
             raise ValueError(f"not a full commit SHA: {commit!r}")
         worktrees.mkdir(parents=True, exist_ok=True)
         for slot in range(WORKTREE_SLOTS):
-            handle = open(worktrees / f"slot-{slot}.lock", "w")
+            handle = open(worktrees / f"slot-{slot}.lock", "w")  # noqa: SIM115  (held across the yield)
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -444,8 +511,14 @@ class Mirror:
             ["-C", str(path), "checkout", "--detach", "-f", commit],
             allow_local=self.allow_local,
             observer=self.observer,
+            timeout=self.local_timeout,
         )
-        run_git(["-C", str(path), "clean", "-ffdx"], allow_local=self.allow_local, observer=self.observer)
+        run_git(
+            ["-C", str(path), "clean", "-ffdx"],
+            allow_local=self.allow_local,
+            observer=self.observer,
+            timeout=self.local_timeout,
+        )
 
 
 def parse_merge_tree(output: str, clean: bool) -> MergeResult:

@@ -68,6 +68,7 @@ def merge_pairs(
             check=False,
             input="".join(f"{ours} {theirs}\n" for ours, theirs in pairs).encode(),
             extra_env={"GIT_OBJECT_DIRECTORY": scratch, "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)},
+            timeout=mirror.local_timeout,
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
