@@ -125,6 +125,30 @@ def test_reads_start_no_git_command_per_call(tmp_path, mirror):
     watched.close()
 
 
+def cat_file_children() -> list[int]:
+    """This process's live `git cat-file` children (GitPython's object database)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            status = (proc / "status").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except (OSError, NotADirectoryError):
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if fields.get("PPid") == str(os.getpid()) and b"cat-file" in cmdline and "zombie" not in fields["State"]:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_a_dropped_mirror_stops_its_object_readers_at_once(mirror):
+    before = cat_file_children()
+    reader = Mirror(mirror.path, mirror.url, allow_local=True)
+    reader.tree_of(reader.branch_head("staging"))
+    assert len(cat_file_children()) > len(before)
+    del reader  # no gc.collect(): GitPython's Repo sits in cycles, the Mirror does not
+    assert cat_file_children() == before
+
+
 @pytest.mark.parametrize(
     "rev", ["refs/heads/../../config", "refs/heads/../HEAD", "refs/tags/./x", "refs/heads/-x", "refs/heads/a.lock"]
 )

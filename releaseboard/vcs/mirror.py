@@ -9,6 +9,7 @@ import re
 import shutil
 import stat
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,9 +139,12 @@ class Mirror:
         self.network_timeout = network_timeout
         self.local_timeout = local_timeout
         self.reader = ObjectReader(self.path, allow_local=allow_local)
+        # GitPython's Repo sits in reference cycles, so its cat-file processes would live
+        # until a cyclic GC; a Mirror is not, and stops them as soon as it is dropped.
+        self._close_reader = weakref.finalize(self, self.reader.close)
 
     def close(self) -> None:
-        """Stop the object reader's persistent git process (garbage collection does it too)."""
+        """Stop the object reader's persistent git processes (done too when the Mirror is dropped)."""
         self.reader.close()
 
     # -- plumbing ---------------------------------------------------------------------
