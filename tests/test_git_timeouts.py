@@ -9,11 +9,9 @@ and says nothing, and a `git http-backend` server that answers fetches but never
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from releaseboard.releases.models import Promotion, PromotionState, Repository
 from releaseboard.vcs import GitError, GitTimeout, Mirror, RefUpdate, ls_remote
 from releaseboard.vcs.commands import run_git
 from tests.conftest import run_jobs
+from tests.githttp import GitHTTPServer, serve
 from tests.gitrepo import TEST_COMMAND, Remote
 
 pytestmark = pytest.mark.timeout(90)  # a regression shows as a failure, not a 5-minute hang
@@ -69,79 +68,15 @@ def silent() -> Iterator[SilentServer]:
     server.stop()
 
 
-class PushHangingServer:
-    """`git http-backend` for fetches; push requests are accepted and never answered."""
-
-    def __init__(self, root: Path) -> None:
-        self.release = threading.Event()
-        self.hang_pushes = True
-        self.hung = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self.handle_git()
-
-            def do_POST(self) -> None:
-                self.handle_git()
-
-            def handle_git(self) -> None:
-                path, _, query = self.path.partition("?")
-                if server.hang_pushes and "git-receive-pack" in path + query:
-                    server.hung += 1
-                    server.release.wait(60)  # say nothing until the test ends
-                    return
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                env = {
-                    "PATH": "/usr/bin:/bin",
-                    "GIT_PROJECT_ROOT": str(root),
-                    "GIT_HTTP_EXPORT_ALL": "1",
-                    "REQUEST_METHOD": self.command,
-                    "PATH_INFO": path,
-                    "QUERY_STRING": query,
-                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-                    "CONTENT_LENGTH": str(len(body)),
-                    "REMOTE_USER": "ci",
-                    "REMOTE_ADDR": "127.0.0.1",
-                    "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
-                }
-                proc = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True)
-                head, _, payload = proc.stdout.partition(b"\r\n\r\n")
-                status, headers = 200, []
-                for line in head.decode().split("\r\n"):
-                    name, _, value = line.partition(":")
-                    if name.lower() == "status":
-                        status = int(value.split()[0])
-                    elif name:
-                        headers.append((name, value.strip()))
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
-
-    def stop(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def pushes(request: str) -> bool:
+    return "git-receive-pack" in request
 
 
 @pytest.fixture
-def push_hanging(remote: Remote) -> Iterator[PushHangingServer]:
-    subprocess.run(["git", "--git-dir", str(remote.bare), "config", "http.receivepack", "true"], check=True)
-    server = PushHangingServer(remote.root)
+def push_hanging(remote: Remote) -> Iterator[GitHTTPServer]:
+    """`git http-backend` for fetches; push requests are accepted and never answered."""
+    server = serve(remote.bare)
+    server.hang = pushes
     yield server
     server.stop()
 
@@ -258,7 +193,7 @@ def test_a_promotion_whose_push_hangs_fails_as_timed_out_and_staging_is_untouche
     repository = Repository.objects.create(
         name="shop", remote_url=push_hanging.url("remote.git"), test_command=TEST_COMMAND, test_timeout=60
     )
-    push_hanging.hang_pushes = False
+    push_hanging.hang = None
     services.refresh(repository, actor=developer)
     run_jobs()
     branch = services.request_branch(repository, actor=developer, kind="feature", name="dark", purpose="work")
@@ -270,7 +205,7 @@ def test_a_promotion_whose_push_hangs_fails_as_timed_out_and_staging_is_untouche
     promotion.refresh_from_db()
     staging_before = remote.head("staging")
 
-    push_hanging.hang_pushes = True
+    push_hanging.hang = pushes
     job = services.promote(promotion, actor=release_manager)
     run_jobs()
     job.refresh_from_db()
@@ -282,7 +217,7 @@ def test_a_promotion_whose_push_hangs_fails_as_timed_out_and_staging_is_untouche
     assert not Job.objects.filter(state__in=JobState.active()).exists()
 
     # Pushes work again: the next job on the repository takes the lease and succeeds.
-    push_hanging.hang_pushes = False
+    push_hanging.hang = None
     services.refresh(repository, actor=developer)
     jobs = run_jobs()
     assert jobs and all(j.state == JobState.SUCCEEDED for j in jobs), [(j.kind, j.message) for j in jobs]
