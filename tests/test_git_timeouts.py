@@ -8,6 +8,7 @@ and says nothing, and a `git http-backend` server that answers fetches but never
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
@@ -139,6 +140,22 @@ def test_a_hung_push_fails_after_its_timeout_and_changes_nothing(tmp_path, remot
     assert push_hanging.hung
     assert not processes_mentioning(push_hanging.url("remote.git"))
     assert not remote.exists("refs/heads/feature/x")
+
+
+def test_without_pgrep_the_http_helper_gives_up_on_its_own_soon_after(tmp_path, silent, monkeypatch):
+    # A slim image has no pgrep (nor ps): GitPython then kills git but not git-remote-http,
+    # whose stderr is our pipe. curl's low-speed limit, a little past the timeout, ends it.
+    from releaseboard.vcs import commands
+
+    monkeypatch.setattr(commands, "TRANSPORT_GRACE_SECONDS", 2)
+    only_git = tmp_path / "bin"
+    only_git.mkdir()
+    (only_git / "git").symlink_to(shutil.which("git"))
+    monkeypatch.setenv("PATH", str(only_git))
+    started = time.monotonic()
+    with pytest.raises(GitTimeout, match="the remote did not answer within 2 s"):
+        ls_remote(silent.url(), allow_local=True, timeout=TIMEOUT)
+    assert time.monotonic() - started < TIMEOUT + 2 + SLACK
 
 
 def test_a_local_git_command_past_its_timeout_is_killed_with_its_children(tmp_path):
