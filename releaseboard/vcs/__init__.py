@@ -22,16 +22,16 @@ from releaseboard.vcs.commands import (
     ls_remote,
 )
 from releaseboard.vcs.credentials import Credentials, CredentialsError, credentials_for
-from releaseboard.vcs.mirror import (
+from releaseboard.vcs.mirror import Mirror
+from releaseboard.vcs.radar import merge_pairs
+from releaseboard.vcs.results import (
     CommitInfo,
     Conflict,
     Identity,
     MergeResult,
-    Mirror,
     PushRejected,
     RefUpdate,
 )
-from releaseboard.vcs.radar import merge_pairs
 
 __all__ = [
     "LOCAL_TIMEOUT_SECONDS",

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from releaseboard.vcs.commands import GitError, run_git
-from releaseboard.vcs.mirror import Conflict, MergeResult, Mirror
+from releaseboard.vcs.mirror import Mirror
+from releaseboard.vcs.results import Conflict, MergeResult
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _CONFLICT_KIND = re.compile(r"^CONFLICT \((?P<kind>[^)]*)\)")
