@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery import Celery
+from celery.signals import worker_init, worker_process_init
 from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
 
@@ -30,6 +32,18 @@ app.conf.task_routes = {
 app.autodiscover_tasks(
     ["releaseboard.jobs", "releaseboard.releases", "releaseboard.audit", "releaseboard.integrations"]
 )
+
+
+@worker_init.connect
+@worker_process_init.connect
+def drop_inherited_git_environment(**_: object) -> None:
+    """A worker started from a git hook or a git alias inherits GIT_DIR, GIT_INDEX_FILE
+    and the like. GitPython starts each git from a copy of this process's environment,
+    where they would redirect commands aimed at a mirror: drop them before any job runs."""
+    from releaseboard.vcs import drop_inherited_git_environment as drop
+
+    if dropped := drop():
+        logging.getLogger(__name__).warning("Ignoring inherited git variables: %s", ", ".join(sorted(dropped)))
 
 
 def _beat_schedule() -> dict[str, dict[str, object]]:

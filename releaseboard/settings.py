@@ -351,6 +351,11 @@ GIT_COMMITTER_EMAIL = env_str("RELEASEBOARD_GIT_EMAIL", "releaseboard@localhost"
 # only: a JSON object mapping a remote URL prefix to {"username": ..., "password": ...}
 # (an HTTPS token). Git gets them through its environment, never in argv or .git/config.
 CREDENTIALS_FILE = env_str("RELEASEBOARD_CREDENTIALS_FILE")
+# Every git command is killed past its timeout, so a remote that hangs fails its job
+# ("the remote did not answer within N s") instead of holding it and the repository's
+# lease until the job's hard time limit. Network: fetch, push, ls-remote; local: the rest.
+GIT_NETWORK_TIMEOUT_SECONDS = env_int("RELEASEBOARD_GIT_NETWORK_TIMEOUT_SECONDS", 300)
+GIT_LOCAL_TIMEOUT_SECONDS = env_int("RELEASEBOARD_GIT_LOCAL_TIMEOUT_SECONDS", 120)
 TEST_OUTPUT_CAP_BYTES = env_int("RELEASEBOARD_TEST_OUTPUT_CAP_BYTES", 2 * 1024 * 1024)
 PROMOTION_MAX_RETESTS = env_int("RELEASEBOARD_PROMOTION_MAX_RETESTS", 3)
 

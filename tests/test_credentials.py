@@ -3,12 +3,8 @@ against a real HTTP git server (git http-backend) that demands Basic auth."""
 
 from __future__ import annotations
 
-import base64
 import json
-import subprocess
-import threading
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,6 +16,7 @@ from releaseboard.releases import services
 from releaseboard.releases.models import PromotionState, ReleaseState, Repository
 from releaseboard.vcs import Credentials, CredentialsError, GitError, Mirror, RefUpdate, credentials_for, ls_remote
 from tests.conftest import run_jobs
+from tests.githttp import GitHTTPServer, serve
 from tests.gitrepo import Remote
 
 USER = "ci-bot"
@@ -27,85 +24,9 @@ SECRET = "tok-7Hq2-Zm9v-SECRET"  # unique enough to grep for everywhere
 ENV_DUMP = "python3 -c 'import os,json; print(json.dumps(dict(os.environ)))'"
 
 
-class GitHTTPServer:
-    """`git http-backend` behind Basic auth on 127.0.0.1; answers 401 without the header."""
-
-    def __init__(self, root: Path, username: str, password: str) -> None:
-        self.expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-        self.requests: list[str] = []  # request lines, as a proxy or access log would keep them
-        self.authorized = 0
-        self.refused = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self.handle_git()
-
-            def do_POST(self) -> None:
-                self.handle_git()
-
-            def handle_git(self) -> None:
-                server.requests.append(self.requestline)
-                if self.headers.get("Authorization") != server.expected:
-                    server.refused += 1
-                    self.send_response(401)
-                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                server.authorized += 1
-                path, _, query = self.path.partition("?")
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                env = {
-                    "PATH": "/usr/bin:/bin",
-                    "GIT_PROJECT_ROOT": str(root),
-                    "GIT_HTTP_EXPORT_ALL": "1",
-                    "REQUEST_METHOD": self.command,
-                    "PATH_INFO": path,
-                    "QUERY_STRING": query,
-                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-                    "CONTENT_LENGTH": str(len(body)),
-                    "REMOTE_USER": USER,
-                    "REMOTE_ADDR": "127.0.0.1",
-                    "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
-                    "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
-                }
-                proc = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True)
-                head, _, payload = proc.stdout.partition(b"\r\n\r\n")
-                status = 200
-                headers = []
-                for line in head.decode().split("\r\n"):
-                    name, _, value = line.partition(":")
-                    if name.lower() == "status":
-                        status = int(value.split()[0])
-                    elif name:
-                        headers.append((name, value.strip()))
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server(remote: Remote) -> Iterator[GitHTTPServer]:
-    subprocess.run(["git", "--git-dir", str(remote.bare), "config", "http.receivepack", "true"], check=True)
-    server = GitHTTPServer(remote.root, USER, SECRET)
+    server = serve(remote.bare, USER, SECRET)
     yield server
     server.stop()
 

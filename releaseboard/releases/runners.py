@@ -66,12 +66,19 @@ def mirror_for(repository: Repository, observer: vcs.CommandObserver | None = No
         allow_local=settings.ALLOW_LOCAL_REPOSITORIES,
         observer=observer,
         credentials=remote_credentials(repository, observer),
+        network_timeout=settings.GIT_NETWORK_TIMEOUT_SECONDS,
+        local_timeout=settings.GIT_LOCAL_TIMEOUT_SECONDS,
     )
 
 
 def _git(ctx: JobContext, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return call(*args, **kwargs)
+    except vcs.GitTimeout as exc:
+        raise JobFailed(
+            JobReason.TIMED_OUT,
+            f"Could not {what}: {exc}. Check that the remote is up and reachable from the worker, then try again.",
+        ) from None
     except vcs.GitError as exc:
         raise JobFailed(
             JobReason.GIT_ERROR, f"Could not {what}: {exc}. Check the remote URL and the worker's access."
@@ -80,6 +87,10 @@ def _git(ctx: JobContext, what: str, call: Any, *args: Any, **kwargs: Any) -> An
 
 class PushOutcomeUnknown(Exception):
     """The push failed in a way that does not say whether the remote took it."""
+
+    def __init__(self, message: str, reason: str = JobReason.GIT_ERROR) -> None:
+        super().__init__(message)
+        self.reason = reason  # TIMED_OUT when the remote did not answer in time
 
 
 def push(ctx: JobContext, mirror: vcs.Mirror, updates: list[vcs.RefUpdate], *, atomic: bool = False) -> None:
@@ -98,6 +109,8 @@ def push(ctx: JobContext, mirror: vcs.Mirror, updates: list[vcs.RefUpdate], *, a
         mirror.push(updates, atomic=atomic)
     except vcs.PushRejected:
         raise
+    except vcs.GitTimeout as exc:
+        raise PushOutcomeUnknown(str(exc), JobReason.TIMED_OUT) from None
     except vcs.GitError as exc:
         raise PushOutcomeUnknown(str(exc)) from None
     ctx.checkpoint("after_push")
@@ -258,7 +271,7 @@ def run_create_branch(ctx: JobContext) -> str:
                     JobReason.BRANCH_EXISTS, f"{branch.name} appeared on the remote meanwhile; request another name."
                 ) from None
             except PushOutcomeUnknown as exc:
-                raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
+                raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
         with ctx.atomic():
             Branch.objects.filter(pk=branch.pk).update(
                 state=BranchState.ACTIVE, head_sha=staging, base_sha=staging, updated_at=timezone.now()
@@ -547,10 +560,10 @@ def run_promote(ctx: JobContext) -> str:
         except PushOutcomeUnknown as exc:
             refs = remote_refs(ctx, repository)
             if refs is None:
-                raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
+                raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
             if refs.get(f"refs/heads/{repository.staging_branch}") != promotion.merge_sha:
                 raise JobFailed(
-                    JobReason.GIT_ERROR,
+                    exc.reason,
                     f"The push failed ({exc}); {repository.staging_branch} is "
                     "unchanged on the remote. Click \u201cPromote to staging\u201d again.",
                 ) from None
@@ -694,10 +707,10 @@ def run_release(ctx: JobContext) -> str:
         except PushOutcomeUnknown as exc:
             refs = remote_refs(ctx, repository)
             if refs is None:
-                raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
+                raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
             if refs.get(f"refs/heads/{repository.master_branch}") != release.sha:
                 raise JobFailed(
-                    JobReason.GIT_ERROR,
+                    exc.reason,
                     f"The push failed ({exc}); {repository.master_branch} is "
                     "unchanged on the remote. Open \u201cPromote to master\u201d again.",
                 ) from None
@@ -766,7 +779,7 @@ def run_copy_master(ctx: JobContext) -> str:
                 "nothing was changed. Review the new commits, then copy again.",
             ) from None
         except PushOutcomeUnknown as exc:
-            raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
+            raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
         with ctx.atomic():
             discarded = [p.pk for p in selectors.unreleased_promotions(repository)]
             Promotion.objects.filter(pk__in=discarded).update(state=PromotionState.DISCARDED)
@@ -858,10 +871,10 @@ def run_update_branch(ctx: JobContext) -> str:
         except PushOutcomeUnknown as exc:
             refs = remote_refs(ctx, repository)
             if refs is None:
-                raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
+                raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
             if refs.get(ref) != merged:
                 raise JobFailed(
-                    JobReason.GIT_ERROR,
+                    exc.reason,
                     f"The push failed ({exc}); {branch.name} is unchanged on the "
                     "remote. Click \u201cUpdate from staging\u201d again.",
                 ) from None

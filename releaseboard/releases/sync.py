@@ -25,7 +25,10 @@ def poll_remotes() -> int:
         try:
             credentials = vcs.credentials_for(repository.remote_url, settings.CREDENTIALS_FILE or None)
             refs = vcs.ls_remote(
-                repository.remote_url, allow_local=settings.ALLOW_LOCAL_REPOSITORIES, credentials=credentials
+                repository.remote_url,
+                allow_local=settings.ALLOW_LOCAL_REPOSITORIES,
+                credentials=credentials,
+                timeout=settings.GIT_NETWORK_TIMEOUT_SECONDS,
             )
         except (vcs.GitError, vcs.CredentialsError) as exc:
             Repository.objects.filter(pk=repository.pk).update(sync_error=str(exc)[:2000])

@@ -9,12 +9,29 @@ import re
 import shutil
 import stat
 import time
+import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from releaseboard.vcs.commands import CommandObserver, GitError, ls_remote, run_git
+from releaseboard.vcs.commands import (
+    LOCAL_TIMEOUT_SECONDS,
+    NETWORK_TIMEOUT_SECONDS,
+    CommandObserver,
+    GitError,
+    GitTimeout,
+    ls_remote,
+    run_git,
+)
 from releaseboard.vcs.credentials import Credentials
+from releaseboard.vcs.reads import FALLBACK, PLAIN_REF, ObjectReader
+from releaseboard.vcs.results import (
+    CommitInfo,
+    Identity,
+    MergeResult,
+    PushRejected,
+    RefUpdate,
+    parse_merge_tree,
+)
 
 WORKTREE_SLOTS = 8
 # A git lock or temporary pack file this old, found while we hold the mirror lock, was
@@ -25,77 +42,8 @@ STALE_FILE_SECONDS = 30
 _ENSURED: set[tuple[str, str]] = set()
 
 
-@dataclass(frozen=True)
-class Identity:
-    name: str
-    email: str
-
-
-@dataclass(frozen=True)
-class Conflict:
-    path: str
-    kind: str  # "content", "modify/delete", "add/add", "rename/delete", ...
-
-
-@dataclass(frozen=True)
-class MergeResult:
-    tree: str
-    conflicts: list[Conflict] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not self.conflicts
-
-    @property
-    def conflicted_paths(self) -> list[str]:
-        return sorted({c.path for c in self.conflicts})
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    sha: str
-    subject: str
-    author_name: str
-    author_email: str
-    authored_at: int
-    trailers: dict[str, list[str]]
-
-
-@dataclass(frozen=True)
-class RefUpdate:
-    """Write `new` to `ref` only if the remote has `expected` there.
-
-    expected is a SHA, or "" for "the ref must not exist yet". A tag update with
-    expected=None is a plain push, which git refuses when the tag already exists.
-    """
-
-    ref: str
-    new: str
-    expected: str | None
-
-
-class PushRejected(GitError):
-    """The remote refused the push: the ref moved, already exists, or was not a fast-forward."""
-
-    def __init__(self, argv: Sequence[str], returncode: int, output: str, rejected: dict[str, str]) -> None:
-        self.rejected = rejected
-        details = "; ".join(f"{ref}: {why}" for ref, why in rejected.items()) or output.strip()[-300:]
-        super().__init__(argv, returncode, output, f"push rejected ({details})")
-
-    @property
-    def stale(self) -> bool:
-        return any("stale" in why or "fetch first" in why for why in self.rejected.values())
-
-    @property
-    def exists(self) -> bool:
-        return any("already exists" in why for why in self.rejected.values())
-
-
 _SHA = re.compile(r"^[0-9a-f]{40}$")
-# What check-ref-format refuses anyway, and ":" (a refspec separator), for branch and tag refs.
-# No part may start with "-" (git's own CLI refuses such branch names) or ".".
-_PUSH_REF = re.compile(r"^refs/(heads|tags)/(?![-.])(?!.*(\.\.|@\{|//|/[-.]))[^\x00-\x20\x7f:~^?*\[\\]+$")
-_CONFLICT_KIND = re.compile(r"^CONFLICT \((?P<kind>[^)]*)\)")
+_PUSH_REF = PLAIN_REF
 
 
 class Mirror:
@@ -104,6 +52,11 @@ class Mirror:
     Mutating steps (fetch, worktree checkouts) take a file lock, so jobs that share a
     worker machine do not trip over each other's ref locks. Objects written by
     merge-tree and commit-tree need no lock: git writes objects atomically.
+
+    Every git command runs with a timeout: network_timeout for fetch, push and
+    ls-remote, local_timeout for the rest; past it git is killed and GitTimeout raised.
+    Refs and commit objects are read in-process where that gives git's answer
+    (see reads.py); everything else runs git.
     """
 
     def __init__(
@@ -114,6 +67,8 @@ class Mirror:
         allow_local: bool,
         observer: CommandObserver | None = None,
         credentials: Credentials | None = None,
+        network_timeout: float = NETWORK_TIMEOUT_SECONDS,
+        local_timeout: float = LOCAL_TIMEOUT_SECONDS,
     ) -> None:
         self.path = Path(path)
         self.url = url
@@ -121,6 +76,16 @@ class Mirror:
         self.observer = observer
         # Only fetch, push and ls_remote get these: no other git command talks to the remote.
         self.credentials = credentials
+        self.network_timeout = network_timeout
+        self.local_timeout = local_timeout
+        self.reader = ObjectReader(self.path, allow_local=allow_local)
+        # GitPython's Repo sits in reference cycles, so its cat-file processes would live
+        # until a cyclic GC; a Mirror is not, and stops them as soon as it is dropped.
+        self._close_reader = weakref.finalize(self, self.reader.close)
+
+    def close(self) -> None:
+        """Stop the object reader's persistent git processes (done too when the Mirror is dropped)."""
+        self.reader.close()
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -132,6 +97,7 @@ class Mirror:
             check=check,
             input=input,
             extra_env=env,
+            timeout=self.local_timeout,
         )
         return proc.stdout.decode("utf-8", errors="replace")
 
@@ -155,30 +121,53 @@ class Mirror:
         with self.locked():
             if not (self.path / "HEAD").exists():
                 self.path.mkdir(parents=True, exist_ok=True)
-                run_git(["init", "--quiet", "--bare", "--", str(self.path)], allow_local=self.allow_local)
-            run_git(["-C", str(self.path), "config", "--", "remote.origin.url", self.url], allow_local=self.allow_local)
+                run_git(
+                    ["init", "--quiet", "--bare", "--", str(self.path)],
+                    allow_local=self.allow_local,
+                    timeout=self.local_timeout,
+                )
+            run_git(
+                ["-C", str(self.path), "config", "--", "remote.origin.url", self.url],
+                allow_local=self.allow_local,
+                timeout=self.local_timeout,
+            )
         _ENSURED.add(key)
 
     def fetch(self) -> None:
-        """Bring the mirror's branches and tags to the remote's, pruning deleted branches."""
+        """Bring the mirror's branches and tags to the remote's, pruning deleted branches.
+
+        Raises GitTimeout when the remote does not answer within network_timeout; the
+        killed fetch's lock files and partial packs are removed before that, so the next
+        fetch starts clean.
+        """
         self.ensure()
         with self.locked():
             self.remove_stale_files()
-            run_git(
-                [
-                    "-C",
-                    str(self.path),
-                    "fetch",
-                    "--prune",
-                    "--no-write-fetch-head",
-                    "origin",
-                    "+refs/heads/*:refs/heads/*",
-                    "+refs/tags/*:refs/tags/*",
-                ],
-                allow_local=self.allow_local,
-                observer=self.observer,
-                credentials=self.credentials,
-            )
+            try:
+                self._fetch()
+            except GitTimeout:
+                # The fetch we started is dead (killed with its helpers) and we hold the
+                # mirror lock: whatever it left is garbage, whatever its age.
+                self.remove_stale_files(older_than=-1)
+                raise
+
+    def _fetch(self) -> None:
+        run_git(
+            [
+                "-C",
+                str(self.path),
+                "fetch",
+                "--prune",
+                "--no-write-fetch-head",
+                "origin",
+                "+refs/heads/*:refs/heads/*",
+                "+refs/tags/*:refs/tags/*",
+            ],
+            allow_local=self.allow_local,
+            observer=self.observer,
+            credentials=self.credentials,
+            timeout=self.network_timeout,
+        )
 
     def remove_stale_files(self, older_than: float = STALE_FILE_SECONDS) -> list[Path]:
         """Delete lock files and partial packs a killed git left in the mirror; return them.
@@ -210,9 +199,20 @@ class Mirror:
 
     def ls_remote(self) -> dict[str, str]:
         """The remote's refs read afresh (not the mirror's copy), with this mirror's credentials."""
-        return ls_remote(self.url, allow_local=self.allow_local, observer=self.observer, credentials=self.credentials)
+        return ls_remote(
+            self.url,
+            allow_local=self.allow_local,
+            observer=self.observer,
+            credentials=self.credentials,
+            timeout=self.network_timeout,
+        )
 
     def refs(self, prefix: str = "refs/") -> dict[str, str]:
+        """{refname: sha} under prefix, read from the ref files (git for-each-ref if unusual)."""
+        found = self.reader.refs(prefix)
+        if found is not FALLBACK:
+            assert isinstance(found, dict)
+            return found
         out = self.git("for-each-ref", "--format=%(objectname) %(refname)", "--", prefix)
         refs = {}
         for line in out.splitlines():
@@ -229,6 +229,10 @@ class Mirror:
 
     def resolve(self, rev: str) -> str | None:
         """The commit SHA `rev` names, or None when it does not exist."""
+        found = self.reader.resolve(rev)
+        if found is not FALLBACK:
+            assert found is None or isinstance(found, str)
+            return found
         out = self.git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False)
         return out.strip() or None
 
@@ -245,6 +249,7 @@ class Mirror:
             ["-C", str(self.path), "merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant],
             allow_local=self.allow_local,
             check=False,
+            timeout=self.local_timeout,
         )
         if proc.returncode not in (0, 1):
             raise GitError(["merge-base"], proc.returncode, proc.stderr.decode(errors="replace"))
@@ -293,6 +298,10 @@ class Mirror:
         return result
 
     def tree_of(self, commit: str) -> str:
+        """The tree SHA of a commit (in-process for a full SHA the mirror has)."""
+        found = self.reader.commit(commit)
+        if found is not None:
+            return found.tree.hexsha
         return self.git("rev-parse", "--verify", "--end-of-options", f"{commit}^{{tree}}").strip()
 
     # -- writing objects ---------------------------------------------------------------
@@ -315,6 +324,7 @@ class Mirror:
             allow_local=self.allow_local,
             observer=self.observer,
             check=False,
+            timeout=self.local_timeout,
         )
         # merge-tree also exits 1 for "not something we can merge", and then prints no tree.
         tree = proc.stdout.partition(b"\0")[0].decode(errors="replace")
@@ -384,6 +394,7 @@ class Mirror:
             observer=self.observer,
             check=False,
             credentials=self.credentials,
+            timeout=self.network_timeout,
         )
         output = (proc.stdout + proc.stderr).decode("utf-8", errors="replace")
         if proc.returncode == 0:
@@ -411,7 +422,7 @@ class Mirror:
             raise ValueError(f"not a full commit SHA: {commit!r}")
         worktrees.mkdir(parents=True, exist_ok=True)
         for slot in range(WORKTREE_SLOTS):
-            handle = open(worktrees / f"slot-{slot}.lock", "w")
+            handle = open(worktrees / f"slot-{slot}.lock", "w")  # noqa: SIM115  (held across the yield)
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -444,38 +455,11 @@ class Mirror:
             ["-C", str(path), "checkout", "--detach", "-f", commit],
             allow_local=self.allow_local,
             observer=self.observer,
+            timeout=self.local_timeout,
         )
-        run_git(["-C", str(path), "clean", "-ffdx"], allow_local=self.allow_local, observer=self.observer)
-
-
-def parse_merge_tree(output: str, clean: bool) -> MergeResult:
-    """Parse `git merge-tree --write-tree -z --name-only --messages` output."""
-    tree, _, rest = output.partition("\0")
-    if clean:
-        return MergeResult(tree=tree.strip())
-    files_part, _, messages = rest.partition("\0\0")
-    conflicted = [p for p in files_part.split("\0") if p]
-    conflicts: list[Conflict] = []
-    fields = messages.split("\0")
-    i = 0
-    while i < len(fields):
-        if not fields[i].isdigit():
-            i += 1
-            continue
-        count = int(fields[i])
-        paths = fields[i + 1 : i + 1 + count]
-        kind_field = fields[i + 1 + count] if i + 1 + count < len(fields) else ""
-        message = fields[i + 2 + count] if i + 2 + count < len(fields) else ""
-        i += count + 3
-        # The stable type reads "CONFLICT (contents)" for add/add too; only the message
-        # (in English: git runs with LANG=C) says "CONFLICT (add/add)".
-        conflict = _CONFLICT_KIND.match(kind_field)
-        if conflict:
-            match = _CONFLICT_KIND.match(message) or conflict
-            kind = "content" if match.group("kind") in ("contents", "content") else match.group("kind")
-            for path in paths:
-                if path in conflicted:
-                    conflicts.append(Conflict(path, kind))
-    seen = {c.path for c in conflicts}
-    conflicts += [Conflict(p, "content") for p in conflicted if p not in seen]
-    return MergeResult(tree=tree.strip(), conflicts=conflicts)
+        run_git(
+            ["-C", str(path), "clean", "-ffdx"],
+            allow_local=self.allow_local,
+            observer=self.observer,
+            timeout=self.local_timeout,
+        )

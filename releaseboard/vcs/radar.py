@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from releaseboard.vcs.commands import GitError, run_git
-from releaseboard.vcs.mirror import Conflict, MergeResult, Mirror
+from releaseboard.vcs.mirror import Mirror
+from releaseboard.vcs.results import Conflict, MergeResult
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _CONFLICT_KIND = re.compile(r"^CONFLICT \((?P<kind>[^)]*)\)")
@@ -68,6 +69,7 @@ def merge_pairs(
             check=False,
             input="".join(f"{ours} {theirs}\n" for ours, theirs in pairs).encode(),
             extra_env={"GIT_OBJECT_DIRECTORY": scratch, "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)},
+            timeout=mirror.local_timeout,
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
