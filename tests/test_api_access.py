@@ -13,15 +13,18 @@ that is rolled back, so each one sees the same objects.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import Client
+from django.utils.timezone import now
 
 from releaseboard.api.main import api
 from releaseboard.jobs.models import Job, JobState
+from releaseboard.policy.models import DriftAlarm, FreezeWindow, HotfixException
 from releaseboard.releases.models import Branch, Promotion, Repository
 from releaseboard.tokens import service as tokens
 from releaseboard.tokens.models import Scope
@@ -52,6 +55,15 @@ TABLE: list[tuple[str, str, str, Any, int, int, int, int, int]] = [
     ("get", "/repos/{repo}/releases", "read", None, 200, 200, 200, 200, 404),
     # Staging's head has no passing test: refused by the service (409).
     ("post", "/repos/{repo}/releases", "promote", {}, 403, 409, 403, 403, 404),
+    ("get", "/repos/{repo}/policy", "read", None, 200, 200, 200, 200, 404),
+    ("post", "/repos/{repo}/lock", "promote", "reason", 403, 201, 403, 403, 404),
+    ("post", "/repos/{repo}/unlock", "promote", None, 403, 409, 403, 403, 404),  # not locked
+    ("post", "/repos/{repo}/freeze-windows", "promote", "window", 403, 201, 403, 403, 404),
+    ("delete", "/repos/{repo}/freeze-windows/{window_id}", "promote", None, 403, 204, 403, 403, 404),
+    # The promotion is a feature's: only hotfixes may pass a lock (409).
+    ("post", "/repos/{repo}/exceptions", "promote", "exception", 403, 409, 403, 403, 404),
+    ("post", "/repos/{repo}/exceptions/{exception_id}/approve", "promote", None, 403, 200, 403, 403, 404),
+    ("post", "/repos/{repo}/drift/{alarm_id}/adopt", "promote", "adopt", 403, 200, 403, 403, 404),
     ("get", "/jobs", "read", None, 200, 200, 200, 200, 403),
     ("get", "/jobs/{job_id}", "read", None, 200, 200, 200, 200, 404),
     ("get", "/jobs/{job_id}/log", "read", None, 200, 200, 200, 200, 404),
@@ -77,22 +89,49 @@ def objects(developer: User) -> dict[str, Any]:
     job = Job.objects.create(
         kind="sync", title="Refresh shop", scope_id=repository.pk, scope_name="shop", state=JobState.FAILED
     )
-    return {"repo": "shop", "branch_id": branch.pk, "promotion_id": promotion.pk, "job_id": job.pk}
+    hotfix = Branch.objects.create(repository=repository, name="hotfix/rounding", kind="hotfix", head_sha="e" * 40)
+    hotfix_promotion = Promotion.objects.create(repository=repository, branch=hotfix, title="Rounding")
+    exception = HotfixException.objects.create(
+        promotion=hotfix_promotion, reason="Customers are billed wrong", requested_by=developer, requested_at=now()
+    )
+    window = FreezeWindow.objects.create(
+        repository=repository, weekdays=[5, 6], start=dt.time(0, 0), end=dt.time(0, 0), time_zone="UTC"
+    )
+    alarm = DriftAlarm.objects.create(
+        repository=repository, branch_name="staging", expected_sha="b" * 40, found_sha="f" * 40, detected_at=now()
+    )
+    return {
+        "repo": "shop",
+        "branch_id": branch.pk,
+        "promotion_id": promotion.pk,
+        "job_id": job.pk,
+        "exception_id": exception.pk,
+        "window_id": window.pk,
+        "alarm_id": alarm.pk,
+    }
 
 
 BODIES = {
     "branch": {"kind": "feature", "name": "matrix", "purpose": "Access matrix"},
     "promotion": {"branch": "feature/free"},
+    "reason": {"reason": "Release day"},
+    "window": {"weekdays": [4], "start": "18:00", "end": "08:00", "time_zone": "Europe/Berlin"},
+    "exception": {"promotion": "{promotion_id}", "reason": "Urgent"},
+    "adopt": {"reason": "Reviewed the commit", "found_sha": "f" * 40},
 }
 
 
-def call(client: Client, method: str, path: str, body: Any, headers: dict[str, str]) -> int:
+def call(
+    client: Client, method: str, path: str, body: Any, headers: dict[str, str], ids: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    ids = ids or {}
     sid = transaction.savepoint()
     try:
-        if method == "get":
-            response = client.get(f"/api/v1{path}", headers=headers)
+        if method in ("get", "delete"):
+            response = getattr(client, method)(f"/api/v1{path}", headers=headers)
         else:
             payload = BODIES.get(body, body) if isinstance(body, str) else (body or {})
+            payload = {k: ids.get(v.strip("{}"), v) if isinstance(v, str) else v for k, v in payload.items()}
             response = client.post(f"/api/v1{path}", payload, content_type="application/json", headers=headers)
     finally:
         transaction.savepoint_rollback(sid)
@@ -115,17 +154,17 @@ def test_route_answers_each_persona_and_token_scope(
     statuses: list,
 ) -> None:
     url = path.format(**objects)
-    status, _ = call(Client(), method, url, body, {})
+    status, _ = call(Client(), method, url, body, {}, objects)
     assert status == 401, f"anonymous {method} {url}"
     for persona, expected in zip(PERSONAS, statuses, strict=True):
         user: User = request.getfixturevalue(persona)
         client = Client()
         client.force_login(user)
-        status, response = call(client, method, url, body, {})
+        status, response = call(client, method, url, body, {}, objects)
         assert status == expected, f"{persona} session {method} {url}: {response.content[:300]!r}"
         for token_scope in Scope.values:
             raw = tokens.create_token(user, name=f"t-{token_scope}", scopes=[token_scope], days=1).raw
-            status, response = call(Client(), method, url, body, {"Authorization": f"Bearer {raw}"})
+            status, response = call(Client(), method, url, body, {"Authorization": f"Bearer {raw}"}, objects)
             if scope in (NONE, token_scope):
                 assert status == expected, f"{persona} {token_scope} token {method} {url}: {response.content[:300]!r}"
             else:
