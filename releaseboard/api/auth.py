@@ -67,7 +67,7 @@ class SessionCookie(APIKeyCookie):
     def __call__(self, request: HttpRequest) -> Principal | None:
         if request.headers.get("Authorization"):
             return None
-        return super().__call__(request)  # type: ignore[no-any-return]
+        return super().__call__(request)
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
         user = getattr(request, "user", None)

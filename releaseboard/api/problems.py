@@ -64,31 +64,31 @@ def _validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
 def install(api: NinjaAPI) -> None:
     """Replace ninja's default error bodies with problem documents."""
 
-    def on_problem(request: HttpRequest, exc: Problem) -> HttpResponse:
+    def on_problem(request: HttpRequest, exc: Any) -> HttpResponse:
         response = problem_response(exc.status, exc.code, exc.detail, **exc.extra)
         if exc.status == 429 and "retry_after" in exc.extra:
             response["Retry-After"] = str(exc.extra["retry_after"])
         return response
 
-    def on_refused(request: HttpRequest, exc: Refused | TokenRefused) -> HttpResponse:
+    def on_refused(request: HttpRequest, exc: Any) -> HttpResponse:
         if exc.field:
             return problem_response(
                 422, "validation_failed", exc.message, errors=[{"field": exc.field, "message": exc.message}]
             )
         return problem_response(409, "state_conflict", exc.message)
 
-    def on_denied(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+    def on_denied(request: HttpRequest, exc: Any) -> HttpResponse:
         return problem_response(403, "forbidden", str(exc) or "Your roles do not allow this.")
 
-    def on_404(request: HttpRequest, exc: Http404) -> HttpResponse:
+    def on_404(request: HttpRequest, exc: Any) -> HttpResponse:
         return problem_response(404, "not_found", str(exc) or "There is nothing here; check the name or id.")
 
-    def on_validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    def on_validation(request: HttpRequest, exc: Any) -> HttpResponse:
         errors = _validation_errors(exc.errors)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "The request is not valid."
         return problem_response(422, "validation_failed", detail, errors=errors)
 
-    def on_auth(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    def on_auth(request: HttpRequest, exc: Any) -> HttpResponse:
         return problem_response(
             401,
             "not_authenticated",
@@ -96,7 +96,7 @@ def install(api: NinjaAPI) -> None:
             "or sign in with the browser.",
         )
 
-    def on_http(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    def on_http(request: HttpRequest, exc: Any) -> HttpResponse:
         code = {403: "csrf_failed" if "CSRF" in str(exc) else "forbidden", 429: "throttled"}.get(
             exc.status_code, "error"
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -43,9 +45,10 @@ def token_list(request: HttpRequest) -> HttpResponse:
             # Rendered, not redirected: the token is shown on this one page and never again.
             new_raw = new.raw
             form = TokenForm()
-    mine = AccessToken.objects.filter(user=request.user)
+    user: Any = request.user
+    mine = AccessToken.objects.filter(user=user)
     others = (
-        AccessToken.objects.exclude(user=request.user).filter(revoked_at__isnull=True).select_related("user")
+        AccessToken.objects.exclude(user=user).filter(revoked_at__isnull=True).select_related("user")
         if has_perm(request.user, Perm.CONFIGURE)
         else AccessToken.objects.none()
     )
@@ -57,9 +60,10 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     # The owner's own tokens, or anyone's for an admin; others get 404 (no probing of ids).
+    user: Any = request.user
     tokens = AccessToken.objects.select_related("user")
-    if not has_perm(request.user, Perm.CONFIGURE):
-        tokens = tokens.filter(user=request.user)
+    if not has_perm(user, Perm.CONFIGURE):
+        tokens = tokens.filter(user=user)
     token = get_object_or_404(tokens, pk=token_id)
     revoke_token(token, actor=request.user)
     messages.success(request, f"Token {token.name!r} of {token.user.get_username()} is revoked.")
