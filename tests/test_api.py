@@ -209,3 +209,17 @@ def test_job_log_returns_lines_after_the_cursor(client: Client, developer: User,
     body: dict[str, Any] = client.get(f"/api/v1/jobs/{job.pk}/log?after=1", headers=bearer(raw)).json()
     assert [line["seq"] for line in body["lines"]] == [2, 3]
     assert body["next_after"] == 3 and body["done"] is True
+
+
+def test_job_events_stream_the_log_then_an_end_event(client: Client, developer: User, shop: Repository) -> None:
+    from releaseboard.jobs.models import JobLogLine, JobState
+
+    job = Job.objects.create(kind="sync", title="Refresh", scope_id=shop.pk, scope_name="shop", state=JobState.FAILED)
+    for seq in (1, 2):
+        JobLogLine.objects.create(job=job, seq=seq, text=f"line {seq}\n")
+    headers = {**bearer(token_for(developer, ["read"])), "Last-Event-ID": "1"}
+    response = client.get(f"/api/v1/jobs/{job.pk}/events", headers=headers)
+    assert response["Content-Type"] == "text/event-stream"
+    body = b"".join(response.streaming_content).decode()
+    assert "id: 1\n" not in body and "id: 2\nevent: log\n" in body
+    assert body.rstrip().splitlines()[-2] == "event: end" and '"state": "failed"' in body

@@ -67,6 +67,7 @@ TABLE: list[tuple[str, str, str, Any, int, int, int, int, int]] = [
     ("get", "/jobs", "read", None, 200, 200, 200, 200, 403),
     ("get", "/jobs/{job_id}", "read", None, 200, 200, 200, 200, 404),
     ("get", "/jobs/{job_id}/log", "read", None, 200, 200, 200, 200, 404),
+    ("get", "/jobs/{job_id}/events", "read", None, 200, 200, 200, 200, 404),
     # The job has ended: cancelling it is refused by the service (409); retrying it works.
     ("post", "/jobs/{job_id}/cancel", "promote", None, 403, 409, 403, 403, 404),
     ("post", "/jobs/{job_id}/retry", "promote", None, 403, 202, 403, 403, 404),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Query, Router, Schema, Status
 
 from releaseboard.jobs.models import Job, JobLogLine, JobState
@@ -72,6 +74,44 @@ def job_log(request: HttpRequest, job_id: int, after: int = 0, wait: int = 0) ->
         "next_after": next_after,
         "done": final and len(lines) < LOG_PAGE,
     }
+
+
+SSE_MAX_SECONDS = 600  # then the client reconnects with Last-Event-ID; no request is held forever
+SSE_KEEPALIVE = 15
+
+
+@router.get("/jobs/{job_id}/events", summary="The log as server-sent events", response={200: str})
+def job_events(request: HttpRequest, job_id: int, after: int = 0) -> StreamingHttpResponse:
+    """`log` events (id = the line's seq, data = {seq, text}) until the job ends, then one
+    `end` event with the job. A reconnecting EventSource sends Last-Event-ID and goes on
+    from there. Each open stream holds one server thread: scripts use the long-poll."""
+    _, job = job_for(request, job_id, Perm.VIEW, Scope.READ)
+    last_event = request.headers.get("Last-Event-ID", "")
+    cursor = int(last_event) if last_event.isdigit() else after
+
+    def stream(cursor: int) -> Iterator[str]:
+        started = idle = time.monotonic()
+        while time.monotonic() - started < SSE_MAX_SECONDS:
+            job.refresh_from_db()
+            final = job.is_final
+            lines = list(JobLogLine.objects.filter(job=job, seq__gt=cursor).order_by("seq")[:LOG_PAGE])
+            for line in lines:
+                cursor = line.seq
+                yield f"id: {line.seq}\nevent: log\ndata: {json.dumps({'seq': line.seq, 'text': line.text})}\n\n"
+            if final and len(lines) < LOG_PAGE:
+                yield f"event: end\ndata: {json.dumps(schemas.job_out(job), default=str)}\n\n"
+                return
+            if lines:
+                idle = time.monotonic()
+            elif time.monotonic() - idle > SSE_KEEPALIVE:
+                idle = time.monotonic()
+                yield ": keep-alive\n\n"
+            time.sleep(LONG_POLL_STEP)
+
+    response = StreamingHttpResponse(stream(cursor), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # proxies must not hold the events back
+    return response
 
 
 @router.post("/jobs/{job_id}/cancel", response={202: schemas.JobOut}, summary="Cancel a job")
