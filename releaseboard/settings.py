@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "csp",
     "django_htmx",
     "template_partials",
+    "ninja",  # the API docs page then serves Swagger UI from our static files (CSP: 'self'), not a CDN
     "releaseboard.audit",
     "releaseboard.jobs",
     "releaseboard.releases",
