@@ -25,7 +25,7 @@ from django.utils.timezone import now
 from releaseboard.api.main import api
 from releaseboard.jobs.models import Job, JobState
 from releaseboard.policy.models import DriftAlarm, FreezeWindow, HotfixException
-from releaseboard.releases.models import Branch, Promotion, Repository
+from releaseboard.releases.models import Branch, Promotion, Release, Repository
 from releaseboard.tokens import service as tokens
 from releaseboard.tokens.models import Scope
 
@@ -53,6 +53,7 @@ TABLE: list[tuple[str, str, str, Any, int, int, int, int, int]] = [
     ("post", "/repos/{repo}/staging/copy-master", "promote", None, 403, 202, 403, 403, 404),
     ("get", "/repos/{repo}/release-preview", "read", None, 200, 200, 200, 200, 404),
     ("get", "/repos/{repo}/releases", "read", None, 200, 200, 200, 200, 404),
+    ("get", "/repos/{repo}/releases/{release_id}", "read", None, 200, 200, 200, 200, 404),
     # Staging's head has no passing test: refused by the service (409).
     ("post", "/repos/{repo}/releases", "promote", {}, 403, 409, 403, 403, 404),
     ("get", "/repos/{repo}/policy", "read", None, 200, 200, 200, 200, 404),
@@ -98,6 +99,7 @@ def objects(developer: User) -> dict[str, Any]:
     window = FreezeWindow.objects.create(
         repository=repository, weekdays=[5, 6], start=dt.time(0, 0), end=dt.time(0, 0), time_zone="UTC"
     )
+    release = Release.objects.create(repository=repository, version="0.1.0", tag="v0.1.0", sha="b" * 40)
     alarm = DriftAlarm.objects.create(
         repository=repository, branch_name="staging", expected_sha="b" * 40, found_sha="f" * 40, detected_at=now()
     )
@@ -109,6 +111,7 @@ def objects(developer: User) -> dict[str, Any]:
         "exception_id": exception.pk,
         "window_id": window.pk,
         "alarm_id": alarm.pk,
+        "release_id": release.pk,
     }
 
 

@@ -90,7 +90,7 @@ def test_a_release_cycle_from_a_shell_script_with_rb(
     assert doc("promote.json")["kind"] == "promote" and doc("promote.json")["state"] == "succeeded"
     assert doc("preview.json")["refusal"] == "" and doc("preview.json")["staging_sha"] == merge_sha
     released = doc("release.json")
-    assert released["job"]["state"] == "succeeded"
+    assert released["job"]["state"] == "succeeded" and released["release"]["state"] == "released"
     tag = released["release"]["tag"]
 
     # Master moved to the tested staging commit, and the tag points at it.

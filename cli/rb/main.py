@@ -35,8 +35,8 @@ def _finish(api: Api, args: argparse.Namespace, started: dict[str, Any], key: st
             started = {**started, "job": job}
             if refetch:
                 started[key] = api.request("GET", refetch.format(**started[key]))
-                if key == "promotion":  # the promotion endpoint answers {promotion, job}
-                    started[key] = started[key]["promotion"]
+                if key in ("promotion", "release"):  # these endpoints answer {<key>, job}
+                    started[key] = started[key][key]
     if args.output == "json":
         emit(started, "json")
     elif key is None:
@@ -160,7 +160,7 @@ def cmd_release_create(api: Api, args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CliError(f"Cannot read {args.notes_file}: {exc.strerror}.", USAGE) from None
     started = api.request("POST", f"/repos/{args.repo}/releases", body)
-    return _finish(api, args, started, "release")
+    return _finish(api, args, started, "release", f"/repos/{args.repo}/releases/{{id}}")
 
 
 def cmd_repo_job(path: str) -> Handler:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from ninja import Router, Status
 
 from releaseboard.radar import selectors as radar
@@ -208,6 +208,15 @@ def release_preview(request: HttpRequest, repo: str) -> dict[str, Any]:
 def release_list(request: HttpRequest, repo: str) -> list[dict[str, Any]]:
     _, repository = repository_for(request, repo, Perm.VIEW, Scope.READ)
     return [schemas.release_out(r) for r in repository.releases.select_related("released_by").order_by("-id")[:200]]
+
+
+@router.get("/repos/{repo}/releases/{release_id}", response=schemas.ReleaseStartedOut, summary="One release")
+def release_detail(request: HttpRequest, repo: str, release_id: int) -> dict[str, Any]:
+    _, repository = repository_for(request, repo, Perm.VIEW, Scope.READ)
+    release = repository.releases.select_related("released_by").filter(pk=release_id).first()
+    if release is None:
+        raise Http404(f"{repository.name} has no release #{release_id}.")
+    return {"release": schemas.release_out(release), "job": _latest_job("release", release.pk)}
 
 
 @router.post("/repos/{repo}/releases", response={201: schemas.ReleaseStartedOut}, summary="Promote to master")
