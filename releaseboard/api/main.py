@@ -24,7 +24,10 @@ api = NinjaAPI(
         "Everything the board does, for scripts and the `rb` CLI. Authenticate with "
         "`Authorization: Bearer rbp_…` (Settings → Tokens) or the browser session (with CSRF). "
         "Errors are application/problem+json with a stable `code`. Every POST takes an "
-        "`Idempotency-Key` header: a retried request answers with what the first one made."
+        "`Idempotency-Key` header: a POST that starts a job (branch, promotion, promote, release, "
+        "refresh, tests, copy master, update, retry) answers a retry with what the first request made. "
+        "Policy changes and cancel make no job; repeating them is refused as a conflict (409, e.g. "
+        "'already locked'), so nothing happens twice either."
     ),
     urls_namespace="api",
     auth=[BearerToken(), SessionCookie()],
