@@ -72,6 +72,9 @@ TABLE: list[tuple[str, str, str, Any, int, int, int, int, int]] = [
     # The job has ended: cancelling it is refused by the service (409); retrying it works.
     ("post", "/jobs/{job_id}/cancel", "promote", None, 403, 409, 403, 403, 404),
     ("post", "/jobs/{job_id}/retry", "promote", None, 403, 202, 403, 403, 404),
+    # Tokens: everyone lists their own; the developer's own token is revocable by them and by admins.
+    ("get", "/tokens", "read", None, 200, 200, 200, 200, 200),
+    ("delete", "/tokens/{token_id}", "admin", None, 204, 404, 404, 204, 404),
     ("get", "/audit", "read", None, 403, 200, 200, 200, 403),
     ("get", "/audit/export", "read", None, 403, 200, 200, 200, 403),
     ("get", "/audit/verify", "read", None, 403, 200, 200, 200, 403),
@@ -112,6 +115,7 @@ def objects(developer: User) -> dict[str, Any]:
         "window_id": window.pk,
         "alarm_id": alarm.pk,
         "release_id": release.pk,
+        "token_id": tokens.create_token(developer, name="dev-laptop", scopes=["read"], days=1).token.pk,
     }
 
 

@@ -14,7 +14,7 @@ from ninja import NinjaAPI, Router
 
 from releaseboard.roles import roles_of
 
-from . import problems, routes_audit, routes_jobs, routes_policy, routes_repos, schemas
+from . import problems, routes_audit, routes_jobs, routes_policy, routes_repos, routes_tokens, schemas
 from .auth import BearerToken, Principal, SessionCookie
 
 api = NinjaAPI(
@@ -53,6 +53,7 @@ api.add_router("", routes_repos.router)
 api.add_router("", routes_jobs.router)
 api.add_router("", routes_audit.router)
 api.add_router("", routes_policy.router)
+api.add_router("", routes_tokens.router)
 
 
 def _in_own_context(run: Callable[..., Any]) -> Callable[..., Any]:

@@ -12,7 +12,7 @@ class Scope(models.TextChoices):
     BRANCHES = "branches", "branches: request branches and promotions, update from staging, test again"
     PROMOTE = "promote", "promote: promote to staging, release, copy master to staging, locks and jobs"
     STATUSES = "statuses", "statuses: report CI statuses"
-    ADMIN = "admin", "admin: manage other users' tokens"
+    ADMIN = "admin", "admin: revoke tokens through the API (an admin: anyone's)"
 
 
 class AccessToken(models.Model):
