@@ -41,6 +41,9 @@ def test_the_served_schema_is_valid_openapi_and_lists_every_route(client: Client
     for path, item in schema["paths"].items():
         for method, operation in item.items():
             assert operation.get("security"), f"{method} {path} is documented without authentication"
+            assert operation["responses"]["403"]["content"]["application/problem+json"], f"{method} {path}"
+            if method == "post":
+                assert "Idempotency-Key" in [p["name"] for p in operation["parameters"]], f"{method} {path}"
     schemes = schema["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}
 

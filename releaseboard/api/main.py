@@ -10,14 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import NinjaAPI, Router
+from ninja import Router
 
 from releaseboard.roles import roles_of
 
 from . import problems, routes_audit, routes_jobs, routes_policy, routes_repos, routes_tokens, schemas
 from .auth import BearerToken, Principal, SessionCookie
+from .openapi import ReleaseboardAPI
 
-api = NinjaAPI(
+api = ReleaseboardAPI(
     title="Releaseboard API",
     version="1",
     description=(
