@@ -104,3 +104,36 @@ def test_a_release_cycle_from_a_shell_script_with_rb(
     # Each change names the token it was made with.
     assert AuditEvent.objects.get(action="branch.requested").details["token"] == "ci"
     assert AuditEvent.objects.get(action="release.requested").actor_name == release_manager.username
+
+
+def test_promote_wait_follows_the_retest_when_staging_moved_and_exits_with_the_promotions_outcome(
+    live_server, celery_worker, repository, remote, developer, release_manager, tmp_path
+):
+    from tests.flows import passed_promotion, sync
+
+    sync(repository, developer)
+    first = passed_promotion(repository, remote, developer, "alpha")
+    second = passed_promotion(repository, remote, developer, "beta")
+    wait_for_job(services.promote(first, actor=release_manager))  # staging moves past second's tested merge
+    env = {
+        **os.environ,
+        "PATH": f"{rb_on_path(tmp_path)}:{os.environ['PATH']}",
+        "RELEASEBOARD_URL": live_server.url,
+        "RELEASEBOARD_TOKEN": create_token(release_manager.username, "read", "promote"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    result = subprocess.run(
+        ["rb", "promotion", "promote", "shop", str(second.pk), "--wait", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Staging moved since the test" in result.stderr
+    second.refresh_from_db()
+    first.refresh_from_db()
+    assert second.state == "promoted" and remote.head("staging") == second.promoted_sha
+    final_job = json.loads(result.stdout)
+    assert final_job["kind"] == "promote" and final_job["state"] == "succeeded"
+    assert first.promoted_sha in remote.parents(second.promoted_sha)

@@ -138,6 +138,30 @@ def cmd_promotion_action(action: str) -> Handler:
     return run
 
 
+def cmd_promotion_promote(api: Api, args: argparse.Namespace) -> int:
+    """Promote to staging. With --wait, follow the promotion to its end: when staging moved
+    since the test, the promote job has it merged and tested again and then promotes in a
+    new job; those are followed too. Exit 0 only when the promotion is on staging."""
+    base = f"/repos/{args.repo}/promotions/{args.id}"
+    job = api.request("POST", f"{base}/promote")
+    if not args.wait:
+        return _finish(api, args, job, None)
+    while True:
+        job = follow(api, job["id"], quiet=args.quiet)
+        shown = api.request("GET", base)
+        latest = shown["job"]
+        if shown["promotion"]["state"] != "promoting" or latest is None or latest["id"] == job["id"]:
+            break
+        note(f"Staging moved since the test: following job #{latest['id']} ({latest['kind']}).")
+        job = latest
+    job_outcome(job)
+    promoted = shown["promotion"]["state"] == "promoted"
+    if not promoted:
+        note(f"Promotion #{args.id} is {shown['promotion']['state']}: {shown['promotion']['state_message']}".rstrip())
+    emit(job, args.output, JOB_COLUMNS)
+    return OK if promoted else FAILED
+
+
 def cmd_release_preview(api: Api, args: argparse.Namespace) -> int:
     preview = api.request("GET", f"/repos/{args.repo}/release-preview")
     if args.output == "json":

@@ -57,11 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     prequest.add_argument("--title")
     prequest.add_argument("--description")
     leaf(promotion, "show", m.cmd_promotion_show, "show a promotion").add_argument("repo")
-    for name, action, text in (
-        ("retest", "retest", "merge with the current staging and test again"),
-        ("promote", "promote", "promote the tested merge to staging"),
+    for name, handler, text in (
+        ("retest", m.cmd_promotion_action("retest"), "merge with the current staging and test again"),
+        ("promote", m.cmd_promotion_promote, "promote the tested merge to staging"),
     ):
-        sub = leaf(promotion, name, m.cmd_promotion_action(action), text, wait=True)
+        sub = leaf(promotion, name, handler, text, wait=True)
         sub.add_argument("repo")
         sub.add_argument("id", type=int)
     promotion.choices["show"].add_argument("id", type=int)
