@@ -223,3 +223,19 @@ def test_job_events_stream_the_log_then_an_end_event(client: Client, developer: 
     body = b"".join(response.streaming_content).decode()
     assert "id: 1\n" not in body and "id: 2\nevent: log\n" in body
     assert body.rstrip().splitlines()[-2] == "event: end" and '"state": "failed"' in body
+
+
+def test_the_bad_token_count_starts_again_after_its_window(client: Client, developer: User, shop: Repository) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from releaseboard.tokens.models import TokenFailure
+
+    for _ in range(tokens.FAILURE_LIMIT):
+        client.get("/api/v1/repos", headers=bearer("rbp_guess"))
+    assert client.get("/api/v1/repos", headers=bearer(token_for(developer))).status_code == 429
+    TokenFailure.objects.update(window_started_at=timezone.now() - tokens.FAILURE_WINDOW - timedelta(seconds=1))
+    assert client.get("/api/v1/repos", headers=bearer("rbp_guess")).status_code == 401
+    assert TokenFailure.objects.get().failures == 1
+    assert client.get("/api/v1/repos", headers=bearer(token_for(developer, name="b"))).status_code == 200

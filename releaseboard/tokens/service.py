@@ -117,15 +117,17 @@ def is_throttled(client: str) -> bool:
 def note_failure(client: str) -> None:
     now = timezone.now()
     with transaction.atomic():
-        failure, created = TokenFailure.objects.get_or_create(
-            client=client, defaults={"failures": 1, "window_started_at": now}
+        # Restart the window if it has passed, else count one more (one UPDATE each, no read).
+        restarted = TokenFailure.objects.filter(client=client, window_started_at__lte=now - FAILURE_WINDOW).update(
+            failures=1, window_started_at=now
         )
-        if created:
+        if restarted or TokenFailure.objects.filter(client=client).update(failures=F("failures") + 1):
             return
-        if failure.window_started_at <= now - FAILURE_WINDOW:
-            TokenFailure.objects.filter(pk=failure.pk).update(failures=1, window_started_at=now)
-        else:
-            TokenFailure.objects.filter(pk=failure.pk).update(failures=F("failures") + 1)
+    try:
+        with transaction.atomic():
+            TokenFailure.objects.create(client=client, failures=1, window_started_at=now)
+    except IntegrityError:  # another request from this client created the row first
+        TokenFailure.objects.filter(client=client).update(failures=F("failures") + 1)
 
 
 def retry_after_seconds() -> int:
