@@ -106,3 +106,12 @@ def test_login_saves_a_private_config_and_server_refusals_map_to_exit_codes(
     tokens.revoke_token(tokens.AccessToken.objects.get(name="laptop"), actor=developer)
     result = rb("repo", "list", env=env)
     assert result.returncode == 4 and "rb login" in result.stderr
+
+
+def test_make_run_and_make_install_also_install_the_cli_into_the_venv(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    for target in ("run", "install"):
+        plan = subprocess.run(
+            ["make", "-n", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+        assert f"{venv}/bin/python -m pip install --disable-pip-version-check -q ./cli" in plan, plan
