@@ -24,7 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rb {__version__}")
     top = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def leaf(group: argparse._SubParsersAction, name: str, handler: object, help: str, wait: bool = False):  # type: ignore[no-untyped-def]
+    def leaf(
+        group: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        handler: object,
+        help: str,
+        wait: bool = False,
+    ) -> argparse.ArgumentParser:
         sub = group.add_parser(name, help=help, description=help, parents=[common, waits] if wait else [common])
         sub.set_defaults(handler=handler)
         return sub
