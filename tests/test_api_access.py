@@ -66,6 +66,7 @@ TABLE: list[tuple[str, str, str, Any, int, int, int, int, int]] = [
     ("post", "/repos/{repo}/exceptions/{exception_id}/approve", "promote", None, 403, 200, 403, 403, 404),
     ("post", "/repos/{repo}/drift/{alarm_id}/adopt", "promote", "adopt", 403, 200, 403, 403, 404),
     ("get", "/jobs", "read", None, 200, 200, 200, 200, 403),
+    ("get", "/jobs/attention", "read", None, 403, 200, 403, 403, 403),
     ("get", "/jobs/{job_id}", "read", None, 200, 200, 200, 200, 404),
     ("get", "/jobs/{job_id}/log", "read", None, 200, 200, 200, 200, 404),
     ("get", "/jobs/{job_id}/events", "read", None, 200, 200, 200, 200, 404),

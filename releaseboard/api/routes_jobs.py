@@ -7,11 +7,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, StreamingHttpResponse
+from django.utils import timezone
 from ninja import Query, Router, Schema, Status
 
 from releaseboard.jobs.models import Job, JobLogLine, JobState
-from releaseboard.releases import services
+from releaseboard.releases import selectors, services
 from releaseboard.releases.models import Repository
 from releaseboard.roles import Perm
 from releaseboard.tokens.models import Scope
@@ -44,6 +46,25 @@ def job_list(request: HttpRequest, filters: Query[JobFilter]) -> list[dict[str, 
     if filters.before:
         jobs = jobs.filter(pk__lt=filters.before)
     return [schemas.job_out(j) for j in jobs[:50]]
+
+
+class AttentionOut(Schema):
+    stale: list[schemas.JobOut]
+    waiting: list[schemas.JobOut]
+    failed: list[schemas.JobOut]
+
+
+@router.get("/jobs/attention", response=AttentionOut, summary="Stuck, unpublished and recently failed jobs")
+def job_attention(request: HttpRequest) -> dict[str, Any]:
+    access.require_perm(request, Perm.RETRY_JOB, Scope.READ)
+    attention = selectors.jobs_needing_attention(
+        timezone.now(), heartbeat_grace=3 * settings.JOB_HEARTBEAT_SECONDS, publish_grace=settings.JOB_REPUBLISH_SECONDS
+    )
+    return {
+        "stale": [schemas.job_out(j) for j in attention.stale],
+        "waiting": [schemas.job_out(j) for j in attention.waiting],
+        "failed": [schemas.job_out(j) for j in attention.failed],
+    }
 
 
 @router.get("/jobs/{job_id}", response=schemas.JobDetailOut, summary="One job with its steps")
