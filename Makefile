@@ -11,6 +11,7 @@ VENV_PY := $(VENV)/bin/python
 # file is newer than its stamp.
 RUN_STAMP := $(VENV)/.installed-requirements
 DEV_STAMP := $(VENV)/.installed-requirements-dev
+CLI_STAMP := $(VENV)/.installed-cli
 
 .PHONY: help run test lint format install install-dev migrate demo clean-var
 .DEFAULT_GOAL := help
@@ -35,10 +36,15 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV_PY)
 	$(VENV_PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	@touch $@ $(RUN_STAMP)
 
-install: $(RUN_STAMP)
+# The rb command-line client (cli/, standard library only) into the same venv: .venv/bin/rb.
+$(CLI_STAMP): cli/pyproject.toml $(wildcard cli/rb/*.py) | $(VENV_PY)
+	$(VENV_PY) -m pip install --disable-pip-version-check -q ./cli
+	@touch $@
+
+install: $(RUN_STAMP) $(CLI_STAMP)
 install-dev: $(DEV_STAMP)
 
-run: $(RUN_STAMP)
+run: $(RUN_STAMP) $(CLI_STAMP)
 	RELEASEBOARD_DEBUG=True PORT=$(PORT) exec $(VENV_PY) scripts/run.py
 
 migrate: $(RUN_STAMP)

@@ -7,6 +7,7 @@ RELEASEBOARD_PRODUCTION=True and gets a clear error at start when a setting is u
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from datetime import timedelta
@@ -66,6 +67,12 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# The key of the personal access tokens' HMAC digests. Its own variable, so rotating it
+# (which invalidates every token) is a separate decision from rotating sessions; by
+# default derived from the secret key, never equal to it.
+TOKEN_DIGEST_KEY = (
+    env_str("RELEASEBOARD_TOKEN_KEY") or hashlib.sha256(b"releaseboard-tokens:" + SECRET_KEY.encode()).hexdigest()
+)
 ALLOWED_HOSTS = [h for h in env_str("RELEASEBOARD_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("RELEASEBOARD_CSRF_TRUSTED_ORIGINS").split(",") if o]
 
@@ -88,6 +95,7 @@ INSTALLED_APPS = [
     "csp",
     "django_htmx",
     "template_partials",
+    "ninja",  # the API docs page then serves Swagger UI from our static files (CSP: 'self'), not a CDN
     "releaseboard.audit",
     "releaseboard.jobs",
     "releaseboard.releases",
@@ -95,6 +103,7 @@ INSTALLED_APPS = [
     "releaseboard.web",
     "releaseboard.policy",
     "releaseboard.integrations",
+    "releaseboard.tokens",
 ]
 
 MIDDLEWARE = [

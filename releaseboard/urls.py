@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from releaseboard.api.main import api
+
 # Signing in and out and changing one's own password. No password-reset pages: no mail
 # is configured, and admins reset passwords in the admin.
 urlpatterns = [
@@ -12,5 +14,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("api/v1/", api.urls),
+    path("", include("releaseboard.tokens.urls")),
     path("", include("releaseboard.web.urls")),
 ]

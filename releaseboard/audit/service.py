@@ -9,6 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from releaseboard.audit import chain
+from releaseboard.audit.context import current_token_name
 from releaseboard.audit.models import AuditEvent
 from releaseboard.audit.signals import event_recorded
 
@@ -59,6 +60,8 @@ def record(
     if not connection.in_atomic_block:
         raise NotInTransaction("audit.record() must be called inside transaction.atomic()")
     user: Any = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    if user is not None and (token_name := current_token_name()):
+        details = {**(details or {}), "token": token_name}  # a change made through the API with a token
     event = AuditEvent(
         actor=user,
         actor_name=user.get_username() if user is not None else SYSTEM_ACTOR,
