@@ -15,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from releaseboard.releases.services import Refused
+from releaseboard.refusals import Refused
 from releaseboard.tokens.service import TokenRefused
 
 TITLES = {
@@ -71,6 +71,8 @@ def install(api: NinjaAPI) -> None:
         return response
 
     def on_refused(request: HttpRequest, exc: Any) -> HttpResponse:
+        if getattr(exc, "forbidden", False):
+            return problem_response(403, "forbidden", exc.message)
         if exc.field:
             return problem_response(
                 422, "validation_failed", exc.message, errors=[{"field": exc.field, "message": exc.message}]

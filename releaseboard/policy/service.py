@@ -14,8 +14,8 @@ from releaseboard.branching import BranchKind
 from releaseboard.policy import rules
 from releaseboard.policy.guard import reset_since
 from releaseboard.policy.models import DriftAlarm, DriftState, FreezeWindow, HotfixException, Lock
+from releaseboard.refusals import Refused
 from releaseboard.releases.models import Promotion, PromotionState, Repository
-from releaseboard.releases.services import Refused
 from releaseboard.roles import Perm, require
 
 

@@ -15,6 +15,7 @@ from releaseboard.audit.service import record as audit_record
 from releaseboard.jobs import service as jobs
 from releaseboard.jobs.models import Job, JobState
 from releaseboard.policy import guard as policy_guard
+from releaseboard.refusals import Refused
 from releaseboard.releases import hooks, selectors
 from releaseboard.releases.models import (
     Branch,
@@ -27,15 +28,6 @@ from releaseboard.releases.models import (
 )
 from releaseboard.roles import Perm, has_perm, require
 from releaseboard.sandbox import split_command
-
-
-class Refused(Exception):
-    """A request the rules refuse; the message says what, why and what to do next."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        self.message = message
-        self.field = field
-        super().__init__(message)
 
 
 def _existing(idempotency_key: str | None) -> Job | None:

@@ -9,8 +9,8 @@ from typing import Any
 from django import forms
 
 from releaseboard.jobs.models import JobState
+from releaseboard.refusals import Refused
 from releaseboard.releases.models import Repository
-from releaseboard.releases.services import Refused
 
 
 class StartsWorkForm(forms.Form):

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_POST
 from releaseboard.policy import guard, rules
 from releaseboard.policy import service as policy
 from releaseboard.policy.models import DriftAlarm, FreezeWindow, HotfixException, Lock
+from releaseboard.refusals import Refused
 from releaseboard.releases.models import Promotion, PromotionState, Repository
-from releaseboard.releases.services import Refused
 from releaseboard.roles import Perm
 from releaseboard.web.access import repository_for
 
