@@ -16,6 +16,7 @@ from releaseboard.releases.models import PromotionState
 from tests.conftest import run_jobs
 from tests.flows import passed_promotion
 from tests.flows import sync as sync_now
+from tests.gitrepo import git
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -161,3 +162,141 @@ def test_beat_polling_finds_a_direct_push_and_the_sync_it_queues_raises_the_alar
     run_jobs()
 
     assert DriftAlarm.objects.filter(branch_name="staging", state=DriftState.OPEN).exists()
+
+
+# -- every move Releaseboard did not make raises the alarm (issue 14) -----------------------
+
+
+def force(remote, sha: str, branch: str) -> None:
+    """`git push -f origin <sha>:<branch>` from the developer's clone, as an outsider would."""
+    git("fetch", "-q", "origin", cwd=remote.work)
+    git("push", "-q", "-f", "origin", f"{sha}:refs/heads/{branch}", cwd=remote.work)
+
+
+def delete(remote, branch: str) -> None:
+    # The remote's HEAD names master; a server that allows deleting it, as some do.
+    git("--git-dir", str(remote.bare), "config", "receive.denyDeleteCurrent", "ignore")
+    git("push", "-q", "origin", f":refs/heads/{branch}", cwd=remote.work)
+
+
+def side_commit(remote, base: str) -> str:
+    """A new commit on a line of its own, started at `base` (not pushed anywhere)."""
+    git("fetch", "-q", "origin", cwd=remote.work)
+    git("checkout", "-q", "--detach", base, cwd=remote.work)
+    return remote.write({"side.py": "S = 1\n"}, "A line of its own")
+
+
+def _promoted(repository, remote, developer, release_manager, name):
+    promotion = passed_promotion(repository, remote, developer, name)
+    services.promote(promotion, actor=release_manager)
+    run_jobs()
+    promotion.refresh_from_db()
+    assert promotion.state == PromotionState.PROMOTED
+    return promotion
+
+
+def _released(repository, release_manager, version):
+    repository.refresh_from_db()
+    release = services.promote_to_master(repository, actor=release_manager, version=version, notes="")
+    run_jobs()
+    release.refresh_from_db()
+    return release
+
+
+def staging_backward(repository, remote, developer, release_manager):
+    first = _promoted(repository, remote, developer, release_manager, "first")
+    second = _promoted(repository, remote, developer, release_manager, "second")
+    force(remote, first.merge_sha, "staging")  # back to a head Releaseboard itself pushed once
+    return second.merge_sha, first.merge_sha
+
+
+def staging_sideways(repository, remote, developer, release_manager):
+    promotion = _promoted(repository, remote, developer, release_manager, "first")
+    side = side_commit(remote, remote.head("master"))
+    force(remote, side, "staging")
+    return promotion.merge_sha, side
+
+
+def master_backward(repository, remote, developer, release_manager):
+    _promoted(repository, remote, developer, release_manager, "first")
+    first = _released(repository, release_manager, "0.1.0")
+    _promoted(repository, remote, developer, release_manager, "second")
+    second = _released(repository, release_manager, "0.2.0")
+    force(remote, first.sha, "master")  # back to an earlier release
+    return second.sha, first.sha
+
+
+def master_sideways(repository, remote, developer, release_manager):
+    before = remote.head("master")
+    side = side_commit(remote, before)
+    force(remote, side, "master")
+    return before, side
+
+
+def deleted(branch):
+    def move(repository, remote, developer, release_manager):
+        before = remote.head(branch)
+        delete(remote, branch)
+        return before, ""
+
+    return move
+
+
+def recreated(branch):
+    def move(repository, remote, developer, release_manager):
+        before = remote.head(branch)
+        delete(remote, branch)
+        sync_now(repository, developer)
+        alarm = DriftAlarm.objects.get(branch_name=branch, state=DriftState.OPEN)
+        policy.adopt_head(alarm, actor=release_manager, reason="Deleted on purpose", found_sha="")
+        git("push", "-q", "origin", f"{before}:refs/heads/{branch}", cwd=remote.work)  # and back by hand
+        return "", before
+
+    return move
+
+
+@pytest.mark.parametrize(
+    ("branch", "move"),
+    [
+        ("staging", staging_backward),
+        ("staging", staging_sideways),
+        ("staging", deleted("staging")),
+        ("staging", recreated("staging")),
+        ("master", master_backward),
+        ("master", master_sideways),
+        ("master", deleted("master")),
+        ("master", recreated("master")),
+    ],
+    ids=lambda p: p if isinstance(p, str) else p.__qualname__.split(".")[0],
+)
+def test_every_move_releaseboard_did_not_make_raises_the_alarm(
+    repository, remote, developer, release_manager, branch, move
+):
+    _ready(repository, developer)
+    expected, found = move(repository, remote, developer, release_manager)
+
+    sync_now(repository, developer)
+    sync_now(repository, developer)
+
+    alarm = DriftAlarm.objects.get(branch_name=branch, state=DriftState.OPEN)
+    assert (alarm.expected_sha, alarm.found_sha) == (expected, found)
+    event = AuditEvent.objects.filter(action="drift.detected").order_by("seq").last()
+    assert (event.from_sha, event.to_sha) == (expected, found) and event.result == "violation"
+    assert AuditEvent.objects.filter(action="drift.detected").count() == (1 if expected else 2)
+
+
+def test_a_staging_releaseboard_creates_again_after_a_deletion_raises_no_new_alarm(
+    repository, remote, developer, release_manager
+):
+    _ready(repository, developer)
+    delete(remote, "staging")
+    sync_now(repository, developer)
+    assert guard.open_alarms(repository, "staging")
+
+    services.copy_master_to_staging(repository, actor=release_manager)
+    run_jobs()
+    sync_now(repository, developer)
+
+    assert remote.head("staging") == remote.head("master")
+    assert not guard.open_alarms(repository)
+    assert AuditEvent.objects.filter(action="drift.detected").count() == 1
