@@ -4,6 +4,9 @@ release manager adopts the new head or resets staging from master."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from releaseboard.audit.models import AuditEvent
@@ -300,3 +303,68 @@ def test_a_staging_releaseboard_creates_again_after_a_deletion_raises_no_new_ala
     assert remote.head("staging") == remote.head("master")
     assert not guard.open_alarms(repository)
     assert AuditEvent.objects.filter(action="drift.detected").count() == 1
+
+
+# -- the alarm names who moved the ref, not everyone whose work it carries ----------------
+
+
+def commit_as(remote, files: dict[str, str], message: str, author: str, committer: str) -> str:
+    """Commit in the clone with a given author and committer (as after a cherry-pick)."""
+    for name, text in files.items():
+        (remote.work / name).write_text(text)
+        git("add", "--", name, cwd=remote.work)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": author,
+        "GIT_AUTHOR_EMAIL": f"{author.split()[-1].lower()}@example.com",
+        "GIT_COMMITTER_NAME": committer,
+        "GIT_COMMITTER_EMAIL": f"{committer.split()[-1].lower()}@example.com",
+    }
+    subprocess.run(["git", "commit", "-q", "-m", message], cwd=remote.work, env=env, check=True)
+    return git("rev-parse", "HEAD", cwd=remote.work)
+
+
+def test_a_hand_push_to_master_names_only_the_commits_releaseboard_did_not_put_there(
+    client, repository, remote, developer, release_manager, ops
+):
+    _ready(repository, developer)
+    branch = services.request_branch(repository, actor=developer, kind="feature", name="three", purpose="work")
+    run_jobs()
+    git("fetch", "-q", "origin", cwd=remote.work)
+    git("checkout", "-q", "-B", branch.name, f"origin/{branch.name}", cwd=remote.work)
+    promoted_work = commit_as(remote, {"three.py": "T = 3\n"}, "Work by Dev Three", "Dev Three", "Dev Three")
+    git("push", "-q", "origin", branch.name, cwd=remote.work)
+    sync_now(repository, developer)
+    branch.refresh_from_db()
+    promotion = services.request_promotion(branch, actor=developer, title="three")
+    run_jobs()
+    promotion.refresh_from_db()
+    services.promote(promotion, actor=release_manager)
+    run_jobs()
+    # An outsider takes staging, adds two commits of their own and pushes it all to master.
+    git("fetch", "-q", "origin", cwd=remote.work)
+    git("checkout", "-q", "-B", "hand", "origin/staging", cwd=remote.work)
+    own = commit_as(remote, {"hand.py": "H = 1\n"}, "Quick fix", "Outside Pusher", "Outside Pusher")
+    picked = commit_as(remote, {"picked.py": "P = 1\n"}, "Cherry-picked", "Dev Four", "Outside Pusher")
+    git("push", "-q", "origin", "hand:master", cwd=remote.work)
+
+    sync_now(repository, developer)
+
+    alarm = DriftAlarm.objects.get(branch_name="master", state=DriftState.OPEN)
+    assert [c["sha"] for c in alarm.outside_commits] == [picked, own]
+    assert {c["sha"] for c in alarm.releaseboard_commits} == {promotion.merge_sha, promoted_work}
+    assert alarm.authors == ["Dev Four", "Outside Pusher"]  # not Dev Three, not Releaseboard
+    assert alarm.outside_commits[0]["committer"] == "Outside Pusher"
+    event = AuditEvent.objects.get(action="drift.detected")
+    assert event.details["authors"] == ["Dev Four <four@example.com>", "Outside Pusher <pusher@example.com>"]
+    assert [(c["sha"], c["author"], c["committer"]) for c in event.details["commits"]] == [
+        (picked, "Dev Four", "Outside Pusher"),
+        (own, "Outside Pusher", "Outside Pusher"),
+    ]
+    assert set(event.details["releaseboard_commits"]) == {promotion.merge_sha, promoted_work}
+    assert "2 commit(s) not put there by Releaseboard, by Dev Four" in event.message
+    assert "Dev Three" not in event.message and "2 commit(s) came through" in event.message
+    client.force_login(ops)
+    banner = client.get("/").content.decode().split("Policy violation", 1)[1].split("</div>", 1)[0]
+    assert "not put there by Releaseboard, by Dev Four, Outside Pusher; 2 came through its tested" in banner
+    assert "Dev Three" not in banner
