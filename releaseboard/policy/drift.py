@@ -126,9 +126,7 @@ def record(repository: Repository, drifts: list[Drift]) -> None:
     for drift in drifts:
         alarm = DriftAlarm.objects.filter(
             repository=repository, branch_name=drift.branch_name, state=DriftState.OPEN
-        ).first()
-        if alarm is None:
-            alarm = DriftAlarm(repository=repository, branch_name=drift.branch_name, expected_sha=drift.expected_sha)
+        ).first() or DriftAlarm(repository=repository, branch_name=drift.branch_name, expected_sha=drift.expected_sha)
         alarm.found_sha = drift.found_sha
         alarm.commits = drift.commits + [c for c in alarm.commits if c["sha"] not in {d["sha"] for d in drift.commits}]
         alarm.detected_at = timezone.now()
