@@ -127,6 +127,7 @@ def refresh(ctx: JobContext, repository: Repository) -> tuple[vcs.Mirror, dict[s
     recorded = policy_drift.recorded_heads(repository)
     _git(ctx, "fetch from the remote", mirror.fetch)
     heads = mirror.heads()
+    ctx.checkpoint("after_fetch")
     record_heads(ctx, repository, mirror, heads, recorded)
     return mirror, heads
 
