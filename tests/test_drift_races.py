@@ -127,3 +127,30 @@ def test_a_rewind_while_the_promotion_is_being_recorded_is_still_caught(
     assert (alarm.expected_sha, alarm.found_sha) == (promotion.merge_sha, before)
     promotion.refresh_from_db()
     assert promotion.state == PromotionState.REMOVED
+
+
+def test_a_copy_of_master_that_a_sync_sees_land_first_discards_the_promotions_once(
+    held, repository, remote, developer, release_manager
+):
+    sync_now(repository, developer)
+    promotion = passed_promotion(repository, remote, developer, "copied-away")
+    services.promote(promotion, actor=release_manager)
+    run_jobs()
+    held.start()
+    held.hold("after_push")
+    job = services.copy_master_to_staging(repository, actor=release_manager)
+    held.wait_held("after_push", job.pk)
+    assert remote.head("staging") == remote.head("master")  # pushed; the job has recorded nothing yet
+
+    services.refresh(repository, actor=developer)
+    run_jobs(kind="sync")  # in this process: the worker's only slot is held
+    promotion.refresh_from_db()
+    assert promotion.state == PromotionState.DISCARDED  # Releaseboard's copy, not a removal
+    held.release("after_push")
+    job = wait_for_job(job)
+
+    assert job.state == JobState.SUCCEEDED, job.message
+    copied = AuditEvent.objects.get(action="staging.copied")
+    assert copied.details == {"discarded_promotions": [promotion.pk], "reconciled": True}
+    assert not DriftAlarm.objects.exists() and not AuditEvent.objects.filter(action="promotion.removed").exists()
+    assert selectors.board(repository).features[0].name == "feature/copied-away"

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from releaseboard import vcs
+from releaseboard import branching, vcs
 from releaseboard.audit.service import record as audit_record
 from releaseboard.jobs.execution import JobContext
 from releaseboard.jobs.models import Job, JobState
@@ -98,6 +98,34 @@ def remove_vanished(mirror: vcs.Mirror, repository: Repository, staging: str, su
         )
         removed.append(promotion.pk)
     return removed
+
+
+def record_copy(repository: Repository, actor: Any, before: str, master: str, *, reconciled: bool = False) -> None:
+    """Record that staging was copied from master (`before` was its head): its unreleased
+    promotions are discarded and their branches active again, to be promoted anew; the
+    audit event resets a staging drift alarm. Inside the caller's transaction. Called by
+    the copy job, or by a sync that finds the copy landed first (`reconciled`)."""
+    promotions = list(selectors.unreleased_promotions(repository))
+    discarded = [p.pk for p in promotions]
+    Promotion.objects.filter(pk__in=discarded).update(state=PromotionState.DISCARDED)
+    Branch.objects.filter(pk__in=[p.branch_id for p in promotions], state=BranchState.PROMOTED).update(
+        state=BranchState.ACTIVE, updated_at=timezone.now()
+    )
+    Branch.objects.update_or_create(
+        repository=repository,
+        name=repository.staging_branch,
+        defaults={"kind": branching.BranchKind.STAGING.value, "head_sha": master, "state": BranchState.ACTIVE},
+    )
+    moves.settle(repository, repository.staging_branch, master)
+    audit_record(
+        "staging.copied",
+        actor=actor,
+        repository=repository,
+        obj=repository,
+        from_sha=before,
+        to_sha=master,
+        details={"discarded_promotions": discarded, **({"reconciled": True} if reconciled else {})},
+    )
 
 
 def ensure_staging_tested(repository: Repository, staging: str) -> None:

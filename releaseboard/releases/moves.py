@@ -21,11 +21,25 @@ def expect(repository: Repository, name: str, old: str, new: str, job: Job | Non
     return ExpectedMove.objects.create(repository=repository, branch_name=name, from_sha=old, to_sha=new, job=job)
 
 
+def pending_move(repository: Repository, name: str, old: str, new: str) -> ExpectedMove | None:
+    """The move of `name` from `old` to `new` that a Releaseboard job is making right now, if any."""
+    return (
+        ExpectedMove.objects.filter(
+            repository=repository, branch_name=name, from_sha=old, to_sha=new, state=MoveState.PENDING
+        )
+        .select_related("job")
+        .first()
+    )
+
+
 def explains(repository: Repository, name: str, old: str, new: str) -> bool:
     """Whether a Releaseboard job is moving `name` from `old` to `new` right now."""
-    return ExpectedMove.objects.filter(
-        repository=repository, branch_name=name, from_sha=old, to_sha=new, state=MoveState.PENDING
-    ).exists()
+    return pending_move(repository, name, old, new) is not None
+
+
+def still_pending(move: ExpectedMove) -> bool:
+    """Whether nobody has recorded `move` yet (a sync may record it before its own job does)."""
+    return ExpectedMove.objects.filter(pk=move.pk, state=MoveState.PENDING).exists()
 
 
 def settle(repository: Repository, name: str, head: str) -> None:

@@ -152,6 +152,7 @@ def record_heads(
     changes: dict[str, list[str]] = {"new": [], "moved": [], "gone": []}
     # Invariant 6: compared with the heads recorded so far, so before they are updated.
     drifts = policy_drift.examine(repository, mirror, heads, recorded)
+    copy = _landed_copy(repository, recorded, heads)
     with ctx.atomic():
         known = {b.name: b for b in Branch.objects.select_for_update().filter(repository=repository)}
         # Compare-and-swap on the recorded master and staging: if another job recorded one
@@ -198,6 +199,12 @@ def record_heads(
         if not stale:
             derived.save_summary(repository, summary)
         repository.refresh_from_db()
+        if copy is not None and names.staging not in stale:
+            # A copy of master landed and its job has not recorded it (still running, or
+            # died after the push): record it as that job would, not as a removal.
+            derived.record_copy(
+                repository, copy.job.created_by if copy.job else None, copy.from_sha, copy.to_sha, reconciled=True
+            )
         if staging and names.staging not in stale:
             _reconcile_promotions(mirror, repository, staging)
             derived.remove_vanished(mirror, repository, staging, summary)
@@ -216,6 +223,15 @@ def record_heads(
         for value in values:
             ctx.log(f"{key}: {value}\n")
     refresh_radar_or_log(repository, mirror, ctx.log)
+
+
+def _landed_copy(repository: Repository, recorded: dict[str, str], heads: dict[str, str]) -> ExpectedMove | None:
+    """The pending "Copy master to staging" move this fetch shows landed, if any."""
+    name = repository.staging_branch
+    if name not in recorded or recorded[name] == heads.get(name, ""):
+        return None
+    move = moves.pending_move(repository, name, recorded[name], heads.get(name, ""))
+    return move if move is not None and move.job is not None and move.job.kind == "copy_master" else None
 
 
 def _reconcile_promotions(mirror: vcs.Mirror, repository: Repository, staging: str) -> None:
@@ -771,6 +787,7 @@ def run_copy_master(ctx: JobContext) -> str:
         if not master:
             raise JobFailed(JobReason.REFUSED, f"{repository.master_branch} does not exist on the remote.")
         staging = heads.get(repository.staging_branch, "")
+        move = None
         if staging != master:
             ctx.section(f"Set {repository.staging_branch} to {repository.master_branch} {master[:10]}")
             move = expect_move(ctx, repository, repository.staging_branch, staging, master)
@@ -785,31 +802,16 @@ def run_copy_master(ctx: JobContext) -> str:
                 ) from None
             except PushOutcomeUnknown as exc:
                 raise JobFailed(JobReason.GIT_ERROR, UNKNOWN_OUTCOME.format(error=exc)) from None
-        # Also when staging already equals master (e.g. someone forced it back by hand): the
-        # cycle still starts anew, its promotions are discarded and a staging alarm resets.
+        elif not (
+            selectors.unreleased_promotions(repository).exists()
+            or policy_guard.open_alarms(repository, repository.staging_branch)
+        ):
+            return f"{repository.staging_branch} is already a copy of {repository.master_branch}."
+        # Also when staging already equals master because someone forced it back by hand:
+        # the cycle still starts anew, its promotions are discarded, a staging alarm resets.
         with ctx.atomic():
-            promotions = list(selectors.unreleased_promotions(repository))
-            discarded = [p.pk for p in promotions]
-            Promotion.objects.filter(pk__in=discarded).update(state=PromotionState.DISCARDED)
-            # Their work is no longer on staging: the branches are open again, to be promoted anew.
-            Branch.objects.filter(pk__in=[p.branch_id for p in promotions], state=BranchState.PROMOTED).update(
-                state=BranchState.ACTIVE, updated_at=timezone.now()
-            )
-            Branch.objects.update_or_create(
-                repository=repository,
-                name=repository.staging_branch,
-                defaults={"kind": branching.BranchKind.STAGING.value, "head_sha": master, "state": BranchState.ACTIVE},
-            )
-            moves.settle(repository, repository.staging_branch, master)
-            audit_record(
-                "staging.copied",
-                actor=ctx.job.created_by,
-                repository=repository,
-                obj=repository,
-                from_sha=staging,
-                to_sha=master,
-                details={"discarded_promotions": discarded},
-            )
+            if move is None or moves.still_pending(move):  # else a sync recorded it first
+                derived.record_copy(repository, ctx.job.created_by, staging, master)
         derived.after_move(
             ctx, repository, mirror, {**heads, repository.staging_branch: master}, repository.staging_branch
         )
