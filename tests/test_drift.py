@@ -17,7 +17,7 @@ from releaseboard.policy.models import DriftAlarm, DriftState
 from releaseboard.releases import services, sync
 from releaseboard.releases.models import PromotionState
 from tests.conftest import run_jobs
-from tests.flows import passed_promotion
+from tests.flows import landed_promotion, passed_promotion
 from tests.flows import sync as sync_now
 from tests.gitrepo import git
 
@@ -189,15 +189,6 @@ def side_commit(remote, base: str) -> str:
     return remote.write({"side.py": "S = 1\n"}, "A line of its own")
 
 
-def _promoted(repository, remote, developer, release_manager, name):
-    promotion = passed_promotion(repository, remote, developer, name)
-    services.promote(promotion, actor=release_manager)
-    run_jobs()
-    promotion.refresh_from_db()
-    assert promotion.state == PromotionState.PROMOTED
-    return promotion
-
-
 def _released(repository, release_manager, version):
     repository.refresh_from_db()
     release = services.promote_to_master(repository, actor=release_manager, version=version, notes="")
@@ -207,23 +198,23 @@ def _released(repository, release_manager, version):
 
 
 def staging_backward(repository, remote, developer, release_manager):
-    first = _promoted(repository, remote, developer, release_manager, "first")
-    second = _promoted(repository, remote, developer, release_manager, "second")
+    first = landed_promotion(repository, remote, developer, release_manager, "first")
+    second = landed_promotion(repository, remote, developer, release_manager, "second")
     force(remote, first.merge_sha, "staging")  # back to a head Releaseboard itself pushed once
     return second.merge_sha, first.merge_sha
 
 
 def staging_sideways(repository, remote, developer, release_manager):
-    promotion = _promoted(repository, remote, developer, release_manager, "first")
+    promotion = landed_promotion(repository, remote, developer, release_manager, "first")
     side = side_commit(remote, remote.head("master"))
     force(remote, side, "staging")
     return promotion.merge_sha, side
 
 
 def master_backward(repository, remote, developer, release_manager):
-    _promoted(repository, remote, developer, release_manager, "first")
+    landed_promotion(repository, remote, developer, release_manager, "first")
     first = _released(repository, release_manager, "0.1.0")
-    _promoted(repository, remote, developer, release_manager, "second")
+    landed_promotion(repository, remote, developer, release_manager, "second")
     second = _released(repository, release_manager, "0.2.0")
     force(remote, first.sha, "master")  # back to an earlier release
     return second.sha, first.sha

@@ -11,20 +11,11 @@ from releaseboard.policy.models import DriftAlarm, DriftState
 from releaseboard.releases import selectors, services
 from releaseboard.releases.models import Branch, BranchState, PromotionState
 from tests.conftest import run_jobs
-from tests.flows import passed_promotion
+from tests.flows import landed_promotion
 from tests.flows import sync as sync_now
 from tests.gitrepo import git
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _promote(repository, remote, developer, release_manager, name):
-    promotion = passed_promotion(repository, remote, developer, name)
-    services.promote(promotion, actor=release_manager)
-    run_jobs()
-    promotion.refresh_from_db()
-    assert promotion.state == PromotionState.PROMOTED
-    return promotion
 
 
 def _copy_master(repository, release_manager):
@@ -37,9 +28,9 @@ def test_a_staging_rewound_by_hand_after_a_copy_raises_the_alarm_and_removes_the
     client, repository, remote, developer, release_manager
 ):
     sync_now(repository, developer)
-    _promote(repository, remote, developer, release_manager, "discarded")
+    landed_promotion(repository, remote, developer, release_manager, "discarded")
     _copy_master(repository, release_manager)  # staging moves back to master, by Releaseboard
-    vanished = _promote(repository, remote, developer, release_manager, "vanishes")
+    vanished = landed_promotion(repository, remote, developer, release_manager, "vanishes")
     master = remote.head("master")
     assert remote.head("staging") == vanished.merge_sha
 
@@ -76,8 +67,8 @@ def test_copy_master_to_staging_puts_the_discarded_promotions_branches_back_on_t
     repository, remote, developer, release_manager
 ):
     sync_now(repository, developer)
-    first = _promote(repository, remote, developer, release_manager, "first")
-    second = _promote(repository, remote, developer, release_manager, "second")
+    first = landed_promotion(repository, remote, developer, release_manager, "first")
+    second = landed_promotion(repository, remote, developer, release_manager, "second")
     assert Branch.objects.get(pk=first.branch_id).state == BranchState.PROMOTED
 
     _copy_master(repository, release_manager)
@@ -101,7 +92,7 @@ def test_copying_master_over_a_staging_forced_back_to_master_still_starts_a_new_
     repository, remote, developer, release_manager
 ):
     sync_now(repository, developer)
-    promotion = _promote(repository, remote, developer, release_manager, "forced-out")
+    promotion = landed_promotion(repository, remote, developer, release_manager, "forced-out")
     git("push", "-q", "-f", "origin", f"{remote.head('master')}:staging", cwd=remote.work)
     sync_now(repository, developer)
     assert DriftAlarm.objects.filter(state=DriftState.OPEN).exists()
