@@ -61,6 +61,9 @@ def test_a_staging_rewound_by_hand_after_a_copy_raises_the_alarm_and_removes_the
     run_jobs()
     again.refresh_from_db()
     assert again.state == PromotionState.OPEN and again.merge_sha
+    # Into staging only once a release manager has reviewed the rewind; nobody's commits to name.
+    with pytest.raises(services.Refused, match=r"staging was changed outside Releaseboard \(.* no new commits\)"):
+        services.promote(again, actor=release_manager)
 
 
 def test_copy_master_to_staging_puts_the_discarded_promotions_branches_back_on_the_board(
