@@ -29,3 +29,13 @@ def passed_promotion(
     run_jobs()
     promotion.refresh_from_db()
     return promotion
+
+
+def landed_promotion(repository: Repository, remote: Any, developer: Any, release_manager: Any, name: str) -> Promotion:
+    """passed_promotion, then promoted to staging by a release manager (and landed)."""
+    promotion = passed_promotion(repository, remote, developer, name)
+    services.promote(promotion, actor=release_manager)
+    run_jobs()
+    promotion.refresh_from_db()
+    assert promotion.state == "promoted", promotion.state_message
+    return promotion

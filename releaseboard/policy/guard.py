@@ -65,12 +65,13 @@ def stop_reason(repository: Repository, now: datetime | None = None) -> str:
 
 
 def _drift_refusal(alarm: DriftAlarm) -> str:
-    authors = ", ".join(alarm.authors) or "unknown"
+    # A rewind or a deletion brings no commit of anyone: then there is nobody to name.
+    who = f"by {', '.join(alarm.authors)}" if alarm.authors else "no new commits"
     fix = " or copy master to staging" if alarm.branch_name == alarm.repository.staging_branch else ""
     return (
-        f"{alarm.branch_name} was changed outside Releaseboard ({alarm.expected_sha[:10]} \u2192 "
-        f"{alarm.found_sha[:10]}, by {authors}). Promotions into it stop until a release manager reviews the "
-        f"change and adopts it on the policy page{fix}."
+        f"{alarm.branch_name} was changed outside Releaseboard ({alarm.expected_sha[:10] or 'none'} \u2192 "
+        f"{alarm.found_sha[:10] or 'deleted'}, {who}). Promotions into it stop until a release manager reviews "
+        f"the change and adopts it on the policy page{fix}."
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -47,8 +49,23 @@ class DriftAlarm(models.Model):
         return f"{self.branch_name} moved outside Releaseboard ({self.expected_sha[:10]}..{self.found_sha[:10]})"
 
     @property
+    def outside_commits(self) -> list[dict[str, Any]]:
+        """The new commits that Releaseboard did not put there (not reachable from a commit it pushed)."""
+        return [c for c in self.commits if not c.get("releaseboard")]
+
+    @property
+    def releaseboard_commits(self) -> list[dict[str, Any]]:
+        """The new commits that came in through Releaseboard's tested promotions."""
+        return [c for c in self.commits if c.get("releaseboard")]
+
+    @property
     def authors(self) -> list[str]:
-        return sorted({c.get("author", "") for c in self.commits if c.get("author")})
+        """Who wrote or committed the commits Releaseboard did not put there: the people to
+        ask about the move (the authors of promoted work are not among them)."""
+        found = set()
+        for commit in self.outside_commits:
+            found |= {commit.get("author", ""), commit.get("committer", "")}
+        return sorted(found - {""})
 
 
 class Lock(models.Model):

@@ -109,6 +109,9 @@ class PromotionState(models.TextChoices):
     RELEASED = "released", "Released"
     DISCARDED = "discarded", "Discarded"
     CLOSED = "closed", "Closed"
+    # Its merge commit was on staging, then staging moved without it and not by
+    # Releaseboard (a forced push): it will not be released; the branch can be promoted again.
+    REMOVED = "removed", "Removed from staging outside Releaseboard"
 
     @classmethod
     def active(cls) -> tuple[PromotionState, ...]:
@@ -213,3 +216,31 @@ class Release(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository.name} {self.tag}"
+
+
+class MoveState(models.TextChoices):
+    PENDING = "pending", "Being pushed"
+    LANDED = "landed", "Landed"
+    DROPPED = "dropped", "Did not land"
+
+
+class ExpectedMove(models.Model):
+    """A move of master or staging that a Releaseboard job is about to push, written before
+    the push. The drift check accepts a move as Releaseboard's own only while it is pending
+    here with the same old and new head: not because the new head was once ours before."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="+")
+    branch_name = models.CharField(max_length=255)
+    from_sha = models.CharField(max_length=40, blank=True, help_text="Empty: the branch does not exist yet.")
+    to_sha = models.CharField(max_length=40)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    state = models.CharField(max_length=16, choices=MoveState.choices, default=MoveState.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["repository", "branch_name", "state"], name="expected_move_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.branch_name} {self.from_sha[:10] or '(new)'} \u2192 {self.to_sha[:10]} ({self.state})"

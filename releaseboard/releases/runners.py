@@ -22,10 +22,11 @@ from releaseboard.jobs.models import Job, JobReason, JobState
 from releaseboard.policy import drift as policy_drift
 from releaseboard.policy import guard as policy_guard
 from releaseboard.radar.compute import refresh_radar_or_log
-from releaseboard.releases import hooks, intelligence, selectors, services
+from releaseboard.releases import derived, hooks, intelligence, moves, selectors, services
 from releaseboard.releases.models import (
     Branch,
     BranchState,
+    ExpectedMove,
     MergeCheck,
     Promotion,
     PromotionState,
@@ -35,8 +36,6 @@ from releaseboard.releases.models import (
     TestResult,
     TestRun,
 )
-
-STAGING_AHEAD_LIMIT = 200
 
 
 def identity() -> vcs.Identity:
@@ -137,38 +136,51 @@ def refresh(ctx: JobContext, repository: Repository) -> tuple[vcs.Mirror, dict[s
     """Fetch the remote and record its heads: done before every job (the remote is the truth)."""
     ctx.section(f"Fetch {repository.remote_url}")
     mirror = mirror_for(repository, ctx)
+    # Read before the fetch: a head recorded after this was seen by a fetch at least as new.
+    recorded = policy_drift.recorded_heads(repository)
     _git(ctx, "fetch from the remote", mirror.fetch)
     heads = mirror.heads()
-    record_heads(ctx, repository, mirror, heads)
+    ctx.checkpoint("after_fetch")
+    record_heads(ctx, repository, mirror, heads, recorded)
     return mirror, heads
 
 
-def record_heads(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str]) -> None:
+def record_heads(
+    ctx: JobContext,
+    repository: Repository,
+    mirror: vcs.Mirror,
+    heads: dict[str, str],
+    recorded: dict[str, str] | None = None,
+) -> None:
+    """Record the remote's heads, raise drift alarms for master/staging moves Releaseboard
+    did not make, and bring the derived facts up to date. `recorded` is master/staging as
+    read before the fetch (policy_drift.recorded_heads)."""
     names = repository.names
-    master, staging = heads.get(names.master), heads.get(names.staging)
-    ahead: list[dict[str, Any]] = []
-    master_in_staging = None
-    if master and staging:
-        master_in_staging = mirror.is_ancestor(master, staging)
-        for commit in mirror.commits_between(master, staging, limit=STAGING_AHEAD_LIMIT):
-            ahead.append(
-                {
-                    "sha": commit.sha,
-                    "subject": commit.subject,
-                    "author": commit.author_name,
-                    "promotion": (commit.trailers.get("Releaseboard-Promotion") or [""])[0],
-                }
-            )
+    protected = (names.master, names.staging)
+    if recorded is None:
+        recorded = policy_drift.recorded_heads(repository)
+    staging = heads.get(names.staging)
+    summary = derived.staging_summary(mirror, repository, heads)
     latest = branching.latest_version(mirror.tags())
     changes: dict[str, list[str]] = {"new": [], "moved": [], "gone": []}
     # Invariant 6: compared with the heads recorded so far, so before they are updated.
-    drifts = policy_drift.examine(repository, mirror, heads)
+    drifts = policy_drift.examine(repository, mirror, heads, recorded)
+    copy = _landed_copy(repository, recorded, heads)
     with ctx.atomic():
-        policy_drift.record(repository, drifts)
         known = {b.name: b for b in Branch.objects.select_for_update().filter(repository=repository)}
+        # Compare-and-swap on the recorded master and staging: if another job recorded one
+        # since this job read it, that job saw a remote at least as new as this fetch, so
+        # this job neither reports nor writes that branch (no alarm from a stale view).
+        now = {
+            n: (b.head_sha if b.state == BranchState.ACTIVE else "")
+            for n, b in known.items()
+            if n in protected and b.state != BranchState.REQUESTED
+        }
+        stale = {n for n in protected if now.get(n) != recorded.get(n)}
+        policy_drift.record(repository, [d for d in drifts if d.branch_name not in stale])
         for name, sha in heads.items():
             kind = branching.classify(names, name)
-            if kind is None:
+            if kind is None or name in stale:
                 continue
             branch = known.get(name)
             if branch is None:
@@ -183,21 +195,32 @@ def record_heads(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, he
                 if branch.state in (BranchState.GONE, BranchState.FAILED, BranchState.PROMOTED):
                     branch.state = BranchState.ACTIVE
                 branch.save(update_fields=["head_sha", "state", "updated_at"])
+            else:
+                continue
+            if name in protected:
+                moves.settle(repository, name, sha)
         for name, branch in known.items():
-            if name not in heads and branch.state in (BranchState.ACTIVE, BranchState.PROMOTED):
+            if name not in heads and name not in stale and branch.state in (BranchState.ACTIVE, BranchState.PROMOTED):
                 branch.state = BranchState.GONE
                 branch.save(update_fields=["state", "updated_at"])
                 changes["gone"].append(name)
+                if name in protected:
+                    moves.settle(repository, name, "")
         Repository.objects.filter(pk=repository.pk).update(
-            synced_at=timezone.now(),
-            sync_error="",
-            staging_ahead=ahead,
-            master_in_staging=master_in_staging,
-            latest_version=str(latest),
+            synced_at=timezone.now(), sync_error="", latest_version=str(latest)
         )
+        if not stale:
+            derived.save_summary(repository, summary)
         repository.refresh_from_db()
-        if staging:
+        if copy is not None and names.staging not in stale:
+            # A copy of master landed and its job has not recorded it (still running, or
+            # died after the push): record it as that job would, not as a removal.
+            derived.record_copy(
+                repository, copy.job.created_by if copy.job else None, copy.from_sha, copy.to_sha, reconciled=True
+            )
+        if staging and names.staging not in stale:
             _reconcile_promotions(mirror, repository, staging)
+            derived.remove_vanished(mirror, repository, staging, summary)
         if any(changes.values()):
             audit_record(
                 "repository.synced",
@@ -206,21 +229,22 @@ def record_heads(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, he
                 obj=repository,
                 details={k: v for k, v in changes.items() if v},
             )
-        if (
-            staging
-            and not TestRun.objects.filter(repository=repository, commit_sha=staging).exists()
-            and not (
-                Job.objects.filter(scope_id=repository.pk, kind="test_staging", state__in=JobState.active()).exists()
-            )
-        ):
-            # Every new staging head gets tested; a merge commit Releaseboard pushed was
-            # already tested as that exact commit and is skipped by the check above.
-            services.staging_test_job(repository, None)
+        if staging:
+            derived.ensure_staging_tested(repository, staging)
     intelligence.record(ctx, repository, mirror, heads)
     for key, values in changes.items():
         for value in values:
             ctx.log(f"{key}: {value}\n")
     refresh_radar_or_log(repository, mirror, ctx.log)
+
+
+def _landed_copy(repository: Repository, recorded: dict[str, str], heads: dict[str, str]) -> ExpectedMove | None:
+    """The pending "Copy master to staging" move this fetch shows landed, if any."""
+    name = repository.staging_branch
+    if name not in recorded or recorded[name] == heads.get(name, ""):
+        return None
+    move = moves.pending_move(repository, name, recorded[name], heads.get(name, ""))
+    return move if move is not None and move.job is not None and move.job.kind == "copy_master" else None
 
 
 def _reconcile_promotions(mirror: vcs.Mirror, repository: Repository, staging: str) -> None:
@@ -527,7 +551,7 @@ def run_promote(ctx: JobContext) -> str:
             and mirror.is_ancestor(promotion.merge_sha, staging)
         ):
             # It landed already (an earlier attempt pushed, then its worker died).
-            return _mark_promoted(ctx, promotion, promotion.staging_sha, staging_head=staging)
+            return _mark_promoted(ctx, promotion, promotion.staging_sha, mirror, {**heads})
         if staging != promotion.staging_sha:
             return _retest(
                 ctx,
@@ -553,9 +577,11 @@ def run_promote(ctx: JobContext) -> str:
             raise JobFailed(JobReason.REFUSED, why)
         _gates(ctx, hooks.before_promote.ask(promotion, since=ctx.job.created_at))
         ctx.section(f"Push {promotion.merge_sha[:10]} to {repository.staging_branch} (expecting {staging[:10]})")
+        move = expect_move(ctx, repository, repository.staging_branch, staging, promotion.merge_sha)
         try:
             push(ctx, mirror, [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", promotion.merge_sha, staging)])
         except vcs.PushRejected as exc:
+            moves.drop(move)
             return _retest(ctx, promotion, f"{repository.staging_branch} moved during the promotion ({exc})")
         except PushOutcomeUnknown as exc:
             refs = remote_refs(ctx, repository)
@@ -567,7 +593,9 @@ def run_promote(ctx: JobContext) -> str:
                     f"The push failed ({exc}); {repository.staging_branch} is "
                     "unchanged on the remote. Click \u201cPromote to staging\u201d again.",
                 ) from None
-        return _mark_promoted(ctx, promotion, staging, staging_head=promotion.merge_sha)
+        return _mark_promoted(
+            ctx, promotion, staging, mirror, {**heads, repository.staging_branch: promotion.merge_sha}
+        )
 
 
 def _retest(ctx: JobContext, promotion: Promotion, why: str) -> str:
@@ -586,11 +614,22 @@ def _retest(ctx: JobContext, promotion: Promotion, why: str) -> str:
     return f"{why}: merging and testing again before promoting."
 
 
-def _mark_promoted(ctx: JobContext, promotion: Promotion, before: str, staging_head: str) -> str:
+def expect_move(ctx: JobContext, repository: Repository, name: str, old: str, new: str) -> ExpectedMove:
+    """Write the move this job is about to push, so the drift check knows it as ours."""
+    with ctx.atomic():
+        return moves.expect(repository, name, old, new, ctx.job)
+
+
+def _mark_promoted(
+    ctx: JobContext, promotion: Promotion, before: str, mirror: vcs.Mirror, heads: dict[str, str]
+) -> str:
     repository = promotion.repository
+    staging_head = heads[repository.staging_branch]
     with ctx.atomic():
         Branch.objects.filter(repository=repository, name=repository.staging_branch).update(head_sha=staging_head)
+        moves.settle(repository, repository.staging_branch, staging_head)
         record_promoted(promotion, before=before)
+    derived.after_move(ctx, repository, mirror, heads, repository.staging_branch)
     return f"{promotion.branch.name} is on {repository.staging_branch} as {promotion.merge_sha[:10]}."
 
 
@@ -652,7 +691,7 @@ def run_release(ctx: JobContext) -> str:
         mirror, heads = refresh(ctx, repository)
         master = heads.get(repository.master_branch, "")
         if master == release.sha and mirror.resolve(f"refs/tags/{release.tag}") == release.sha:
-            return _mark_released(ctx, release, mirror)  # an earlier attempt pushed already
+            return _mark_released(ctx, release, mirror, heads)  # an earlier attempt pushed already
         if master != release.previous_master_sha:
             raise JobFailed(
                 JobReason.TARGET_MOVED,
@@ -687,6 +726,7 @@ def run_release(ctx: JobContext) -> str:
         ctx.section(
             f"Push {repository.master_branch} {master[:10]} \u2192 {release.sha[:10]} and tag {release.tag}, atomically"
         )
+        move = expect_move(ctx, repository, repository.master_branch, master, release.sha)
         try:
             # One atomic push: master and its tag land together or not at all.
             push(
@@ -699,6 +739,7 @@ def run_release(ctx: JobContext) -> str:
                 atomic=True,
             )
         except vcs.PushRejected as exc:
+            moves.drop(move)
             raise JobFailed(
                 JobReason.TARGET_MOVED,
                 f"The remote refused the release ({exc}); nothing was changed. "
@@ -714,10 +755,10 @@ def run_release(ctx: JobContext) -> str:
                     f"The push failed ({exc}); {repository.master_branch} is "
                     "unchanged on the remote. Open \u201cPromote to master\u201d again.",
                 ) from None
-        return _mark_released(ctx, release, mirror)
+        return _mark_released(ctx, release, mirror, heads)
 
 
-def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror) -> str:
+def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror, heads: dict[str, str]) -> str:
     repository = release.repository
     landed = [
         p.pk
@@ -728,6 +769,7 @@ def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror) -> str
         Release.objects.filter(pk=release.pk).update(state=ReleaseState.RELEASED, released_at=timezone.now())
         Promotion.objects.filter(pk__in=landed).update(state=PromotionState.RELEASED, release=release)
         Branch.objects.filter(repository=repository, name=repository.master_branch).update(head_sha=release.sha)
+        moves.settle(repository, repository.master_branch, release.sha)
         Repository.objects.filter(pk=repository.pk).update(latest_version=release.version)
         audit_record(
             "release.released",
@@ -738,6 +780,9 @@ def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror) -> str
             to_sha=release.sha,
             details={"version": release.version, "promotions": landed},
         )
+    derived.after_move(
+        ctx, repository, mirror, {**heads, repository.master_branch: release.sha}, repository.master_branch
+    )
     return f"Released {release.tag}: {repository.master_branch} is {release.sha[:10]}."
 
 
@@ -767,36 +812,34 @@ def run_copy_master(ctx: JobContext) -> str:
         if not master:
             raise JobFailed(JobReason.REFUSED, f"{repository.master_branch} does not exist on the remote.")
         staging = heads.get(repository.staging_branch, "")
-        if staging == master:
+        move = None
+        if staging != master:
+            ctx.section(f"Set {repository.staging_branch} to {repository.master_branch} {master[:10]}")
+            move = expect_move(ctx, repository, repository.staging_branch, staging, master)
+            try:
+                push(ctx, mirror, [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", master, staging)])
+            except vcs.PushRejected as exc:
+                moves.drop(move)
+                raise JobFailed(
+                    JobReason.TARGET_MOVED,
+                    f"{repository.staging_branch} moved meanwhile ({exc}); "
+                    "nothing was changed. Review the new commits, then copy again.",
+                ) from None
+            except PushOutcomeUnknown as exc:
+                raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
+        elif not (
+            selectors.unreleased_promotions(repository).exists()
+            or policy_guard.open_alarms(repository, repository.staging_branch)
+        ):
             return f"{repository.staging_branch} is already a copy of {repository.master_branch}."
-        ctx.section(f"Set {repository.staging_branch} to {repository.master_branch} {master[:10]}")
-        try:
-            push(ctx, mirror, [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", master, staging)])
-        except vcs.PushRejected as exc:
-            raise JobFailed(
-                JobReason.TARGET_MOVED,
-                f"{repository.staging_branch} moved meanwhile ({exc}); "
-                "nothing was changed. Review the new commits, then copy again.",
-            ) from None
-        except PushOutcomeUnknown as exc:
-            raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
+        # Also when staging already equals master because someone forced it back by hand:
+        # the cycle still starts anew, its promotions are discarded, a staging alarm resets.
         with ctx.atomic():
-            discarded = [p.pk for p in selectors.unreleased_promotions(repository)]
-            Promotion.objects.filter(pk__in=discarded).update(state=PromotionState.DISCARDED)
-            Branch.objects.update_or_create(
-                repository=repository,
-                name=repository.staging_branch,
-                defaults={"kind": branching.BranchKind.STAGING.value, "head_sha": master, "state": BranchState.ACTIVE},
-            )
-            audit_record(
-                "staging.copied",
-                actor=ctx.job.created_by,
-                repository=repository,
-                obj=repository,
-                from_sha=staging,
-                to_sha=master,
-                details={"discarded_promotions": discarded},
-            )
+            if move is None or moves.still_pending(move):  # else a sync recorded it first
+                derived.record_copy(repository, ctx.job.created_by, staging, master)
+        derived.after_move(
+            ctx, repository, mirror, {**heads, repository.staging_branch: master}, repository.staging_branch
+        )
     return f"{repository.staging_branch} is now {repository.master_branch} {master[:10]}; a new cycle starts."
 
 

@@ -32,7 +32,7 @@ def promotion_status(promotion: Promotion, test: TestRun | None, passing: bool) 
     if state == PromotionState.RELEASED:
         tag = promotion.release.tag if promotion.release else ""
         return f"Released{' in ' + tag if tag else ''}."
-    if state in (PromotionState.DISCARDED, PromotionState.CLOSED):
+    if state in (PromotionState.DISCARDED, PromotionState.CLOSED, PromotionState.REMOVED):
         return f"{promotion.get_state_display()}: it is no longer waiting for anything. Request a new promotion to try again."
     if passing:
         return f"The merge result {promotion.merge_sha[:10]} passed its tests and may be promoted to staging."

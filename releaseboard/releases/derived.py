@@ -1,0 +1,159 @@
+"""What follows from the heads of master and staging: the commits staging has over master
+(the release preview), promotions whose merge commit is no longer on staging, the test
+of a new staging head, and the branch facts and radar, brought up to date by the very
+job that moved a head, so that no page waits for the next sync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import timezone
+
+from releaseboard import branching, vcs
+from releaseboard.audit.service import record as audit_record
+from releaseboard.jobs.execution import JobContext
+from releaseboard.jobs.models import Job, JobState
+from releaseboard.radar.compute import refresh_radar_or_log
+from releaseboard.releases import intelligence, moves, selectors, services
+from releaseboard.releases.models import Branch, BranchState, Promotion, PromotionState, Repository, TestRun
+
+STAGING_AHEAD_LIMIT = 200
+
+
+@dataclass
+class StagingSummary:
+    ahead: list[dict[str, Any]] = field(default_factory=list)  # staging's commits over master, newest first
+    master_in_staging: bool | None = None
+
+
+def staging_summary(mirror: vcs.Mirror, repository: Repository, heads: dict[str, str]) -> StagingSummary:
+    """The commits staging has over master, and whether master is in staging."""
+    master, staging = heads.get(repository.master_branch), heads.get(repository.staging_branch)
+    if not (master and staging):
+        return StagingSummary()
+    commits = mirror.commits_between(master, staging, limit=STAGING_AHEAD_LIMIT)
+    ahead = [
+        {
+            "sha": commit.sha,
+            "subject": commit.subject,
+            "author": commit.author_name,
+            "promotion": (commit.trailers.get("Releaseboard-Promotion") or [""])[0],
+        }
+        for commit in commits
+    ]
+    return StagingSummary(ahead, mirror.is_ancestor(master, staging))
+
+
+def save_summary(repository: Repository, summary: StagingSummary) -> None:
+    Repository.objects.filter(pk=repository.pk).update(
+        staging_ahead=summary.ahead, master_in_staging=summary.master_in_staging
+    )
+
+
+REMOVED_MESSAGE = (
+    "{staging} moved outside Releaseboard and no longer contains this promotion's merge commit {sha}, so it "
+    "will not be released. Promote {branch} again (or ask a release manager to adopt the new {staging})."
+)
+
+
+def remove_vanished(mirror: vcs.Mirror, repository: Repository, staging: str, summary: StagingSummary) -> list[int]:
+    """Mark the landed, unreleased promotions whose merge commit is gone from `staging`
+    (a forced push took it away): they will not be released, and their branches are
+    active again, so they can be promoted again. Inside the job's transaction.
+
+    Skipped while a Releaseboard job is moving staging: a copy of master discards them itself.
+    """
+    if moves.pending(repository, repository.staging_branch):
+        return []
+    on_staging = {c["sha"] for c in summary.ahead}
+    removed = []
+    for promotion in selectors.unreleased_promotions(repository):
+        sha = promotion.promoted_sha or promotion.merge_sha
+        if not sha or sha in on_staging:
+            continue
+        # Not among staging's commits over master: it may still be on staging (on master
+        # too, or beyond the listed ones); one git call settles it, only in this rare case.
+        if mirror.has_commit(sha) and mirror.is_ancestor(sha, staging):
+            continue
+        message = REMOVED_MESSAGE.format(staging=repository.staging_branch, sha=sha[:10], branch=promotion.branch.name)
+        changed = Promotion.objects.filter(pk=promotion.pk, state=PromotionState.PROMOTED).update(
+            state=PromotionState.REMOVED, state_message=message
+        )
+        if not changed:
+            continue
+        Branch.objects.filter(pk=promotion.branch_id, state=BranchState.PROMOTED).update(
+            state=BranchState.ACTIVE, updated_at=timezone.now()
+        )
+        audit_record(
+            "promotion.removed",
+            actor=None,
+            repository=repository,
+            obj=promotion,
+            from_sha=sha,
+            to_sha=staging,
+            result="removed",
+            message=message,
+        )
+        removed.append(promotion.pk)
+    return removed
+
+
+def record_copy(repository: Repository, actor: Any, before: str, master: str, *, reconciled: bool = False) -> None:
+    """Record that staging was copied from master (`before` was its head): its unreleased
+    promotions are discarded and their branches active again, to be promoted anew; the
+    audit event resets a staging drift alarm. Inside the caller's transaction. Called by
+    the copy job, or by a sync that finds the copy landed first (`reconciled`)."""
+    promotions = list(selectors.unreleased_promotions(repository))
+    discarded = [p.pk for p in promotions]
+    Promotion.objects.filter(pk__in=discarded).update(state=PromotionState.DISCARDED)
+    Branch.objects.filter(pk__in=[p.branch_id for p in promotions], state=BranchState.PROMOTED).update(
+        state=BranchState.ACTIVE, updated_at=timezone.now()
+    )
+    Branch.objects.update_or_create(
+        repository=repository,
+        name=repository.staging_branch,
+        defaults={"kind": branching.BranchKind.STAGING.value, "head_sha": master, "state": BranchState.ACTIVE},
+    )
+    moves.settle(repository, repository.staging_branch, master)
+    audit_record(
+        "staging.copied",
+        actor=actor,
+        repository=repository,
+        obj=repository,
+        from_sha=before,
+        to_sha=master,
+        details={"discarded_promotions": discarded, **({"reconciled": True} if reconciled else {})},
+    )
+
+
+def ensure_staging_tested(repository: Repository, staging: str) -> None:
+    """Queue a test of a new staging head. A merge commit Releaseboard pushed was already
+    tested as that exact commit and is skipped; so is a head whose test is queued."""
+    if TestRun.objects.filter(repository=repository, commit_sha=staging).exists():
+        return
+    if Job.objects.filter(scope_id=repository.pk, kind="test_staging", state__in=JobState.active()).exists():
+        return
+    services.staging_test_job(repository, None)
+
+
+def after_move(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str], moved: str) -> None:
+    """The job just moved `moved` (master or staging) to heads[moved]: bring what depends
+    on it up to date before the job ends, with the mirror the job already has (no fetch).
+
+    master: the release preview (staging's commits over master). staging: that too, and
+    every open branch's behind/ahead, missing hotfixes and dependencies, and the radar
+    against staging (only the pairs with the new head are merged, in one git process).
+    """
+    summary = staging_summary(mirror, repository, heads)
+    with ctx.atomic():
+        save_summary(repository, summary)
+        staging = heads.get(repository.staging_branch)
+        if moved == repository.staging_branch and staging:
+            ensure_staging_tested(repository, staging)
+    repository.refresh_from_db()
+    if moved != repository.staging_branch:
+        return
+    intelligence.record(ctx, repository, mirror, heads)
+    refresh_radar_or_log(repository, mirror, ctx.log)
