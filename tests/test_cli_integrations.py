@@ -5,6 +5,7 @@ line, its deliveries are listed after a test event reached a real receiver."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,14 @@ def test_rb_webhook_add_prints_the_secret_once_and_lists_deliveries(
     assert not Delivery.objects.filter(subscription_id=webhook_id).exists()
     result = rb("webhook", "deliveries", str(webhook_id), env=rm)
     assert result.returncode == 3 and "not_found" in result.stderr
+
+
+@pytest.mark.django_db(transaction=False)
+def test_completion_knows_the_status_and_webhook_commands(tmp_path: Path) -> None:
+    script = rb("completion", "bash", env={"XDG_CONFIG_HOME": str(tmp_path)}).stdout
+    for words, expected in (("rb webhook de", "deliveries"), ("rb status s", "set"), ("rb sta", "staging status")):
+        probe = f"source /dev/stdin; COMP_WORDS=({words}); COMP_CWORD={len(words.split()) - 1}; _rb_complete; "
+        completed = subprocess.run(
+            ["bash", "-c", probe + 'echo "${COMPREPLY[@]}"'], input=script, capture_output=True, text=True
+        )
+        assert completed.stdout.strip() == expected, words
