@@ -3,8 +3,9 @@
 Each row names a route, the token scope it needs, and the status each persona gets with
 the browser session: developer, release manager, ops, admin, outsider (signed in, no
 role). Anonymous callers always get 401. With a token the persona gets the same status
-when the token has the route's scope, and 403 `token_scope` with any other single
-scope: a token never grants more than its user's roles, and never more than its scopes.
+when the token has the route's scope (or one of them: "promote|admin"), and 403
+`token_scope` with any other single scope: a token never grants more than its user's
+roles, and never more than its scopes.
 Statuses other than 401/403/404 mean the call got through to the service (409/422 are
 the service's own refusals of these objects' states). Every call runs in a savepoint
 that is rolled back, so each one sees the same objects.
@@ -23,6 +24,7 @@ from django.test import Client
 from django.utils.timezone import now
 
 from releaseboard.api.main import api
+from releaseboard.integrations.models import Delivery, Subscription
 from releaseboard.jobs.models import Job, JobState
 from releaseboard.policy.models import DriftAlarm, FreezeWindow, HotfixException
 from releaseboard.releases.models import Branch, Promotion, Release, Repository
@@ -79,6 +81,29 @@ TABLE: list[tuple[str, str, str, Any, int, int, int, int, int]] = [
     ("get", "/audit", "read", None, 403, 200, 200, 200, 403),
     ("get", "/audit/export", "read", None, 403, 200, 200, 200, 403),
     ("get", "/audit/verify", "read", None, 403, 200, 200, 200, 403),
+    # Statuses: anyone who sees the repository may report one ("ci/lint" is required of nobody).
+    ("post", "/repos/{repo}/statuses/{sha}", "statuses", "status", 201, 201, 201, 201, 404),
+    ("get", "/repos/{repo}/statuses/{sha}", "read", None, 200, 200, 200, 200, 404),
+    # Webhooks: the repository's subscription is the release manager's and the admin's;
+    # a change opens with either the promote or the admin scope, the role decides.
+    ("get", "/webhooks", "read", None, 403, 200, 403, 200, 403),
+    ("post", "/webhooks", "promote|admin", "webhook", 403, 201, 403, 201, 403),
+    ("get", "/webhooks/{webhook_id}", "read", None, 403, 200, 403, 200, 403),
+    ("delete", "/webhooks/{webhook_id}", "promote|admin", None, 403, 204, 403, 204, 403),
+    ("post", "/webhooks/{webhook_id}/rotate", "promote|admin", None, 403, 200, 403, 200, 403),
+    ("post", "/webhooks/{webhook_id}/test", "promote|admin", None, 403, 202, 403, 202, 403),
+    ("get", "/webhooks/{webhook_id}/deliveries", "read", None, 403, 200, 403, 200, 403),
+    (
+        "post",
+        "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+        "promote|admin",
+        None,
+        403,
+        202,
+        403,
+        202,
+        403,
+    ),
 ]
 
 
@@ -107,8 +132,17 @@ def objects(developer: User) -> dict[str, Any]:
     alarm = DriftAlarm.objects.create(
         repository=repository, branch_name="staging", expected_sha="b" * 40, found_sha="f" * 40, detected_at=now()
     )
+    subscription = Subscription.objects.create(
+        repository=repository, url="https://93.184.215.14/hook", events=["release.created"], secret="whsec_eA=="
+    )
+    delivery = Delivery.objects.create(
+        subscription=subscription, message_id="msg_matrix", event_type="release.created", body="{}"
+    )
     return {
         "repo": "shop",
+        "sha": "b" * 40,
+        "webhook_id": subscription.pk,
+        "delivery_id": delivery.pk,
         "branch_id": branch.pk,
         "promotion_id": promotion.pk,
         "job_id": job.pk,
@@ -127,6 +161,8 @@ BODIES = {
     "window": {"weekdays": [4], "start": "18:00", "end": "08:00", "time_zone": "Europe/Berlin"},
     "exception": {"promotion": "{promotion_id}", "reason": "Urgent"},
     "adopt": {"reason": "Reviewed the commit", "found_sha": "f" * 40},
+    "status": {"context": "ci/lint", "state": "success", "target_url": "https://ci.example.com/1"},
+    "webhook": {"url": "https://93.184.215.14/other", "events": ["promotion.promoted"], "repo": "shop"},
 }
 
 
@@ -174,7 +210,7 @@ def test_route_answers_each_persona_and_token_scope(
         for token_scope in Scope.values:
             raw = tokens.create_token(user, name=f"t-{token_scope}", scopes=[token_scope], days=1).raw
             status, response = call(Client(), method, url, body, {"Authorization": f"Bearer {raw}"}, objects)
-            if scope in (NONE, token_scope):
+            if scope == NONE or token_scope in scope.split("|"):
                 assert status == expected, f"{persona} {token_scope} token {method} {url}: {response.content[:300]!r}"
             else:
                 assert status == 403, f"{persona} {token_scope} token {method} {url}"

@@ -1,20 +1,27 @@
 """Required CI statuses gate the flow, on real remotes and through a real worker: a
 promote job waits for the merge commit's status without holding a worker and lands that
-same commit when it is green; a status from the wrong reporter is refused; a status that
+same commit when it is green (also with the statuses posted through the API by CI's
+token); a status from the wrong reporter is refused; a status that
 never comes fails the promotion after its timeout; a red staging-head status blocks a
 release until it is green."""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group
 
 from releaseboard.integrations import statuses
 from releaseboard.integrations.models import GateTarget, RequiredContext
 from releaseboard.jobs.models import Job, JobReason, JobState
 from releaseboard.releases import selectors, services
 from releaseboard.releases.models import PromotionState
+from releaseboard.roles import Role
+from releaseboard.tokens import service as tokens
 from tests.conftest import WorkerProcess, run_jobs, wait_for, wait_for_job
 from tests.flows import passed_promotion, sync
 
@@ -130,3 +137,66 @@ def test_a_required_staging_status_blocks_a_release_until_it_is_green(
     run_jobs()
     release.refresh_from_db()
     assert release.state == "released" and remote.head("master") == staging
+
+
+def _post_status(url: str, raw_token: str, sha: str, body: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """What CI does: one HTTP POST with its token (curl in a pipeline)."""
+    request = urllib.request.Request(
+        f"{url}/api/v1/repos/shop/statuses/{sha}",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {raw_token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.worker
+def test_through_the_api_a_promotion_waits_refuses_the_wrong_token_and_lands_the_tested_merge_once_green(
+    live_server: Any, tmp_path: Any, repository: Any, remote: Any, developer: Any, release_manager: Any, ci_bot: Any
+) -> None:
+    sync(repository, developer)
+    promotion = passed_promotion(repository, remote, developer, "api-gated")
+    merge_sha = promotion.merge_sha
+    _require(repository, "ci/build", GateTarget.MERGE_COMMIT)
+    ci_bot.groups.add(Group.objects.get_or_create(name=Role.DEVELOPER.value)[0])
+    right = tokens.create_token(ci_bot, name="ci", scopes=["statuses"], days=1).raw
+    other_of_the_bot = tokens.create_token(ci_bot, name="laptop", scopes=["statuses"], days=1).raw
+    developers = tokens.create_token(developer, name="ci", scopes=["statuses"], days=1).raw
+    staging_before = remote.head("staging")
+    worker = WorkerProcess(tmp_path / "worker.log", concurrency=1)
+    try:
+        job = services.promote(promotion, actor=release_manager)
+        wait_for(lambda: Job.objects.get(pk=job.pk).waits >= 1, timeout=60, what="the promote job to wait")
+        assert "ci/build has not reported yet" in Job.objects.get(pk=job.pk).message
+
+        # A developer's token, and another token of the CI user, are refused: nothing is recorded.
+        for raw in (developers, other_of_the_bot):
+            status, problem = _post_status(live_server.url, raw, merge_sha, {"context": "ci/build", "state": "success"})
+            assert status == 403 and problem["code"] == "status_reporter_refused", problem
+            assert "ci-bot/ci" in problem["detail"]
+        # Pending from the right token: the job keeps waiting, staging stays where it was.
+        status, _ = _post_status(live_server.url, right, merge_sha, {"context": "ci/build", "state": "pending"})
+        assert status == 201
+        waits = Job.objects.get(pk=job.pk).waits
+        wait_for(lambda: Job.objects.get(pk=job.pk).waits > waits, timeout=60, what="the job to look again")
+        assert Job.objects.get(pk=job.pk).state == JobState.QUEUED
+        assert remote.head("staging") == staging_before
+
+        status, reported = _post_status(
+            live_server.url,
+            right,
+            merge_sha,
+            {"context": "ci/build", "state": "success", "target_url": "https://ci.example.com/runs/1"},
+        )
+        assert status == 201 and reported["reporter"] == "ci-bot/ci" and reported["counts"] is True
+        job = wait_for_job(job, timeout=90)
+        assert job.state == JobState.SUCCEEDED, job.message
+        promotion.refresh_from_db()
+        assert promotion.state == PromotionState.PROMOTED
+        assert remote.head("staging") == merge_sha, "the tested merge commit itself landed"
+    finally:
+        worker.stop()

@@ -35,6 +35,20 @@ def actor(request: HttpRequest, scope: Scope) -> Any:
     return principal.user
 
 
+def actor_with_any(request: HttpRequest, *scopes: Scope) -> Any:
+    """As actor(), for routes that more than one scope opens (the role decides the rest)."""
+    principal: Principal = request.auth  # type: ignore[attr-defined]
+    token = principal.token
+    if token is not None and not any(scope.value in token.scopes for scope in scopes):
+        names = " or ".join(f"'{scope.value}'" for scope in scopes)
+        raise Problem(
+            403,
+            "token_scope",
+            f"This token lacks the {names} scope; make a token with one under Settings → Tokens.",
+        )
+    return principal.user
+
+
 def repository_for(request: HttpRequest, name: str, perm: Perm, scope: Scope) -> tuple[Any, Repository]:
     user = actor(request, scope)
     if not has_perm(user, Perm.VIEW):

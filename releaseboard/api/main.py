@@ -14,7 +14,17 @@ from ninja import Router
 
 from releaseboard.roles import roles_of
 
-from . import problems, routes_audit, routes_jobs, routes_policy, routes_repos, routes_tokens, schemas
+from . import (
+    problems,
+    routes_audit,
+    routes_jobs,
+    routes_policy,
+    routes_repos,
+    routes_statuses,
+    routes_tokens,
+    routes_webhooks,
+    schemas,
+)
 from .auth import BearerToken, Principal, SessionCookie
 from .openapi import ReleaseboardAPI
 
@@ -55,6 +65,8 @@ api.add_router("", routes_jobs.router)
 api.add_router("", routes_audit.router)
 api.add_router("", routes_policy.router)
 api.add_router("", routes_tokens.router)
+api.add_router("", routes_statuses.router)
+api.add_router("", routes_webhooks.router)
 
 
 def _in_own_context(run: Callable[..., Any]) -> Callable[..., Any]:

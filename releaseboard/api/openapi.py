@@ -27,6 +27,7 @@ PROBLEM = {
                 "state_conflict",
                 "validation_failed",
                 "too_many_bad_tokens",
+                "status_reporter_refused",
             ],
         },
         "detail": {"type": "string"},

@@ -58,7 +58,7 @@ def audit_list(
     access.require_perm(request, Perm.VIEW_AUDIT, Scope.READ)
     page = selectors.page_of_events(filters.event_filter(), before=before, after=after, size=max(1, min(size, 500)))
     return {
-        "events": [_event_out(e) for e in page.events],
+        "events": [_event_out(e) for e in page.items],
         "older_before": page.older_before,
         "newer_after": page.newer_after,
     }
