@@ -15,7 +15,7 @@ from releaseboard.audit.service import record as audit_record
 from releaseboard.policy.guard import reset_since
 from releaseboard.policy.models import DriftAlarm, DriftState
 from releaseboard.releases import moves, selectors
-from releaseboard.releases.models import Branch, BranchState, Promotion, Release, ReleaseState, Repository
+from releaseboard.releases.models import Promotion, Release, ReleaseState, Repository
 from releaseboard.vcs.history import commits_not_in
 
 COMMIT_LIMIT = 50
@@ -31,19 +31,6 @@ class Drift:
     expected_sha: str  # "" when Releaseboard had seen the branch deleted
     found_sha: str  # "" when the branch is gone from the remote
     commits: list[dict[str, Any]] = field(default_factory=list)
-
-
-def recorded_heads(repository: Repository) -> dict[str, str]:
-    """master and staging as Releaseboard last recorded them: "" for one seen deleted, no
-    entry for one never seen. Read before the fetch, so that a head another job records
-    meanwhile is compared with a remote at least as new as it (no false alarm from a slow
-    fetch), and record_heads writes a head only if the row still holds what was read."""
-    names = (repository.master_branch, repository.staging_branch)
-    rows = Branch.objects.filter(repository=repository, name__in=names).exclude(state=BranchState.REQUESTED)
-    return {
-        name: (sha if state == BranchState.ACTIVE else "")
-        for name, sha, state in rows.values_list("name", "head_sha", "state")
-    }
 
 
 def explained(repository: Repository, name: str, old: str, new: str) -> bool:

@@ -7,3 +7,10 @@ class RadarConfig(AppConfig):
     name = "releaseboard.radar"
     label = "radar"
     verbose_name = "conflict radar"
+
+    def ready(self) -> None:
+        # Recomputed whenever a job recorded new heads; the release flow does not import radar.
+        from releaseboard.radar.compute import refresh_radar_or_log
+        from releaseboard.releases import hooks
+
+        hooks.heads_recorded.register(refresh_radar_or_log)

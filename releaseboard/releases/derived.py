@@ -15,8 +15,7 @@ from releaseboard import branching, vcs
 from releaseboard.audit.service import record as audit_record
 from releaseboard.jobs.execution import JobContext
 from releaseboard.jobs.models import Job, JobState
-from releaseboard.radar.compute import refresh_radar_or_log
-from releaseboard.releases import intelligence, moves, selectors, services
+from releaseboard.releases import hooks, intelligence, moves, selectors, services
 from releaseboard.releases.models import Branch, BranchState, Promotion, PromotionState, Repository, TestRun
 
 STAGING_AHEAD_LIMIT = 200
@@ -156,4 +155,4 @@ def after_move(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, head
     if moved != repository.staging_branch:
         return
     intelligence.record(ctx, repository, mirror, heads)
-    refresh_radar_or_log(repository, mirror, ctx.log)
+    hooks.heads_recorded.notify(repository, mirror, ctx.log)

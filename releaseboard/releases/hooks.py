@@ -29,6 +29,9 @@ class Stop:
 
 Verdict = Wait | Stop | None
 Check = Callable[..., Verdict]
+# Prepared before a sync's transaction (it may read git), returns what to write inside it,
+# given the protected branches this job must leave alone (another job recorded them since).
+Preparer = Callable[..., Callable[[set[str]], None]]
 
 
 class CheckPoint:
@@ -62,3 +65,33 @@ before_promote = CheckPoint("before_promote")
 before_release = CheckPoint("before_release")
 # (promotion) — after a promotion's merge commit passed its tests.
 after_tested = CheckPoint("after_tested")
+
+
+class Observers:
+    """Functions called, in order, when something happened in the flow; their answers are
+    returned in a list."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._functions: list[Callable[..., Any]] = []
+
+    def register(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        if function not in self._functions:
+            self._functions.append(function)
+        return function
+
+    def notify(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return [function(*args, **kwargs) for function in self._functions]
+
+    def any(self, *args: Any, **kwargs: Any) -> bool:
+        return any(function(*args, **kwargs) for function in self._functions)
+
+
+# (repository, mirror, heads, recorded) — a fetch saw these heads; master/staging were
+# `recorded` before it. Each returns a function run inside the sync's transaction with
+# the protected branches to leave alone (policy: drift alarms).
+heads_fetched = Observers("heads_fetched")
+# (repository, mirror, say) — the recorded heads changed, after the transaction (radar).
+heads_recorded = Observers("heads_recorded")
+# (repository, branch_name) — does anything hold this branch (an open drift alarm)?
+branch_held = Observers("branch_held")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from releaseboard.jobs.models import Job
-from releaseboard.releases.models import ExpectedMove, MoveState, Repository
+from releaseboard.releases.models import Branch, BranchState, ExpectedMove, MoveState, Repository
 
 
 def expect(repository: Repository, name: str, old: str, new: str, job: Job | None) -> ExpectedMove:
@@ -63,3 +63,16 @@ def drop(move: ExpectedMove) -> None:
 def pending(repository: Repository, name: str) -> bool:
     """Whether a Releaseboard job may be moving `name` now."""
     return ExpectedMove.objects.filter(repository=repository, branch_name=name, state=MoveState.PENDING).exists()
+
+
+def recorded_heads(repository: Repository) -> dict[str, str]:
+    """master and staging as Releaseboard last recorded them: "" for one seen deleted, no
+    entry for one never seen. Read before the fetch, so that a head another job records
+    meanwhile is compared with a remote at least as new as it (no false alarm from a slow
+    fetch), and record_heads writes a head only if the row still holds what was read."""
+    names = (repository.master_branch, repository.staging_branch)
+    rows = Branch.objects.filter(repository=repository, name__in=names).exclude(state=BranchState.REQUESTED)
+    return {
+        name: (sha if state == BranchState.ACTIVE else "")
+        for name, sha, state in rows.values_list("name", "head_sha", "state")
+    }

@@ -19,9 +19,6 @@ from releaseboard.audit.service import record as audit_record
 from releaseboard.jobs import registry
 from releaseboard.jobs.execution import JobCancelled, JobContext, JobFailed, JobWaiting
 from releaseboard.jobs.models import Job, JobReason, JobState
-from releaseboard.policy import drift as policy_drift
-from releaseboard.policy import guard as policy_guard
-from releaseboard.radar.compute import refresh_radar_or_log
 from releaseboard.releases import derived, hooks, intelligence, moves, selectors, services
 from releaseboard.releases.models import (
     Branch,
@@ -137,7 +134,7 @@ def refresh(ctx: JobContext, repository: Repository) -> tuple[vcs.Mirror, dict[s
     ctx.section(f"Fetch {repository.remote_url}")
     mirror = mirror_for(repository, ctx)
     # Read before the fetch: a head recorded after this was seen by a fetch at least as new.
-    recorded = policy_drift.recorded_heads(repository)
+    recorded = moves.recorded_heads(repository)
     _git(ctx, "fetch from the remote", mirror.fetch)
     heads = mirror.heads()
     ctx.checkpoint("after_fetch")
@@ -154,17 +151,18 @@ def record_heads(
 ) -> None:
     """Record the remote's heads, raise drift alarms for master/staging moves Releaseboard
     did not make, and bring the derived facts up to date. `recorded` is master/staging as
-    read before the fetch (policy_drift.recorded_heads)."""
+    read before the fetch (moves.recorded_heads)."""
     names = repository.names
     protected = (names.master, names.staging)
     if recorded is None:
-        recorded = policy_drift.recorded_heads(repository)
+        recorded = moves.recorded_heads(repository)
     staging = heads.get(names.staging)
     summary = derived.staging_summary(mirror, repository, heads)
     latest = branching.latest_version(mirror.tags())
     changes: dict[str, list[str]] = {"new": [], "moved": [], "gone": []}
-    # Invariant 6: compared with the heads recorded so far, so before they are updated.
-    drifts = policy_drift.examine(repository, mirror, heads, recorded)
+    # Invariant 6: what the fetch shows is compared with the heads recorded so far, before
+    # they are updated (policy raises drift alarms from it, inside the transaction below).
+    observed = hooks.heads_fetched.notify(repository, mirror, heads, recorded)
     copy = _landed_copy(repository, recorded, heads)
     with ctx.atomic():
         known = {b.name: b for b in Branch.objects.select_for_update().filter(repository=repository)}
@@ -177,7 +175,8 @@ def record_heads(
             if n in protected and b.state != BranchState.REQUESTED
         }
         stale = {n for n in protected if now.get(n) != recorded.get(n)}
-        policy_drift.record(repository, [d for d in drifts if d.branch_name not in stale])
+        for write in observed:
+            write(stale)
         for name, sha in heads.items():
             kind = branching.classify(names, name)
             if kind is None or name in stale:
@@ -235,7 +234,7 @@ def record_heads(
     for key, values in changes.items():
         for value in values:
             ctx.log(f"{key}: {value}\n")
-    refresh_radar_or_log(repository, mirror, ctx.log)
+    hooks.heads_recorded.notify(repository, mirror, ctx.log)
 
 
 def _landed_copy(repository: Repository, recorded: dict[str, str], heads: dict[str, str]) -> ExpectedMove | None:
@@ -573,8 +572,7 @@ def run_promote(ctx: JobContext) -> str:
             )
             if rebuilt != promotion.merge_sha:
                 raise JobFailed(JobReason.GIT_ERROR, "Could not rebuild the tested merge commit; run the tests again.")
-        if why := policy_guard.promotion_refusal(promotion):  # a drift, lock or freeze since it was queued
-            raise JobFailed(JobReason.REFUSED, why)
+        # A drift alarm, the lock, a freeze window or a red CI status since it was queued.
         _gates(ctx, hooks.before_promote.ask(promotion, since=ctx.job.created_at))
         ctx.section(f"Push {promotion.merge_sha[:10]} to {repository.staging_branch} (expecting {staging[:10]})")
         move = expect_move(ctx, repository, repository.staging_branch, staging, promotion.merge_sha)
@@ -713,8 +711,7 @@ def run_release(ctx: JobContext) -> str:
             raise JobFailed(
                 JobReason.REFUSED, f"Tag {release.tag} already exists; tags never move. Choose another version."
             )
-        if why := policy_guard.release_refusal(repository):  # a drift, lock or freeze since it was queued
-            raise JobFailed(JobReason.REFUSED, why)
+        # A drift alarm, the lock, a freeze window or a red CI status since it was queued.
         _gates(ctx, hooks.before_release.ask(repository, release.sha))
         tag_object = mirror.make_tag(
             release.tag,
@@ -829,7 +826,7 @@ def run_copy_master(ctx: JobContext) -> str:
                 raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
         elif not (
             selectors.unreleased_promotions(repository).exists()
-            or policy_guard.open_alarms(repository, repository.staging_branch)
+            or hooks.branch_held.any(repository, repository.staging_branch)
         ):
             return f"{repository.staging_branch} is already a copy of {repository.master_branch}."
         # Also when staging already equals master because someone forced it back by hand:

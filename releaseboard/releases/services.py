@@ -14,7 +14,6 @@ from releaseboard import branching, vcs
 from releaseboard.audit.service import record as audit_record
 from releaseboard.jobs import service as jobs
 from releaseboard.jobs.models import Job, JobState
-from releaseboard.policy import guard as policy_guard
 from releaseboard.refusals import Refused
 from releaseboard.releases import hooks, selectors
 from releaseboard.releases.models import (
@@ -329,9 +328,8 @@ def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = N
         raise Refused(f"Promotion #{promotion.pk} is {promotion.get_state_display().lower()}.")
     if not selectors.has_passing_test(promotion.repository, promotion.merge_sha):
         raise Refused("The merge result has no passing test yet. Wait for the test job, or run the tests again.")
-    if why := policy_guard.promotion_refusal(promotion):  # drift alarm, lock or freeze window
-        raise Refused(why)
-    if isinstance(verdict := hooks.before_promote.ask(promotion, since=None), hooks.Stop):  # a red CI status
+    # A drift alarm, the lock, a freeze window or a red CI status (policy and integrations).
+    if isinstance(verdict := hooks.before_promote.ask(promotion, since=None), hooks.Stop):
         raise Refused(verdict.message)
 
     def create() -> Job:
@@ -409,8 +407,7 @@ def promote_to_master(
         raise Refused(f"Version {chosen} is not above the latest release {repository.latest_version}.", field="version")
     if preview.refusal:
         raise Refused(preview.refusal)
-    if why := policy_guard.release_refusal(repository):  # drift alarm, lock or freeze window
-        raise Refused(why)
+    # A drift alarm, the lock, a freeze window or a red CI status (policy and integrations).
     if isinstance(verdict := hooks.before_release.ask(repository, preview.staging_sha), hooks.Stop):
         raise Refused(verdict.message)
 
