@@ -24,6 +24,7 @@ from releaseboard.roles import Role
 from releaseboard.tokens import service as tokens
 from tests.conftest import WorkerProcess, run_jobs, wait_for, wait_for_job
 from tests.flows import passed_promotion, sync
+from tests.gitrepo import git
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -200,3 +201,33 @@ def test_through_the_api_a_promotion_waits_refuses_the_wrong_token_and_lands_the
         assert remote.head("staging") == merge_sha, "the tested merge commit itself landed"
     finally:
         worker.stop()
+
+
+def test_the_tested_merge_commit_waits_for_ci_on_a_candidate_ref_that_goes_once_it_landed(
+    repository: Any, remote: Any, developer: Any, release_manager: Any, ci_bot: Any
+) -> None:
+    sync(repository, developer)
+    _require(repository, "ci/build", GateTarget.MERGE_COMMIT)
+    promotion = passed_promotion(repository, remote, developer, "candidate")
+    ref = f"refs/releaseboard/candidates/{promotion.pk}"
+    assert git("--git-dir", str(remote.bare), "rev-parse", ref) == promotion.merge_sha, "CI builds what will land"
+    statuses.report(
+        repository, sha=promotion.merge_sha, context="ci/build", state="success", actor=ci_bot, token=_Token("ci")
+    )
+    services.promote(promotion, actor=release_manager)
+    run_jobs()
+    assert remote.head("staging") == promotion.merge_sha
+    assert not remote.exists(ref)
+
+
+def test_a_sync_deletes_the_candidate_refs_of_promotions_that_no_longer_wait(
+    repository: Any, remote: Any, developer: Any
+) -> None:
+    sync(repository, developer)
+    _require(repository, "ci/build", GateTarget.MERGE_COMMIT)
+    promotion = passed_promotion(repository, remote, developer, "dropped")
+    ref = f"refs/releaseboard/candidates/{promotion.pk}"
+    assert remote.exists(ref)
+    type(promotion).objects.filter(pk=promotion.pk).update(state=PromotionState.CLOSED)
+    sync(repository, developer)
+    assert not remote.exists(ref)

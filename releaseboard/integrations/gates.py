@@ -45,8 +45,13 @@ def release_gates(repository: Any, sha: str) -> Verdict:
     return Stop(gate.explain() + " Releases wait until they are green.")
 
 
+def wants_candidates(repository: Any) -> bool:
+    return statuses.has_gates(repository, GateTarget.MERGE_COMMIT)
+
+
 def register() -> None:
     from releaseboard.releases import hooks
 
     hooks.before_promote.register(promotion_gates)
     hooks.before_release.register(release_gates)
+    hooks.candidates_wanted.register(wants_candidates)

@@ -95,3 +95,7 @@ heads_fetched = Observers("heads_fetched")
 heads_recorded = Observers("heads_recorded")
 # (repository, branch_name) — does anything hold this branch (an open drift alarm)?
 branch_held = Observers("branch_held")
+# (repository) — does anything outside want tested merge commits pushed for it to build
+# (refs/releaseboard/candidates/<promotion id>)? Integrations says yes when a repository
+# requires a CI status on the merge commit.
+candidates_wanted = Observers("candidates_wanted")

@@ -120,6 +120,44 @@ def remote_refs(ctx: JobContext, repository: Repository) -> dict[str, str] | Non
         return None
 
 
+def candidate_ref(promotion: Promotion) -> str:
+    return f"refs/releaseboard/candidates/{promotion.pk}"
+
+
+def publish_candidate(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, promotion: Promotion) -> None:
+    """Push the tested merge commit where external CI can build that exact commit, when a
+    repository requires a status on it. Compare-and-swap against what the remote holds."""
+    if not hooks.candidates_wanted.any(repository):
+        return
+    ref = candidate_ref(promotion)
+    current = (remote_refs(ctx, repository) or {}).get(ref, "")
+    if current == promotion.merge_sha:
+        return
+    ctx.section(f"Push the merge commit {promotion.merge_sha[:10]} to {ref} for external CI")
+    _git(ctx, "push the candidate", mirror.push, [vcs.RefUpdate(ref, promotion.merge_sha, current)])
+
+
+def prune_candidates(ctx: JobContext, repository: Repository, mirror: vcs.Mirror) -> None:
+    """Delete the candidate refs of promotions that are no longer waiting to land."""
+    refs = {r: sha for r, sha in (remote_refs(ctx, repository) or {}).items() if r.startswith(CANDIDATES)}
+    if not refs:
+        return
+    ids = {int(r.rsplit("/", 1)[1]): r for r in refs}
+    waiting = set(
+        Promotion.objects.filter(
+            pk__in=ids, repository=repository, state__in=[PromotionState.OPEN, PromotionState.PROMOTING]
+        ).values_list("pk", flat=True)
+    )
+    for pk, ref in sorted(ids.items()):
+        if pk not in waiting:
+            ctx.log(f"Delete {ref}: promotion #{pk} no longer waits to land.\n")
+            with contextlib.suppress(vcs.GitError):  # moved meanwhile: the next sync looks again
+                mirror.delete_candidate(ref, refs[ref])
+
+
+CANDIDATES = "refs/releaseboard/candidates/"
+
+
 UNKNOWN_OUTCOME = (
     "The push failed ({error}) and the remote cannot be read now. Whether it landed is settled by "
     "the next sync, which reads the remote; nothing is pushed again blindly."
@@ -259,7 +297,9 @@ def _reconcile_promotions(mirror: vcs.Mirror, repository: Repository, staging: s
 
 def run_sync(ctx: JobContext) -> str:
     repository = Repository.objects.get(pk=ctx.params["repository"])
-    _mirror, heads = refresh(ctx, repository)
+    mirror, heads = refresh(ctx, repository)
+    if hooks.candidates_wanted.any(repository):
+        prune_candidates(ctx, repository, mirror)
     managed = [n for n in heads if branching.classify(repository.names, n) is not None]
     return f"Refreshed {repository.name}: {len(managed)} branches."
 
@@ -476,6 +516,8 @@ def run_test_promotion(ctx: JobContext) -> str:
     )
     ctx.log(f"Merge result {merge_sha} (tree {merge.tree})\n")
     run_tests(ctx, repository, mirror, merge_sha, promotion)
+    promotion.refresh_from_db()
+    publish_candidate(ctx, repository, mirror, promotion)
     if ctx.params.get("then_promote"):
         with ctx.atomic():
             if Promotion.objects.filter(pk=promotion.pk, state=PromotionState.PROMOTING).exists():
@@ -591,6 +633,9 @@ def run_promote(ctx: JobContext) -> str:
                     f"The push failed ({exc}); {repository.staging_branch} is "
                     "unchanged on the remote. Click \u201cPromote to staging\u201d again.",
                 ) from None
+        if hooks.candidates_wanted.any(repository):  # landed: CI needs the candidate ref no more
+            with contextlib.suppress(vcs.GitError):  # else the next sync deletes it
+                mirror.delete_candidate(candidate_ref(promotion), promotion.merge_sha)
         return _mark_promoted(
             ctx, promotion, staging, mirror, {**heads, repository.staging_branch: promotion.merge_sha}
         )

@@ -44,6 +44,8 @@ _ENSURED: set[tuple[str, str]] = set()
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _PUSH_REF = PLAIN_REF
+# Where a tested merge commit waits for external CI (refs/releaseboard/candidates/<id>).
+CANDIDATE_REF = re.compile(r"^refs/releaseboard/candidates/[0-9]{1,18}$")
 
 
 class Mirror:
@@ -378,7 +380,8 @@ class Mirror:
             # name another ref, a leading "-" would be read as an option by a careless caller.
             if not _SHA.match(update.new) or (update.expected and not _SHA.match(update.expected)):
                 raise GitError(["push"], 1, "", f"push needs full SHAs, not {update.new!r} / {update.expected!r}")
-            if not _PUSH_REF.match(update.ref) or ".." in update.ref or update.ref.endswith((".lock", "/", ".")):
+            pushable = _PUSH_REF.match(update.ref) or CANDIDATE_REF.match(update.ref)
+            if not pushable or ".." in update.ref or update.ref.endswith((".lock", "/", ".")):
                 raise GitError(["push"], 1, "", f"not a branch or tag ref: {update.ref!r}")
         args = ["push", "--porcelain"]
         if atomic:
@@ -408,6 +411,27 @@ class Mirror:
         if rejected:
             raise PushRejected(args, proc.returncode, output, rejected)
         raise GitError(args, proc.returncode, output)
+
+    def delete_candidate(self, ref: str, expected: str) -> None:
+        """Delete a candidate ref on the remote if it still holds `expected` (compare-and-swap)."""
+        if not CANDIDATE_REF.match(ref) or not _SHA.match(expected):
+            raise GitError(["push"], 1, "", f"not a candidate ref and SHA: {ref!r} / {expected!r}")
+        run_git(
+            [
+                "-C",
+                str(self.path),
+                "push",
+                "--porcelain",
+                f"--force-with-lease={ref}:{expected}",
+                "origin",
+                "--",
+                f":{ref}",
+            ],
+            allow_local=self.allow_local,
+            observer=self.observer,
+            credentials=self.credentials,
+            timeout=self.network_timeout,
+        )
 
     # -- worktrees for test runs --------------------------------------------------------
 
