@@ -19,7 +19,9 @@ from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
+from releaseboard.deployments.models import Deployment, Environment, Incident
 from releaseboard.jobs.models import Job
 from releaseboard.releases.models import Branch, Promotion, PromotionState, Repository
 from releaseboard.roles import Role
@@ -81,6 +83,22 @@ TABLE: list[tuple[str, str, bool, str, Any, Any, Any, Any, Any, Any]] = [
     ("web:audit_checkpoint", "post", False, "", LOGIN, 403, 302, 302, 302, 403),
     ("web:audit_export_csv", "get", False, "", LOGIN, 403, 200, 200, 200, 403),
     ("web:audit_export_jsonl", "get", False, "", LOGIN, 403, 200, 200, 200, 403),
+    # Environments, deployments and incidents: deploying is for release managers and Ops
+    # (the environment here is production); incidents are Ops' own.
+    ("web:environment_list", "get", False, "repo", LOGIN, 200, 200, 200, 200, 403),
+    ("web:environment_lane", "get", True, "repo", LOGIN, 200, 200, 200, 200, 403),
+    ("web:environment_detail", "get", False, "env", LOGIN, 200, 200, 200, 200, 403),
+    ("web:environment_deploy", "post", False, "env", LOGIN, 403, 302, 302, 403, 403),
+    ("web:environment_rollback", "post", False, "env", LOGIN, 403, 302, 302, 403, 403),
+    ("web:environment_redeploy", "post", False, "env", LOGIN, 403, 302, 302, 403, 403),
+    ("web:environment_lock", "post", False, "env", LOGIN, 403, 302, 302, 403, 403),
+    ("web:incident_open", "get", False, "deployment", LOGIN, 403, 403, 200, 403, 403),
+    ("web:incident_open", "post", False, "deployment", LOGIN, 403, 403, 200, 403, 403),
+    ("web:incident_close", "post", False, "incident", LOGIN, 403, 403, 302, 403, 403),
+    ("web:metrics", "get", False, "repo", LOGIN, 200, 200, 200, 200, 403),
+    ("web:metric_rows", "get", False, "metric", LOGIN, 200, 200, 200, 200, 403),
+    ("web:metrics_all", "get", False, "", LOGIN, 200, 200, 200, 200, 403),
+    ("web:metric_rows_all", "get", False, "metric_all", LOGIN, 200, 200, 200, 200, 403),
     # django.contrib.auth: signing in and out, and changing one's own password.
     ("login", "get", False, "", 200, 200, 200, 200, 200, 200),
     ("login", "post", False, "", 200, 200, 200, 200, 200, 200),
@@ -258,7 +276,31 @@ def objects(db: None) -> dict[str, Any]:
     branch = Branch.objects.create(repository=repository, name="feature/login", kind="feature", head_sha="c" * 40)
     promotion = Promotion.objects.create(repository=repository, branch=branch, title="Login form")
     job = Job.objects.create(kind="sync", title="Refresh shop", scope_id=repository.pk, scope_name=repository.name)
-    return {"repository": repository, "branch": branch, "promotion": promotion, "job": job}
+    environment = Environment.objects.create(
+        repository=repository, name="production", tier="production", deploy_command="true"
+    )
+    deployment = Deployment.objects.create(
+        environment=environment,
+        repository=repository,
+        tier="production",
+        version="1.0.0",
+        sha="a" * 40,
+        state="succeeded",
+        created_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
+    incident = Incident.objects.create(
+        repository=repository, cause=deployment, started_at=timezone.now(), description="Checkout fails"
+    )
+    return {
+        "repository": repository,
+        "branch": branch,
+        "promotion": promotion,
+        "job": job,
+        "environment": environment,
+        "deployment": deployment,
+        "incident": incident,
+    }
 
 
 def url_for(key: str, needs: str, objects: dict[str, Any]) -> str:
@@ -281,6 +323,11 @@ def url_for(key: str, needs: str, objects: dict[str, Any]) -> str:
         "alarm": {"repo": repository.name, "alarm_id": 999999},
         "window": {"repo": repository.name, "window_id": 999999},
         "exception": {"repo": repository.name, "exception_id": 999999},
+        "env": {"repo": repository.name, "env": "production"},
+        "deployment": {"repo": repository.name, "deployment_id": objects["deployment"].pk},
+        "incident": {"repo": repository.name, "incident_id": objects["incident"].pk},
+        "metric": {"repo": repository.name, "metric": "failure_rate"},
+        "metric_all": {"metric": "lead_median"},
         "admin_obj": {"object_id": repository.pk},
         "admin_site": {"content_type_id": ContentType.objects.get_for_model(Repository).pk, "object_id": repository.pk},
         "admin_app": {"app_label": "releases"},

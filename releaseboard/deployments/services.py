@@ -301,6 +301,7 @@ def deploy(
 
 def redeploy(environment: Environment, *, actor: Any, idempotency_key: str | None = None) -> Deployment:
     """Deploy what the environment runs now once more (e.g. after a config change)."""
+    _require_deploy(actor, environment)
     current = environment.current
     if current is None:
         raise Refused(f"Nothing was deployed to {environment.name} yet; deploy first.")
