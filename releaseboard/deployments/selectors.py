@@ -101,5 +101,5 @@ def where_deployed(release_ids: list[int]) -> dict[int, list[Deployment]]:
 
 def incidents(repository: Any) -> QuerySet[Incident]:
     return Incident.objects.filter(repository=repository).select_related(
-        "cause__environment", "resolved_by_deployment", "opened_by", "closed_by"
+        "cause__environment", "resolved_by_deployment__environment", "opened_by", "closed_by"
     )

@@ -80,7 +80,7 @@ def metric_rows(request: HttpRequest, metric: str, repo: str | None = None) -> H
         context["commits"] = list(rows.order_by("lead_seconds")[:ROWS_LIMIT])
     elif metric == "restore":
         rows = compute.restored_incidents(ids, since, now).select_related(
-            "cause__environment", "resolved_by_deployment", "repository"
+            "cause__environment", "resolved_by_deployment__environment", "repository"
         )
         context["total"] = rows.count()
         context["incidents"] = list(rows.order_by("resolved_at")[:ROWS_LIMIT])
