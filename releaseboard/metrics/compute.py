@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.db.models.functions import TruncWeek
+from django.db import connection
+from django.db.models import Aggregate, BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from releaseboard.deployments.models import (
     Deployment,
@@ -45,7 +46,6 @@ class Week:
     start: datetime
     deployments: int = 0
     failures: int = 0
-    lead_median: float | None = None
 
 
 @dataclass
@@ -105,13 +105,39 @@ def nearest_rank(sorted_values: list[float], p: float) -> float | None:
     return sorted_values[max(1, math.ceil(p / 100 * len(sorted_values))) - 1]
 
 
-def _ranked(rows: QuerySet[DeploymentCommit], count: int, p: float) -> float | None:
-    """One percentile read through the index: ORDER BY lead_seconds, one row at an offset."""
-    if not count:
-        return None
-    rank = max(1, math.ceil(p / 100 * count))
-    value = rows.order_by("lead_seconds").values_list("lead_seconds", flat=True)[rank - 1 : rank]
-    return float(next(iter(value)))
+class _PercentileDisc(Aggregate):
+    """PostgreSQL's percentile_disc(f): the first value whose position in the ordering is
+    at least f * n, which is the nearest rank ceil(f * n)."""
+
+    function = "percentile_disc"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = BigIntegerField()
+
+    def __init__(self, expression: str, fraction: float) -> None:
+        super().__init__(expression, fraction=f"{float(fraction):.4f}")
+
+
+def lead_times(rows: QuerySet[DeploymentCommit]) -> tuple[int, float | None, float | None]:
+    """(commits, median, p90) by nearest rank. PostgreSQL: one aggregate. Elsewhere: a
+    count, then one query that numbers the rows by lead time (one sort) and returns only
+    the two ranks asked for."""
+    if connection.vendor == "postgresql":
+        found = rows.aggregate(
+            n=Count("id"), p50=_PercentileDisc("lead_seconds", 0.5), p90=_PercentileDisc("lead_seconds", 0.9)
+        )
+        if not found["n"]:
+            return 0, None, None
+        return found["n"], float(found["p50"]), float(found["p90"])
+    n = rows.count()
+    if not n:
+        return 0, None, None
+    r50, r90 = (max(1, math.ceil(p / 100 * n)) for p in (50, 90))
+    found = dict(
+        rows.annotate(rank=Window(RowNumber(), order_by=F("lead_seconds").asc()))
+        .filter(rank__in=[r50, r90])
+        .values_list("rank", "lead_seconds")
+    )
+    return n, float(found[r50]), float(found[r90])
 
 
 def report(repository_ids: list[int] | None, days: int, now: datetime, *, weekly: bool = True) -> Report:
@@ -119,9 +145,7 @@ def report(repository_ids: list[int] | None, days: int, now: datetime, *, weekly
     since = now - timedelta(days=days)
     result = Report(days=days, since=since, until=until)
 
-    counts = production_deployments(repository_ids, since, until).aggregate(
-        total=Count("id"), failed=Count("id", filter=failed_change_q()), rework=Count("id", filter=rework_q())
-    )
+    weeks_list, counts = _deployment_weeks(repository_ids, since, until)
     total, weeks = counts["total"], days / 7
     per_week = total / weeks
     result.figures.append(
@@ -136,9 +160,7 @@ def report(repository_ids: list[int] | None, days: int, now: datetime, *, weekly
             bands.deployment_frequency(per_week),
         )
     )
-    commits = lead_commits(repository_ids, since, until)
-    n = commits.count()
-    median, p90 = _ranked(commits, n, 50), _ranked(commits, n, 90)
+    n, median, p90 = lead_times(lead_commits(repository_ids, since, until))
     result.figures.append(
         Figure("lead_median", "Lead time for changes (median)", median, 0, n, "", "commits", bands.lead_time(median))
     )
@@ -186,27 +208,32 @@ def report(repository_ids: list[int] | None, days: int, now: datetime, *, weekly
         )
     )
     if weekly:
-        result.weeks = weekly_buckets(repository_ids, since, until)
+        result.weeks = weeks_list
     return result
 
 
-def weekly_buckets(repository_ids: list[int] | None, since: datetime, until: datetime) -> list[Week]:
-    """Production deployments and failed changes per ISO week (Monday 00:00 UTC), two queries."""
+def _deployment_weeks(
+    repository_ids: list[int] | None, since: datetime, until: datetime
+) -> tuple[list[Week], dict[str, int]]:
+    """Production deployments of the window per ISO week (Monday 00:00 UTC), and the
+    window's totals: one query of small tuples, bucketed here (the weeks partition the
+    window, so their sums are the totals)."""
     first = (since - timedelta(days=since.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
-    weeks: dict[datetime, Week] = {}
+    weeks: list[Week] = []
     start = first
     while start < until:
-        weeks[start] = Week(start)
+        weeks.append(Week(start))
         start += timedelta(days=7)
-    rows = (
-        production_deployments(repository_ids, since, until)
-        .annotate(week=TruncWeek("finished_at"))
-        .values("week")
-        .annotate(total=Count("id"), failed=Count("id", filter=failed_change_q()))
-        .order_by()
+    counts = {"total": 0, "failed": 0, "rework": 0}
+    rows = production_deployments(repository_ids, since, until).values_list(
+        "finished_at", "caused_incident", "rolled_back", "kind", "hotfix"
     )
-    for row in rows:
-        week = weeks.get(row["week"])
-        if week is not None:
-            week.deployments, week.failures = row["total"], row["failed"]
-    return list(weeks.values())
+    for finished_at, caused_incident, rolled_back, kind, hotfix in rows.order_by():
+        week = weeks[(finished_at - first).days // 7]
+        failed = bool(caused_incident or rolled_back)
+        week.deployments += 1
+        week.failures += failed
+        counts["total"] += 1
+        counts["failed"] += failed
+        counts["rework"] += bool(kind == DeploymentKind.ROLLBACK or hotfix)
+    return weeks, counts
