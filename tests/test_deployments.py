@@ -197,3 +197,26 @@ def test_auto_deploy_puts_each_new_release_on_staging(repository, remote, develo
     assert deployed(tmp_path / "envs", staging) == ["0.1.0", v1.sha]
     # Production auto-deploy waits for staging: it was refused and said so in the audit log.
     assert AuditEvent.objects.filter(action="deployment.auto_skipped", message__contains="production").exists()
+
+
+def test_one_deployment_at_a_time_per_environment(repository, remote, developer, release_manager, envs):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from releaseboard.jobs.models import Lease
+
+    staging, _ = envs
+    v1 = release(repository, remote, developer, release_manager, "one", "0.1.0")
+    first = services.deploy(staging, actor=release_manager, release=v1)
+    with pytest.raises(services.Refused, match="one deployment at a time per environment"):
+        services.deploy(staging, actor=release_manager, release=v1)
+    # The runner holds the environment's lease: while another job holds it, the deploy waits.
+    Lease.objects.create(
+        key=staging.lock_key, holder_job_id=999, holder_token="other", expires_at=timezone.now() + timedelta(seconds=2)
+    )
+    run_jobs()
+    first.refresh_from_db()
+    assert first.state == "succeeded"
+    log = "".join(JobLogLine.objects.filter(job=first.job).values_list("text", flat=True))
+    assert f"Waiting for {staging.lock_key}" in log
