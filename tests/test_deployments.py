@@ -220,3 +220,19 @@ def test_one_deployment_at_a_time_per_environment(repository, remote, developer,
     assert first.state == "succeeded"
     log = "".join(JobLogLine.objects.filter(job=first.job).values_list("text", flat=True))
     assert f"Waiting for {staging.lock_key}" in log
+
+
+def test_a_deploy_command_sees_its_four_variables_and_none_of_the_workers_secrets(
+    repository, remote, developer, release_manager, envs
+):
+    staging, _ = envs
+    v1 = release(repository, remote, developer, release_manager, "one", "0.1.0")
+    Environment.objects.filter(pk=staging.pk).update(deploy_command="env")
+    staging.refresh_from_db()
+    done = _deploy(staging, actor=release_manager, release=v1)
+    log = "".join(JobLogLine.objects.filter(job=done.job).values_list("text", flat=True))
+    for line in ("RELEASEBOARD_ENVIRONMENT=staging", "RELEASEBOARD_VERSION=0.1.0", f"RELEASEBOARD_SHA={v1.sha}"):
+        assert line in log
+    assert "RELEASEBOARD_PREVIOUS_VERSION=" in log
+    for secret in ("RELEASEBOARD_VAR_DIR", "DATABASE_URL", "SECRET_KEY", "CELERY_BROKER_URL"):
+        assert secret not in log
