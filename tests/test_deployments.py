@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from releaseboard.audit.models import AuditEvent
-from releaseboard.deployments import services
+from releaseboard.deployments import incidents, services
 from releaseboard.deployments.models import Deployment, DeploymentCommit, Environment, Incident
 from releaseboard.jobs.models import Job, JobLogLine
 from releaseboard.policy.models import Lock
@@ -139,8 +139,8 @@ def test_an_incident_is_resolved_by_the_next_production_deployment_or_closed_by_
     bad = _deploy(production, actor=ops, release=v2)
 
     with pytest.raises(PermissionDenied):
-        services.open_incident(bad, actor=developer, started_at=None, description="x")
-    incident = services.open_incident(
+        incidents.open_incident(bad, actor=developer, started_at=None, description="x")
+    incident = incidents.open_incident(
         bad, actor=ops, started_at=None, description="Checkout 500s", link="https://status/1"
     )
     assert incident.is_open
@@ -148,12 +148,12 @@ def test_an_incident_is_resolved_by_the_next_production_deployment_or_closed_by_
     incident.refresh_from_db()
     assert incident.resolved_by_deployment == fix and not incident.is_open
 
-    other = services.open_incident(fix, actor=ops, started_at=None, description="Slow pages")
-    services.close_incident(other, actor=ops, note="A cache was cold; no deploy needed")
+    other = incidents.open_incident(fix, actor=ops, started_at=None, description="Slow pages")
+    incidents.close_incident(other, actor=ops, note="A cache was cold; no deploy needed")
     other.refresh_from_db()
     assert other.closed_by == ops and other.resolved_by_deployment is None
     with pytest.raises(services.Refused, match="resolved already"):
-        services.close_incident(other, actor=ops, note="again")
+        incidents.close_incident(other, actor=ops, note="again")
     assert Incident.objects.count() == 2
 
 

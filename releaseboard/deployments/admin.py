@@ -27,7 +27,7 @@ class EnvironmentForm(forms.ModelForm):
         ]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         candidate = Environment(**{k: v for k, v in data.items() if k in self.Meta.fields})
         try:
             services.validate_environment(candidate)

@@ -132,12 +132,9 @@ def lead_times(rows: QuerySet[DeploymentCommit]) -> tuple[int, float | None, flo
     if not n:
         return 0, None, None
     r50, r90 = (max(1, math.ceil(p / 100 * n)) for p in (50, 90))
-    found = dict(
-        rows.annotate(rank=Window(RowNumber(), order_by=F("lead_seconds").asc()))
-        .filter(rank__in=[r50, r90])
-        .values_list("rank", "lead_seconds")
-    )
-    return n, float(found[r50]), float(found[r90])
+    numbered = rows.annotate(rank=Window(RowNumber(), order_by=F("lead_seconds").asc())).filter(rank__in=[r50, r90])
+    ranked: dict[int, int] = {rank: lead for rank, lead in numbered.values_list("rank", "lead_seconds")}
+    return n, float(ranked[r50]), float(ranked[r90])
 
 
 def report(repository_ids: list[int] | None, days: int, now: datetime, *, weekly: bool = True) -> Report:
@@ -179,8 +176,11 @@ def report(repository_ids: list[int] | None, days: int, now: datetime, *, weekly
         )
     )
     restores = sorted(
-        (i.resolved_at - i.started_at).total_seconds()
-        for i in restored_incidents(repository_ids, since, until).only("started_at", "resolved_at")
+        (resolved - started).total_seconds()
+        for started, resolved in restored_incidents(repository_ids, since, until).values_list(
+            "started_at", "resolved_at"
+        )
+        if resolved is not None
     )
     restore = nearest_rank(restores, 50)
     result.figures.append(
@@ -225,10 +225,14 @@ def _deployment_weeks(
         weeks.append(Week(start))
         start += timedelta(days=7)
     counts = {"total": 0, "failed": 0, "rework": 0}
-    rows = production_deployments(repository_ids, since, until).values_list(
+    rows = production_deployments(repository_ids, since, until).values_list(  # type: ignore[misc]
         "finished_at", "caused_incident", "rolled_back", "kind", "hotfix"
     )
     for finished_at, caused_incident, rolled_back, kind, hotfix in rows.order_by():
+        if finished_at is None:  # never for a succeeded deployment; keeps the types honest
+            continue
+        if finished_at is None:  # never for a succeeded deployment; keeps the types honest
+            continue
         week = weeks[(finished_at - first).days // 7]
         failed = bool(caused_incident or rolled_back)
         week.deployments += 1

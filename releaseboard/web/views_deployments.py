@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from releaseboard.deployments import selectors, services
+from releaseboard.deployments import incidents, selectors, services
 from releaseboard.deployments.models import Deployment, Environment, Incident, Tier
 from releaseboard.paging import keyset_page
 from releaseboard.releases.models import Release, ReleaseState, Repository
@@ -186,7 +186,7 @@ def incident_open(request: HttpRequest, repo: str, deployment_id: int) -> HttpRe
     form = IncidentForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.open_incident(deployment, actor=request.user, **form.cleaned_data)
+            incidents.open_incident(deployment, actor=request.user, **form.cleaned_data)
         except services.Refused as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
@@ -202,7 +202,7 @@ def incident_close(request: HttpRequest, repo: str, incident_id: int) -> HttpRes
     incident = get_object_or_404(Incident, pk=incident_id, repository=repository)
     form = CloseIncidentForm(request.POST)
     try:
-        services.close_incident(incident, actor=request.user, note=form.data.get("note", ""))
+        incidents.close_incident(incident, actor=request.user, note=form.data.get("note", ""))
         messages.success(request, f"Incident #{incident.pk} is closed.")
     except services.Refused as exc:
         messages.error(request, exc.message)

@@ -75,15 +75,15 @@ def metric_rows(request: HttpRequest, metric: str, repo: str | None = None) -> H
             rows = rows.filter(flag)
         context["deployments"] = list(rows.order_by("-finished_at")[:ROWS_LIMIT])
     elif metric in ("lead_median", "lead_p90"):
-        rows = compute.lead_commits(ids, since, now).select_related("deployment__environment", "repository")
-        context["total"] = rows.count()
-        context["commits"] = list(rows.order_by("lead_seconds")[:ROWS_LIMIT])
+        commits = compute.lead_commits(ids, since, now).select_related("deployment__environment", "repository")
+        context["total"] = commits.count()
+        context["commits"] = list(commits.order_by("lead_seconds")[:ROWS_LIMIT])
     elif metric == "restore":
-        rows = compute.restored_incidents(ids, since, now).select_related(
+        incidents = compute.restored_incidents(ids, since, now).select_related(
             "cause__environment", "resolved_by_deployment__environment", "repository"
         )
-        context["total"] = rows.count()
-        context["incidents"] = list(rows.order_by("resolved_at")[:ROWS_LIMIT])
+        context["total"] = incidents.count()
+        context["incidents"] = list(incidents.order_by("resolved_at")[:ROWS_LIMIT])
     else:
         raise Http404("No such metric.")
     context["limit"] = ROWS_LIMIT

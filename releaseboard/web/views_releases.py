@@ -62,7 +62,7 @@ def release_list(request: HttpRequest, repo: str) -> HttpResponse:
     page = keyset_page(releases, "id", before=_key(request, "before"), after=_key(request, "after"), size=PAGE_SIZE)
     deployed = where_deployed([r.pk for r in page])  # where each release ran, one query
     for release in page:
-        release.deployed = deployed.get(release.pk, [])  # type: ignore[attr-defined]
+        release.deployed = deployed.get(release.pk, [])
     return render(request, "web/release_list.html", {"repository": repository, "page": page})
 
 
