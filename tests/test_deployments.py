@@ -236,3 +236,31 @@ def test_a_deploy_command_sees_its_four_variables_and_none_of_the_workers_secret
     assert "RELEASEBOARD_PREVIOUS_VERSION=" in log
     for secret in ("RELEASEBOARD_VAR_DIR", "DATABASE_URL", "SECRET_KEY", "CELERY_BROKER_URL"):
         assert secret not in log
+
+
+def test_a_staging_head_environment_follows_each_promotion_on_its_own(
+    repository, remote, developer, release_manager, tmp_path
+):
+    from releaseboard.deployments import demo
+    from releaseboard.deployments.models import Source, Tier
+    from releaseboard.releases import services as releases
+    from tests.flows import passed_promotion
+
+    root = tmp_path / "envs"
+    staging = Environment.objects.create(
+        repository=repository,
+        name="staging",
+        tier=Tier.STAGING,
+        source=Source.STAGING_HEAD,
+        auto_deploy=True,
+        deploy_command=demo.deploy_command(root),
+    )
+    promotion = passed_promotion(repository, remote, developer, "auto")
+    releases.promote(promotion, actor=release_manager)
+    run_jobs()
+
+    staging.refresh_from_db()
+    head = remote.head("staging")
+    assert staging.current is not None and staging.current.sha == head and staging.current.requested_by is None
+    assert staging.current.version == f"staging-{head[:10]}"
+    assert deployed(root, staging) == [f"staging-{head[:10]}", head]
