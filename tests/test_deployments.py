@@ -157,7 +157,7 @@ def test_an_incident_is_resolved_by_the_next_production_deployment_or_closed_by_
     assert Incident.objects.count() == 2
 
 
-def test_a_locked_environment_and_a_repository_lock_stop_deploys(
+def test_a_locked_environment_a_repository_lock_and_a_freeze_window_stop_deploys(
     repository, remote, developer, release_manager, ops, envs
 ):
     staging, production = envs
@@ -175,6 +175,18 @@ def test_a_locked_environment_and_a_repository_lock_stop_deploys(
     )
     with pytest.raises(services.Refused, match="Production deploys wait"):
         services.deploy(production, actor=ops, release=v1)
+    Lock.objects.filter(repository=repository).update(lifted_at=timezone.now())
+    # A freeze window (here: all day, every day) stops production deploys as it stops releases.
+    from datetime import time
+
+    from releaseboard.policy.models import FreezeWindow
+
+    FreezeWindow.objects.create(
+        repository=repository, weekdays=list(range(7)), start=time(0), end=time(0), time_zone="UTC"
+    )
+    with pytest.raises(services.Refused, match="freeze window"):
+        services.deploy(production, actor=ops, release=v1)
+    assert _deploy(staging, actor=release_manager, release=v1).kind == "redeploy"  # staging is not frozen
 
 
 def test_developers_deploy_only_to_unprotected_environments(repository, remote, developer, release_manager, envs):
