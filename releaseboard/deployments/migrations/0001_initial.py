@@ -7,115 +7,319 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('jobs', '0002_alter_job_reason'),
-        ('releases', '0003_branch_intelligence'),
+        ("jobs", "0002_alter_job_reason"),
+        ("releases", "0003_branch_intelligence"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Deployment',
+            name="Deployment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tier', models.CharField(choices=[('development', 'Development'), ('staging', 'Staging'), ('production', 'Production')], max_length=16)),
-                ('version', models.CharField(help_text='The release version, or staging-<sha> for a commit.', max_length=64)),
-                ('sha', models.CharField(max_length=40)),
-                ('kind', models.CharField(choices=[('deploy', 'Deploy'), ('redeploy', 'Redeploy'), ('rollback', 'Rollback')], default='deploy', max_length=16)),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('running', 'Deploying'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=16)),
-                ('state_message', models.TextField(blank=True)),
-                ('hotfix', models.BooleanField(default=False, help_text='A release whose promotions are all hotfixes.')),
-                ('reason', models.TextField(blank=True, help_text='Why (required for a rollback).')),
-                ('override_reason', models.TextField(blank=True, help_text='Why it went to production without a staging deployment.')),
-                ('created_at', models.DateTimeField(db_index=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('demo_history', models.BooleanField(default=False)),
-                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.job')),
-                ('previous', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='deployments.deployment')),
-                ('release', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='deployments', to='releases.release')),
-                ('repository', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='releases.repository')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "tier",
+                    models.CharField(
+                        choices=[("development", "Development"), ("staging", "Staging"), ("production", "Production")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "version",
+                    models.CharField(help_text="The release version, or staging-<sha> for a commit.", max_length=64),
+                ),
+                ("sha", models.CharField(max_length=40)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("deploy", "Deploy"), ("redeploy", "Redeploy"), ("rollback", "Rollback")],
+                        default="deploy",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Deploying"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("state_message", models.TextField(blank=True)),
+                (
+                    "hotfix",
+                    models.BooleanField(default=False, help_text="A release whose promotions are all hotfixes."),
+                ),
+                ("reason", models.TextField(blank=True, help_text="Why (required for a rollback).")),
+                (
+                    "override_reason",
+                    models.TextField(blank=True, help_text="Why it went to production without a staging deployment."),
+                ),
+                ("created_at", models.DateTimeField(db_index=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("demo_history", models.BooleanField(default=False)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="jobs.job",
+                    ),
+                ),
+                (
+                    "previous",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="deployments.deployment",
+                    ),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deployments",
+                        to="releases.release",
+                    ),
+                ),
+                (
+                    "repository",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="releases.repository"
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='Environment',
+            name="Environment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(help_text='e.g. staging, production, eu-prod.')),
-                ('tier', models.CharField(choices=[('development', 'Development'), ('staging', 'Staging'), ('production', 'Production')], default='staging', max_length=16)),
-                ('source', models.CharField(choices=[('staging_head', 'The staging head'), ('releases', 'Released tags')], default='releases', help_text='What may go there.', max_length=16, verbose_name='deploys')),
-                ('deploy_command', models.CharField(help_text="Run in a checkout of the commit, in the sandbox, with RELEASEBOARD_ENVIRONMENT, RELEASEBOARD_VERSION, RELEASEBOARD_SHA and RELEASEBOARD_PREVIOUS_VERSION set. Not given to a shell; use sh -c '…' for one.", max_length=1000)),
-                ('check_command', models.CharField(blank=True, help_text='Optional smoke test, run after the deploy command succeeded.', max_length=1000)),
-                ('timeout', models.PositiveIntegerField(default=900, help_text='Seconds per command.', validators=[django.core.validators.MinValueValidator(5), django.core.validators.MaxValueValidator(10800)])),
-                ('protected', models.BooleanField(default=True, help_text='Only release managers and Ops may deploy. Unprotected: developers too. Production is always protected.')),
-                ('auto_deploy', models.BooleanField(default=False, help_text='Deploy on its own: the staging head after each promotion, or each new release. Never while the environment is locked or pinned by a rollback.')),
-                ('locked_reason', models.TextField(blank=True)),
-                ('locked_at', models.DateTimeField(blank=True, null=True)),
-                ('position', models.PositiveSmallIntegerField(default=0, help_text='Order on the board (left to right).')),
-                ('current', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='deployments.deployment')),
-                ('locked_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('repository', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='environments', to='releases.repository')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(help_text="e.g. staging, production, eu-prod.")),
+                (
+                    "tier",
+                    models.CharField(
+                        choices=[("development", "Development"), ("staging", "Staging"), ("production", "Production")],
+                        default="staging",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("staging_head", "The staging head"), ("releases", "Released tags")],
+                        default="releases",
+                        help_text="What may go there.",
+                        max_length=16,
+                        verbose_name="deploys",
+                    ),
+                ),
+                (
+                    "deploy_command",
+                    models.CharField(
+                        help_text="Run in a checkout of the commit, in the sandbox, with RELEASEBOARD_ENVIRONMENT, RELEASEBOARD_VERSION, RELEASEBOARD_SHA and RELEASEBOARD_PREVIOUS_VERSION set. Not given to a shell; use sh -c '…' for one.",
+                        max_length=1000,
+                    ),
+                ),
+                (
+                    "check_command",
+                    models.CharField(
+                        blank=True,
+                        help_text="Optional smoke test, run after the deploy command succeeded.",
+                        max_length=1000,
+                    ),
+                ),
+                (
+                    "timeout",
+                    models.PositiveIntegerField(
+                        default=900,
+                        help_text="Seconds per command.",
+                        validators=[
+                            django.core.validators.MinValueValidator(5),
+                            django.core.validators.MaxValueValidator(10800),
+                        ],
+                    ),
+                ),
+                (
+                    "protected",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Only release managers and Ops may deploy. Unprotected: developers too. Production is always protected.",
+                    ),
+                ),
+                (
+                    "auto_deploy",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Deploy on its own: the staging head after each promotion, or each new release. Never while the environment is locked or pinned by a rollback.",
+                    ),
+                ),
+                ("locked_reason", models.TextField(blank=True)),
+                ("locked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "position",
+                    models.PositiveSmallIntegerField(default=0, help_text="Order on the board (left to right)."),
+                ),
+                (
+                    "current",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="deployments.deployment",
+                    ),
+                ),
+                (
+                    "locked_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "repository",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="environments",
+                        to="releases.repository",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['repository_id', 'position', 'id'],
+                "ordering": ["repository_id", "position", "id"],
             },
         ),
         migrations.AddField(
-            model_name='deployment',
-            name='environment',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deployments', to='deployments.environment'),
+            model_name="deployment",
+            name="environment",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="deployments", to="deployments.environment"
+            ),
         ),
         migrations.CreateModel(
-            name='Incident',
+            name="Incident",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField()),
-                ('description', models.TextField()),
-                ('link', models.URLField(blank=True)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('close_note', models.TextField(blank=True)),
-                ('cause', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='incidents', to='deployments.deployment')),
-                ('closed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('opened_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('repository', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='incidents', to='releases.repository')),
-                ('resolved_by_deployment', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='resolved_incidents', to='deployments.deployment')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("started_at", models.DateTimeField()),
+                ("description", models.TextField()),
+                ("link", models.URLField(blank=True)),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                ("close_note", models.TextField(blank=True)),
+                (
+                    "cause",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="incidents",
+                        to="deployments.deployment",
+                    ),
+                ),
+                (
+                    "closed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "opened_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "repository",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="incidents", to="releases.repository"
+                    ),
+                ),
+                (
+                    "resolved_by_deployment",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="resolved_incidents",
+                        to="deployments.deployment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at'],
+                "ordering": ["-started_at"],
             },
         ),
         migrations.CreateModel(
-            name='DeploymentCommit',
+            name="DeploymentCommit",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sha', models.CharField(max_length=40)),
-                ('subject', models.CharField(blank=True, max_length=255)),
-                ('branch_name', models.CharField(blank=True, max_length=255)),
-                ('authored_at', models.DateTimeField()),
-                ('started_at', models.DateTimeField()),
-                ('deployed_at', models.DateTimeField()),
-                ('lead_seconds', models.BigIntegerField()),
-                ('deployment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='commits', to='deployments.deployment')),
-                ('repository', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='releases.repository')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("sha", models.CharField(max_length=40)),
+                ("subject", models.CharField(blank=True, max_length=255)),
+                ("branch_name", models.CharField(blank=True, max_length=255)),
+                ("authored_at", models.DateTimeField()),
+                ("started_at", models.DateTimeField()),
+                ("deployed_at", models.DateTimeField()),
+                ("lead_seconds", models.BigIntegerField()),
+                (
+                    "deployment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="commits", to="deployments.deployment"
+                    ),
+                ),
+                (
+                    "repository",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="releases.repository"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['repository', 'deployed_at', 'lead_seconds'], name='commit_lead_time')],
-                'constraints': [models.UniqueConstraint(fields=('repository', 'sha'), name='commit_reaches_production_once')],
+                "indexes": [
+                    models.Index(fields=["repository", "deployed_at", "lead_seconds"], name="commit_lead_time")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("repository", "sha"), name="commit_reaches_production_once")
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='environment',
-            constraint=models.UniqueConstraint(fields=('repository', 'name'), name='unique_environment_per_repository'),
+            model_name="environment",
+            constraint=models.UniqueConstraint(fields=("repository", "name"), name="unique_environment_per_repository"),
         ),
         migrations.AddIndex(
-            model_name='deployment',
-            index=models.Index(fields=['repository', 'tier', 'state', 'finished_at'], name='deployment_metrics'),
+            model_name="deployment",
+            index=models.Index(fields=["repository", "tier", "state", "finished_at"], name="deployment_metrics"),
         ),
     ]

@@ -4,15 +4,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0001_initial'),
+        ("jobs", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='job',
-            name='reason',
-            field=models.CharField(blank=True, choices=[('', '—'), ('ok', 'Done'), ('nothing_to_do', 'Nothing to do'), ('tests_failed', 'Tests failed'), ('build_failed', 'Build failed'), ('timed_out', 'Timed out'), ('merge_conflict', 'Merge conflict'), ('nothing_to_promote', 'Nothing to promote'), ('target_moved', 'Target branch moved'), ('refused', 'Refused by the branch rules'), ('branch_exists', 'Branch already exists'), ('git_error', 'Git error'), ('deploy_failed', 'Deploy command failed'), ('check_failed', 'Check after deploy failed'), ('cancelled', 'Cancelled by a user'), ('stale', 'Worker stopped answering'), ('too_many_attempts', 'Too many attempts'), ('error', 'Internal error')], default='', max_length=32),
+            model_name="job",
+            name="reason",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "—"),
+                    ("ok", "Done"),
+                    ("nothing_to_do", "Nothing to do"),
+                    ("tests_failed", "Tests failed"),
+                    ("build_failed", "Build failed"),
+                    ("timed_out", "Timed out"),
+                    ("merge_conflict", "Merge conflict"),
+                    ("nothing_to_promote", "Nothing to promote"),
+                    ("target_moved", "Target branch moved"),
+                    ("refused", "Refused by the branch rules"),
+                    ("branch_exists", "Branch already exists"),
+                    ("git_error", "Git error"),
+                    ("deploy_failed", "Deploy command failed"),
+                    ("check_failed", "Check after deploy failed"),
+                    ("cancelled", "Cancelled by a user"),
+                    ("stale", "Worker stopped answering"),
+                    ("too_many_attempts", "Too many attempts"),
+                    ("error", "Internal error"),
+                ],
+                default="",
+                max_length=32,
+            ),
         ),
     ]
