@@ -30,6 +30,8 @@ class Perm(str, enum.Enum):
     RETRY_JOB = "retry_job"  # and see the jobs that need attention
     VIEW_AUDIT = "view_audit"
     CONFIGURE = "configure"  # repositories, users and roles
+    DEPLOY = "deploy"  # deploy, redeploy and roll back protected environments (production)
+    MANAGE_INCIDENTS = "manage_incidents"  # mark a production deployment as an incident's cause; close one
 
 
 _DEVELOPER = {Perm.VIEW, Perm.REQUEST_BRANCH, Perm.REQUEST_PROMOTION, Perm.RUN_TESTS, Perm.REFRESH}
@@ -37,9 +39,10 @@ _DEVELOPER = {Perm.VIEW, Perm.REQUEST_BRANCH, Perm.REQUEST_PROMOTION, Perm.RUN_T
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.DEVELOPER: frozenset(_DEVELOPER),
     Role.RELEASE_MANAGER: frozenset(
-        _DEVELOPER | {Perm.PROMOTE, Perm.COPY_MASTER, Perm.CANCEL_JOB, Perm.RETRY_JOB, Perm.VIEW_AUDIT}
+        _DEVELOPER | {Perm.PROMOTE, Perm.COPY_MASTER, Perm.CANCEL_JOB, Perm.RETRY_JOB, Perm.VIEW_AUDIT, Perm.DEPLOY}
     ),
-    Role.OPS: frozenset({Perm.VIEW, Perm.VIEW_AUDIT}),
+    # Ops change nothing in the branch flow; deploying and incidents are their own action.
+    Role.OPS: frozenset({Perm.VIEW, Perm.VIEW_AUDIT, Perm.DEPLOY, Perm.MANAGE_INCIDENTS}),
     Role.ADMIN: frozenset({Perm.VIEW, Perm.VIEW_AUDIT, Perm.CONFIGURE, Perm.REFRESH}),
 }
 

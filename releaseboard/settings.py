@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "releaseboard.policy",
     "releaseboard.integrations",
     "releaseboard.tokens",
+    "releaseboard.deployments",
 ]
 
 MIDDLEWARE = [

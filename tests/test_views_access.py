@@ -19,8 +19,10 @@ from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from releaseboard.integrations.models import Delivery, Subscription
+from releaseboard.deployments.models import Deployment, Environment, Incident
 from releaseboard.jobs.models import Job
 from releaseboard.releases.models import Branch, Promotion, PromotionState, Repository
 from releaseboard.roles import Role
@@ -92,6 +94,22 @@ TABLE: list[tuple[str, str, bool, str, Any, Any, Any, Any, Any, Any]] = [
     ("tokens:token_list", "get", False, "", LOGIN, 200, 200, 200, 200, 200),
     ("tokens:token_list", "post", False, "", LOGIN, 200, 200, 200, 200, 200),
     ("tokens:token_revoke", "post", False, "token", LOGIN, 404, 404, 404, 404, 404),
+    # Environments, deployments and incidents: deploying is for release managers and Ops
+    # (the environment here is production); incidents are Ops' own.
+    ("web:environment_list", "get", False, "repo", LOGIN, 200, 200, 200, 200, 403),
+    ("web:environment_lane", "get", True, "repo", LOGIN, 200, 200, 200, 200, 403),
+    ("web:environment_detail", "get", False, "env", LOGIN, 200, 200, 200, 200, 403),
+    ("web:environment_deploy", "post", False, "env", LOGIN, 403, 302, 302, 403, 403),
+    ("web:environment_rollback", "post", False, "env", LOGIN, 403, 302, 302, 403, 403),
+    ("web:environment_redeploy", "post", False, "env", LOGIN, 403, 302, 302, 403, 403),
+    ("web:environment_lock", "post", False, "env", LOGIN, 403, 302, 302, 403, 403),
+    ("web:incident_open", "get", False, "deployment", LOGIN, 403, 403, 200, 403, 403),
+    ("web:incident_open", "post", False, "deployment", LOGIN, 403, 403, 200, 403, 403),
+    ("web:incident_close", "post", False, "incident", LOGIN, 403, 403, 302, 403, 403),
+    ("web:metrics", "get", False, "repo", LOGIN, 200, 200, 200, 200, 403),
+    ("web:metric_rows", "get", False, "metric", LOGIN, 200, 200, 200, 200, 403),
+    ("web:metrics_all", "get", False, "", LOGIN, 200, 200, 200, 200, 403),
+    ("web:metric_rows_all", "get", False, "metric_all", LOGIN, 200, 200, 200, 200, 403),
     # django.contrib.auth: signing in and out, and changing one's own password.
     ("login", "get", False, "", 200, 200, 200, 200, 200, 200),
     ("login", "post", False, "", 200, 200, 200, 200, 200, 200),
@@ -273,6 +291,22 @@ def objects(db: None) -> dict[str, Any]:
         repository=repository, url="https://chat.example.com/hook", events=["branch.created"], secret="whsec_eA=="
     )
     delivery = Delivery.objects.create(subscription=webhook, message_id="msg_1", event_type="test.event", body="{}")
+    environment = Environment.objects.create(
+        repository=repository, name="production", tier="production", deploy_command="true"
+    )
+    deployment = Deployment.objects.create(
+        environment=environment,
+        repository=repository,
+        tier="production",
+        version="1.0.0",
+        sha="a" * 40,
+        state="succeeded",
+        created_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
+    incident = Incident.objects.create(
+        repository=repository, cause=deployment, started_at=timezone.now(), description="Checkout fails"
+    )
     return {
         "repository": repository,
         "branch": branch,
@@ -280,6 +314,9 @@ def objects(db: None) -> dict[str, Any]:
         "job": job,
         "webhook": webhook,
         "delivery": delivery,
+        "environment": environment,
+        "deployment": deployment,
+        "incident": incident,
     }
 
 
@@ -306,6 +343,11 @@ def url_for(key: str, needs: str, objects: dict[str, Any]) -> str:
         "alarm": {"repo": repository.name, "alarm_id": 999999},
         "window": {"repo": repository.name, "window_id": 999999},
         "exception": {"repo": repository.name, "exception_id": 999999},
+        "env": {"repo": repository.name, "env": "production"},
+        "deployment": {"repo": repository.name, "deployment_id": objects["deployment"].pk},
+        "incident": {"repo": repository.name, "incident_id": objects["incident"].pk},
+        "metric": {"repo": repository.name, "metric": "failure_rate"},
+        "metric_all": {"metric": "lead_median"},
         "admin_obj": {"object_id": repository.pk},
         "admin_site": {"content_type_id": ContentType.objects.get_for_model(Repository).pk, "object_id": repository.pk},
         "admin_app": {"app_label": "releases"},

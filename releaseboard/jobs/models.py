@@ -37,6 +37,8 @@ class JobReason(models.TextChoices):
     REFUSED = "refused", "Refused by the branch rules"
     BRANCH_EXISTS = "branch_exists", "Branch already exists"
     GIT_ERROR = "git_error", "Git error"
+    DEPLOY_FAILED = "deploy_failed", "Deploy command failed"
+    CHECK_FAILED = "check_failed", "Check after deploy failed"
     CANCELLED = "cancelled", "Cancelled by a user"
     STALE = "stale", "Worker stopped answering"
     TOO_MANY_ATTEMPTS = "too_many_attempts", "Too many attempts"

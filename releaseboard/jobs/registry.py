@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -37,3 +37,18 @@ def get(name: str) -> JobKind:
 
 def queue_for(name: str) -> str:
     return get(name).queue
+
+
+def also_on_final(name: str, listener: Callable[[Job], None]) -> None:
+    """Call `listener` too when a job of kind `name` ends, after the kind's own on_final
+    and in the same transaction: how an app above (deployments) hears that a promotion
+    or release landed without the app that owns the kind importing it."""
+    kind = get(name)
+    own = kind.on_final
+
+    def both(job: Job) -> None:
+        if own is not None:
+            own(job)
+        listener(job)
+
+    _KINDS[name] = replace(kind, on_final=both)

@@ -23,7 +23,7 @@ from django.utils import timezone
 from releaseboard.roles import Perm, Role, has_perm, roles_of
 
 # Apps whose models an Admin may view and change in the Django admin.
-ADMIN_APPS = frozenset({"auth", "releases", "axes", "integrations"})
+ADMIN_APPS = frozenset({"auth", "releases", "axes", "integrations", "deployments"})
 
 
 def may_configure(user: Any) -> bool:

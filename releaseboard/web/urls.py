@@ -6,7 +6,9 @@ from releaseboard.web import (
     views_audit,
     views_board,
     views_branches,
+    views_deployments,
     views_jobs,
+    views_metrics,
     views_policy,
     views_promotions,
     views_radar,
@@ -53,6 +55,31 @@ urlpatterns: list[URLPattern] = [
         views_policy.exception_approve,
         name="exception_approve",
     ),
+    path("r/<slug:repo>/environments/", views_deployments.environment_list, name="environment_list"),
+    path("r/<slug:repo>/environments/lane/", views_deployments.environment_lane, name="environment_lane"),
+    path("r/<slug:repo>/environments/<slug:env>/", views_deployments.environment_detail, name="environment_detail"),
+    path(
+        "r/<slug:repo>/environments/<slug:env>/deploy/", views_deployments.environment_deploy, name="environment_deploy"
+    ),
+    path(
+        "r/<slug:repo>/environments/<slug:env>/rollback/",
+        views_deployments.environment_rollback,
+        name="environment_rollback",
+    ),
+    path(
+        "r/<slug:repo>/environments/<slug:env>/redeploy/",
+        views_deployments.environment_redeploy,
+        name="environment_redeploy",
+    ),
+    path("r/<slug:repo>/environments/<slug:env>/lock/", views_deployments.environment_lock, name="environment_lock"),
+    path(
+        "r/<slug:repo>/deployments/<int:deployment_id>/incident/", views_deployments.incident_open, name="incident_open"
+    ),
+    path("r/<slug:repo>/incidents/<int:incident_id>/close/", views_deployments.incident_close, name="incident_close"),
+    path("r/<slug:repo>/metrics/", views_metrics.metrics, name="metrics"),
+    path("r/<slug:repo>/metrics/<slug:metric>/", views_metrics.metric_rows, name="metric_rows"),
+    path("metrics/", views_metrics.metrics, name="metrics_all"),
+    path("metrics/<slug:metric>/", views_metrics.metric_rows, name="metric_rows_all"),
     path("jobs/", views_jobs.job_list, name="job_list"),
     path("jobs/attention/", views_jobs.job_attention, name="job_attention"),
     path("jobs/<int:job_id>/", views_jobs.job_detail, name="job_detail"),

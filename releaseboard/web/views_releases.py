@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from releaseboard.deployments.selectors import where_deployed
 from releaseboard.paging import keyset_page
 from releaseboard.releases import selectors, services
 from releaseboard.roles import Perm
@@ -59,6 +60,9 @@ def release_list(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
     releases = repository.releases.select_related("released_by").prefetch_related("promotions__branch")
     page = keyset_page(releases, "id", before=_key(request, "before"), after=_key(request, "after"), size=PAGE_SIZE)
+    deployed = where_deployed([r.pk for r in page])  # where each release ran, one query
+    for release in page:
+        release.deployed = deployed.get(release.pk, [])
     return render(request, "web/release_list.html", {"repository": repository, "page": page})
 
 

@@ -7,7 +7,9 @@ Idempotent: run it as often as you like (`make run` runs it every time). It crea
   show every outcome: a feature that passes, one whose tests fail, two that conflict with
   each other once one of them lands, and a hotfix;
 * the Repository "shop" pointing at it, registered through the normal service (so an
-  audit event is written and a sync job is queued for the worker).
+  audit event is written and a sync job is queued for the worker);
+* its staging and production environments and about 90 days of delivery history
+  (`load_demo_environments`).
 
 The password is RELEASEBOARD_DEMO_PASSWORD when set, else one generated on the first run
 and kept in var/demo-password.
@@ -26,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -284,6 +287,8 @@ class Command(BaseCommand):
             build_demo_remote(bare)
             self.stdout.write(f"Created the demo git repository {bare}")
         self._repository(bare, users["admin"])
+        # Its environments and a delivery history for the Metrics page (the deployments app's own command).
+        call_command("load_demo_environments", repository=REPOSITORY_NAME, stdout=self.stdout)
         self._print_logins(password, password_source)
 
     def _password(self, var_dir: Path) -> tuple[str, str]:
