@@ -11,14 +11,14 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     DEVELOPER = "Developer"
     RELEASE_MANAGER = "Release manager"
     OPS = "Ops"
     ADMIN = "Admin"
 
 
-class Perm(str, enum.Enum):
+class Perm(enum.StrEnum):
     VIEW = "view"  # the board, branches, promotions, jobs and their logs, releases
     REQUEST_BRANCH = "request_branch"
     REQUEST_PROMOTION = "request_promotion"

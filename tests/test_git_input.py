@@ -22,7 +22,10 @@ from releaseboard.vcs import (
     ls_remote,
 )
 from tests.gitrepo import git
-from tests.test_vcs import BOT, WHEN, mirror  # noqa: F401 (the fixture)
+from tests.test_vcs import BOT, WHEN
+from tests.test_vcs import mirror as mirror_fixture
+
+mirror = mirror_fixture  # the test_vcs fixture, for the tests below
 
 
 @pytest.fixture
@@ -68,19 +71,19 @@ def test_every_mirror_method_refuses_option_shaped_input(remote, mirror, payload
         assert not mirror.has_commit(bad)
         assert mirror.refs(bad) == {}
         for call in (
-            lambda: mirror.is_ancestor(bad, master),
-            lambda: mirror.is_ancestor(master, bad),
-            lambda: mirror.count_between(bad, master),
-            lambda: mirror.count_between(master, bad),
-            lambda: mirror.commits_between(bad, master),
-            lambda: mirror.commits_between(None, bad),
-            lambda: mirror.tree_of(bad),
-            lambda: mirror.merge(bad, master),
-            lambda: mirror.merge(master, bad),
-            lambda: mirror.commit_tree(bad, [master], "m", author=BOT, committer=BOT, timestamp=WHEN),
-            lambda: mirror.commit_tree(tree, [bad], "m", author=BOT, committer=BOT, timestamp=WHEN),
-            lambda: mirror.make_tag(bad, master, "m", tagger=BOT, timestamp=WHEN),
-            lambda: mirror.make_tag("v1.0.0", bad, "m", tagger=BOT, timestamp=WHEN),
+            lambda bad=bad: mirror.is_ancestor(bad, master),
+            lambda bad=bad: mirror.is_ancestor(master, bad),
+            lambda bad=bad: mirror.count_between(bad, master),
+            lambda bad=bad: mirror.count_between(master, bad),
+            lambda bad=bad: mirror.commits_between(bad, master),
+            lambda bad=bad: mirror.commits_between(None, bad),
+            lambda bad=bad: mirror.tree_of(bad),
+            lambda bad=bad: mirror.merge(bad, master),
+            lambda bad=bad: mirror.merge(master, bad),
+            lambda bad=bad: mirror.commit_tree(bad, [master], "m", author=BOT, committer=BOT, timestamp=WHEN),
+            lambda bad=bad: mirror.commit_tree(tree, [bad], "m", author=BOT, committer=BOT, timestamp=WHEN),
+            lambda bad=bad: mirror.make_tag(bad, master, "m", tagger=BOT, timestamp=WHEN),
+            lambda bad=bad: mirror.make_tag("v1.0.0", bad, "m", tagger=BOT, timestamp=WHEN),
         ):
             with pytest.raises(GitError):
                 call()

@@ -27,7 +27,7 @@ def test_whole_cycle_runs_inline(transactional_db, repository, remote, developer
     promotion.refresh_from_db()
     assert promotion.state == PromotionState.PROMOTED
     assert remote.head("staging") == promotion.merge_sha
-    assert "Releaseboard-Promotion: %d" % promotion.pk in remote.message("staging")
+    assert f"Releaseboard-Promotion: {promotion.pk}" in remote.message("staging")
     repository.refresh_from_db()
     release = services.promote_to_master(repository, actor=admin, version="0.1.0", notes="First")
     jobs = run_jobs()

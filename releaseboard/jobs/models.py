@@ -115,6 +115,9 @@ class JobStep(models.Model):
         ordering = ["seq"]
         unique_together = [("job", "seq")]
 
+    def __str__(self) -> str:
+        return f"job #{self.job_id} #{self.seq}"
+
 
 class JobLogLine(models.Model):
     """A chunk of a job's log. `seq` is the cursor the live log polls by."""
@@ -128,6 +131,9 @@ class JobLogLine(models.Model):
         ordering = ["seq"]
         unique_together = [("job", "seq")]
 
+    def __str__(self) -> str:
+        return f"job #{self.job_id} #{self.seq}"
+
 
 class Lease(models.Model):
     """A named lease held by one job at a time (e.g. "repository:3": one writer per
@@ -137,3 +143,6 @@ class Lease(models.Model):
     holder_job_id = models.BigIntegerField(null=True, blank=True)
     holder_token = models.CharField(max_length=32, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} (held by job #{self.holder_job_id})" if self.holder_token else f"{self.key} (free)"

@@ -44,7 +44,10 @@ def reap() -> dict[str, int]:
                     reason=JobReason.TOO_MANY_ATTEMPTS,
                     finished_at=now,
                     lease_expires_at=None,
-                    message=f"The worker stopped answering {job.attempt} times; gave up. Check the worker logs, then retry.",
+                    message=(
+                        f"The worker stopped answering {job.attempt} times; gave up. "
+                        "Check the worker logs, then retry."
+                    ),
                 )
                 if moved:
                     job.refresh_from_db()

@@ -190,6 +190,9 @@ class TestRun(models.Model):
     class Meta:
         ordering = ["-id"]
 
+    def __str__(self) -> str:
+        return f"{self.result} on {self.commit_sha[:10]}"
+
 
 class ReleaseState(models.TextChoices):
     PENDING = "pending", "Releasing"
