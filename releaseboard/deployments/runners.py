@@ -17,7 +17,7 @@ from releaseboard.jobs import registry
 from releaseboard.jobs.execution import JobCancelled, JobContext, JobFailed
 from releaseboard.jobs.models import Job, JobReason, JobState
 from releaseboard.releases.models import Release, ReleaseState
-from releaseboard.releases.runners import _git, mirror_for
+from releaseboard.releases.runners import git_step, mirror_for
 
 
 def _label(deployment: Deployment | None) -> str:
@@ -39,7 +39,7 @@ def run_deploy(ctx: JobContext) -> str:
             Deployment.objects.filter(pk=deployment.pk).update(state=DeploymentState.RUNNING, started_at=timezone.now())
         ctx.section(f"Fetch {repository.remote_url}")
         mirror = mirror_for(repository, ctx)
-        _git(ctx, "fetch from the remote", mirror.fetch)
+        git_step(ctx, "fetch from the remote", mirror.fetch)
         if not mirror.has_commit(deployment.sha):
             raise JobFailed(
                 JobReason.GIT_ERROR, f"{deployment.sha[:10]} is not on the remote any more; nothing was deployed."
@@ -56,7 +56,7 @@ def run_deploy(ctx: JobContext) -> str:
         try:
             ctx.section(f"Check out {deployment.sha[:10]}")
             worktrees = settings.WORK_DIR / "deploy-worktrees" / str(environment.pk)
-            with _git(ctx, "check out the commit", mirror.checkout, worktrees, deployment.sha) as path:
+            with git_step(ctx, "check out the commit", mirror.checkout, worktrees, deployment.sha) as path:
                 env = sandbox.minimal_env(home, {"TMPDIR": str(home / "tmp"), **extra})
                 _command(ctx, environment, "Deploy", environment.deploy_command, Path(path), env, previous)
                 if environment.check_command:

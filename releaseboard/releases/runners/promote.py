@@ -1,0 +1,129 @@
+"""Promote to staging: push the tested merge commit with compare-and-swap, or test again."""
+
+from __future__ import annotations
+
+import contextlib
+
+from django.conf import settings
+
+from releaseboard import vcs
+from releaseboard.audit.service import record as audit_record
+from releaseboard.jobs.execution import JobContext, JobFailed
+from releaseboard.jobs.models import Job, JobReason, JobState
+from releaseboard.releases import derived, hooks, moves, selectors, services
+from releaseboard.releases.models import (
+    Branch,
+    Promotion,
+)
+from releaseboard.releases.runners.candidates import candidate_ref
+from releaseboard.releases.runners.common import (
+    UNKNOWN_OUTCOME,
+    PushOutcomeUnknown,
+    apply_verdict,
+    expect_move,
+    identity,
+    push,
+    remote_refs,
+)
+from releaseboard.releases.runners.outcomes import fail_promotion, merge_message, record_promoted
+from releaseboard.releases.runners.sync import refresh
+
+# -- promotion to staging ----------------------------------------------------------------
+
+
+def run_promote(ctx: JobContext) -> str:
+    promotion = Promotion.objects.select_related("branch", "repository", "requested_by").get(pk=ctx.params["promotion"])
+    repository = promotion.repository
+    # Required CI statuses first: a promotion waiting for them holds neither a worker nor the lease.
+    apply_verdict(ctx, hooks.before_promote.ask(promotion, since=ctx.job.created_at))
+    with ctx.hold(repository.lock_key):
+        mirror, heads = refresh(ctx, repository)
+        staging = heads.get(repository.staging_branch, "")
+        if (
+            promotion.merge_sha
+            and staging
+            and mirror.has_commit(promotion.merge_sha)
+            and mirror.is_ancestor(promotion.merge_sha, staging)
+        ):
+            # It landed already (an earlier attempt pushed, then its worker died).
+            return _mark_promoted(ctx, promotion, promotion.staging_sha, mirror, {**heads})
+        if staging != promotion.staging_sha:
+            return _retest(
+                ctx,
+                promotion,
+                f"{repository.staging_branch} moved since the test "
+                f"({promotion.staging_sha[:10]} \u2192 {staging[:10]})",
+            )
+        if not selectors.has_passing_test(repository, promotion.merge_sha):
+            raise JobFailed(JobReason.REFUSED, "The merge result has no passing test; run the tests again.")
+        if not mirror.has_commit(promotion.merge_sha):
+            # Another worker made the merge commit; its inputs rebuild the identical commit.
+            rebuilt = mirror.commit_tree(
+                promotion.merge_tree,
+                [promotion.staging_sha, promotion.branch_sha],
+                merge_message(promotion),
+                author=identity(),
+                committer=identity(),
+                timestamp=promotion.merge_timestamp or 0,
+            )
+            if rebuilt != promotion.merge_sha:
+                raise JobFailed(JobReason.GIT_ERROR, "Could not rebuild the tested merge commit; run the tests again.")
+        # A drift alarm, the lock, a freeze window or a red CI status since it was queued.
+        apply_verdict(ctx, hooks.before_promote.ask(promotion, since=ctx.job.created_at))
+        ctx.section(f"Push {promotion.merge_sha[:10]} to {repository.staging_branch} (expecting {staging[:10]})")
+        move = expect_move(ctx, repository, repository.staging_branch, staging, promotion.merge_sha)
+        try:
+            push(ctx, mirror, [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", promotion.merge_sha, staging)])
+        except vcs.PushRejected as exc:
+            moves.drop(move)
+            return _retest(ctx, promotion, f"{repository.staging_branch} moved during the promotion ({exc})")
+        except PushOutcomeUnknown as exc:
+            refs = remote_refs(ctx, repository)
+            if refs is None:
+                raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
+            if refs.get(f"refs/heads/{repository.staging_branch}") != promotion.merge_sha:
+                raise JobFailed(
+                    exc.reason,
+                    f"The push failed ({exc}); {repository.staging_branch} is "
+                    "unchanged on the remote. Click \u201cPromote to staging\u201d again.",
+                ) from None
+        if hooks.candidates_wanted.any(repository):  # landed: CI needs the candidate ref no more
+            with contextlib.suppress(vcs.GitError):  # else the next sync deletes it
+                mirror.delete_candidate(candidate_ref(promotion), promotion.merge_sha)
+        return _mark_promoted(
+            ctx, promotion, staging, mirror, {**heads, repository.staging_branch: promotion.merge_sha}
+        )
+
+
+def _retest(ctx: JobContext, promotion: Promotion, why: str) -> str:
+    if promotion.retests >= settings.PROMOTION_MAX_RETESTS:
+        raise JobFailed(
+            JobReason.TARGET_MOVED,
+            f"{why}, and it kept moving: tried {promotion.retests} times. "
+            "Staging is unchanged by this promotion; click \u201cPromote to staging\u201d again when it is quiet.",
+        )
+    with ctx.atomic():
+        Promotion.objects.filter(pk=promotion.pk).update(retests=promotion.retests + 1)
+        audit_record(
+            "promotion.retest_scheduled", actor=None, repository=promotion.repository, obj=promotion, message=why
+        )
+        services._test_promotion_job(promotion, ctx.job.created_by, then_promote=True)
+    return f"{why}: merging and testing again before promoting."
+
+
+def _mark_promoted(
+    ctx: JobContext, promotion: Promotion, before: str, mirror: vcs.Mirror, heads: dict[str, str]
+) -> str:
+    repository = promotion.repository
+    staging_head = heads[repository.staging_branch]
+    with ctx.atomic():
+        Branch.objects.filter(repository=repository, name=repository.staging_branch).update(head_sha=staging_head)
+        moves.settle(repository, repository.staging_branch, staging_head)
+        record_promoted(promotion, before=before)
+    derived.after_move(ctx, repository, mirror, heads, repository.staging_branch)
+    return f"{promotion.branch.name} is on {repository.staging_branch} as {promotion.merge_sha[:10]}."
+
+
+def on_promote_final(job: Job) -> None:
+    if job.state != JobState.SUCCEEDED:
+        fail_promotion(job)
