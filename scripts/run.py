@@ -6,7 +6,8 @@
    group, their output prefixed with their name (and copied to var/log/NAME.log);
 3. prints the URL and the demo logins once the web server answers.
 
-Ctrl-C (SIGINT) or SIGTERM stops all three. If one of them dies on its own, the others
+Ctrl-C (SIGINT) or SIGTERM stops all three; a test a job is running dies with the
+worker (the sandbox's supervisor asks the kernel for a signal when its worker dies). If one of them dies on its own, the others
 are stopped too and this script exits non-zero. Needs only the standard library.
 """
 
