@@ -115,8 +115,11 @@ def validate_repository(repository: Repository) -> None:
         raise Refused(f"The command cannot be read: {exc}.", field="test_command") from None
 
 
-def save_repository(repository: Repository, *, actor: Any) -> Job:
-    """Register or change a repository, then check its remote and import its heads."""
+def save_repository(repository: Repository, *, actor: Any, changes: dict[str, Any] | None = None) -> Job:
+    """Register or change a repository, then check its remote and import its heads.
+
+    `changes` ({field: {"from": old, "to": new}}, see audit.changes) goes into the audit
+    event, so turning on the four-eyes rule is on record as exactly that."""
     require(actor, Perm.CONFIGURE)
     validate_repository(repository)
     with transaction.atomic():
@@ -127,7 +130,7 @@ def save_repository(repository: Repository, *, actor: Any) -> Job:
             actor=actor,
             repository=repository,
             obj=repository,
-            details={"remote_url": repository.remote_url},
+            details={"remote_url": repository.remote_url, "changes": changes or {}},
         )
         return _sync_job(repository, actor)
 
