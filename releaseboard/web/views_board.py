@@ -15,6 +15,7 @@ from releaseboard.roles import Perm, require
 from releaseboard.web.access import repository_for
 from releaseboard.web.forms import StartsWorkForm, posted_key
 from releaseboard.web.presenters import branch_cards, recent_releases
+from releaseboard.web.snapshot import snapshot_page
 
 
 @login_required
@@ -24,6 +25,7 @@ def repository_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@snapshot_page
 def board(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
     data = selectors.board(repository)

@@ -12,10 +12,12 @@ from releaseboard.releases import selectors, services
 from releaseboard.roles import Perm
 from releaseboard.web.access import repository_for
 from releaseboard.web.forms import ReleaseForm
+from releaseboard.web.snapshot import snapshot_page
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@snapshot_page
 def release_new(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.PROMOTE)
     preview = selectors.release_preview(repository)
@@ -51,6 +53,7 @@ def release_new(request: HttpRequest, repo: str) -> HttpResponse:
 
 
 @login_required
+@snapshot_page
 def release_list(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
     releases = repository.releases.select_related("released_by").prefetch_related("promotions__branch").order_by("-id")
