@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from releaseboard.jobs import reaper
 from releaseboard.jobs.models import Job, JobState
 from releaseboard.releases import services
 from releaseboard.releases.models import Branch
-from tests.conftest import ROOT, WorkerProcess, run_jobs, wait_for
+from tests.conftest import ROOT, WorkerProcess, _test_database_url, run_jobs, wait_for
 from tests.flows import sync
 
 GONE_SECONDS = 3
@@ -155,3 +156,37 @@ def test_a_killed_worker_takes_its_test_along(long_promotion_test, tmp_path):
         wait_gone(pids)
     finally:
         _stop(worker, job)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_on_make_run_stops_a_running_test(long_promotion_test, tmp_path):
+    """scripts/run.py (what `make run` starts) on the test database and broker: Ctrl-C
+    (SIGINT) while a job runs a test stops the test too, not only web, worker and beat."""
+    folder, job = long_promotion_test
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": _test_database_url(), "NO_COLOR": "1"}
+    with open(tmp_path / "run.log", "w") as log:
+        run = subprocess.Popen(
+            [sys.executable, "scripts/run.py", "--no-demo", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        pids = pids_in(folder, 3)
+
+        run.send_signal(signal.SIGINT)
+
+        # run.py gives the worker its grace period to finish, then kills it; the test dies with it.
+        run.wait(timeout=60)
+        wait_gone(pids)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        Job.objects.filter(pk=job.pk, state=JobState.RUNNING).update(cancel_requested_at=timezone.now())
