@@ -182,3 +182,29 @@ def test_two_release_clicks_at_once_make_one_release(repository, remote, develop
     assert first.pk == second.pk
     assert Release.objects.count() == 1
     assert Job.objects.filter(kind="release").count() == 1
+
+
+def test_two_retries_of_a_failed_branch_creation_at_once_start_one_job(repository, release_manager, second_manager):
+    branch = Branch.objects.create(
+        repository=repository, name="feature/x", kind="feature", state="failed", requested_by=release_manager
+    )
+    failed = Job.objects.create(
+        kind="create_branch",
+        title="Create feature/x",
+        state="failed",
+        scope_id=repository.pk,
+        subject_type="branch",
+        subject_id=branch.pk,
+        params={"branch": branch.pk},
+    )
+
+    first, second = at_the_same_moment(
+        Branch,
+        branch.pk,
+        lambda: services.retry_job(Job.objects.get(pk=failed.pk), actor=release_manager),
+        lambda: services.retry_job(Job.objects.get(pk=failed.pk), actor=second_manager),
+    )
+
+    assert isinstance(first, Job) and isinstance(second, Job), (first, second)
+    assert first.pk == second.pk
+    assert Job.objects.filter(kind="create_branch").exclude(pk=failed.pk).count() == 1

@@ -569,7 +569,11 @@ def retry_job(job: Job, *, actor: Any, idempotency_key: str | None = None) -> Jo
         raise Refused(f"{branch.name} is {branch.get_state_display().lower()}; there is nothing to create again.")
 
     def create() -> Job:
-        Branch.objects.filter(pk=branch.pk).update(state=BranchState.REQUESTED)
+        # Conditional, like promote(): of two retries at once only the first moves it.
+        if not Branch.objects.filter(pk=branch.pk, state=BranchState.FAILED).update(state=BranchState.REQUESTED):
+            if (first := _active_job("create_branch", branch)) is not None:
+                return first
+            raise Refused(f"{branch.name} is no longer failed; there is nothing to create again.")
         audit_record("branch.retry_requested", actor=actor, repository=repository, obj=branch)
         return jobs.create_job(
             "create_branch",
