@@ -6,13 +6,16 @@
    group, their output prefixed with their name (and copied to var/log/NAME.log);
 3. prints the URL and the demo logins once the web server answers.
 
-Ctrl-C (SIGINT) or SIGTERM stops all three. If one of them dies on its own, the others
-are stopped too and this script exits non-zero. Needs only the standard library.
+Ctrl-C (SIGINT) or SIGTERM stops all three; a test a job is running dies with the
+worker (the sandbox's supervisor asks the kernel for a signal when its worker dies).
+If one of them dies on its own, the others are stopped too and this script exits
+non-zero. Needs only the standard library.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import signal
@@ -66,7 +69,7 @@ class Child:
         # The Celery worker shuts down its own pool processes ("warm shutdown"): signal
         # only its main process. Anything still alive after the grace period is killed.
         self.stop_leader_only = stop_leader_only
-        self.log = open(log_dir / f"{name}.log", "a", buffering=1)
+        self.log = open(log_dir / f"{name}.log", "a", buffering=1)  # noqa: SIM115 closed by main() at the end
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,
@@ -96,10 +99,8 @@ class Child:
             self.signal_group(signal.SIGTERM)
 
     def signal_group(self, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def group_alive(self) -> bool:
         self.proc.poll()  # reap the leader, so a zombie does not count as alive

@@ -371,19 +371,11 @@ def run_tests(
     Raises JobFailed when a command fails (the TestRun is recorded first).
     """
     tree = mirror.tree_of(sha)
-    # Each job gets its own HOME and TMPDIR, emptied before and removed after: nothing a
-    # run leaves there (caches, a planted config) reaches the next job. Those of jobs
-    # that ended without cleaning up (a killed worker) go too.
-    homes = settings.WORK_DIR / "home" / str(repository.pk)
-    home = homes / str(ctx.job.pk)
-    if homes.is_dir():
-        ended = set(
-            Job.objects.filter(
-                pk__in=[int(p.name) for p in homes.iterdir() if p.name.isdigit()], state__in=JobState.final()
-            ).values_list("pk", flat=True)
-        )
-        for old in [home, *(homes / str(pk) for pk in ended)]:
-            shutil.rmtree(old, ignore_errors=True)
+    # Each job attempt gets its own HOME, TMPDIR and worktree, removed after: nothing a
+    # run leaves there (caches, a planted config) reaches the next job, and a retried job
+    # never shares a directory with an earlier attempt's test, should that still run.
+    home = _attempt_dir(settings.WORK_DIR / "home" / str(repository.pk), ctx)
+    worktrees = _attempt_dir(settings.WORK_DIR / "worktrees" / str(repository.pk), ctx)
     (home / "tmp").mkdir(parents=True)
     commands = [
         ("Build", repository.build_command, JobReason.BUILD_FAILED),
@@ -391,11 +383,10 @@ def run_tests(
     ]
     ctx.section(f"Check out {sha[:10]}")
     with (
-        _git(
-            ctx, "check out the commit", mirror.checkout, settings.WORK_DIR / "worktrees" / str(repository.pk), sha
-        ) as path,
         contextlib.ExitStack() as cleanup,
+        _git(ctx, "check out the commit", mirror.checkout, worktrees, sha) as path,
     ):
+        cleanup.callback(shutil.rmtree, worktrees, ignore_errors=True)
         cleanup.callback(shutil.rmtree, home, ignore_errors=True)
         for label, command, failure in commands:
             if not command:
@@ -424,6 +415,25 @@ def run_tests(
                 _record_test(ctx, repository, sha, tree, TestResult.FAILED, summary, promotion)
                 raise JobFailed(reason, f"{summary}. The target branch was not changed.")
     return _record_test(ctx, repository, sha, tree, TestResult.PASSED, "Build and tests passed", promotion)
+
+
+def _attempt_dir(root: Path, ctx: JobContext) -> Path:
+    """root/<job>-<attempt>, empty; the directories of jobs that have ended without
+    cleaning up (a killed worker) are removed. Those of this job's earlier attempts stay
+    until it ends: a worker that lost the job may still be in there."""
+    if root.is_dir():
+        owners = {p: p.name.partition("-")[0] for p in root.iterdir()}
+        ended = set(
+            Job.objects.filter(
+                pk__in=[int(j) for j in owners.values() if j.isdigit()], state__in=JobState.final()
+            ).values_list("pk", flat=True)
+        )
+        for old, job_id in owners.items():
+            if job_id.isdigit() and int(job_id) in ended:
+                shutil.rmtree(old, ignore_errors=True)
+    path = root / f"{ctx.job.pk}-{ctx.job.attempt}"
+    shutil.rmtree(path, ignore_errors=True)
+    return path
 
 
 def _record_test(

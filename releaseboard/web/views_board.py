@@ -16,6 +16,7 @@ from releaseboard.roles import Perm, require
 from releaseboard.web.access import repository_for
 from releaseboard.web.forms import StartsWorkForm, posted_key
 from releaseboard.web.presenters import branch_cards, recent_releases
+from releaseboard.web.snapshot import snapshot_page
 
 
 @login_required
@@ -25,6 +26,7 @@ def repository_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@snapshot_page
 def board(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
     token = selectors.board_token(repository, request.user, timezone.now())

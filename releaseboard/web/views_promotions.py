@@ -15,9 +15,11 @@ from releaseboard.roles import Perm
 from releaseboard.web.access import promotion_for
 from releaseboard.web.forms import posted_key
 from releaseboard.web.presenters import live_log, promotion_status
+from releaseboard.web.snapshot import snapshot_page
 
 
 @login_required
+@snapshot_page
 def promotion_detail(request: HttpRequest, repo: str, promotion_id: int) -> HttpResponse:
     promotion = promotion_for(request, repo, promotion_id, Perm.VIEW)
     repository = promotion.repository

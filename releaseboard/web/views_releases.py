@@ -14,6 +14,7 @@ from releaseboard.releases import selectors, services
 from releaseboard.roles import Perm
 from releaseboard.web.access import repository_for
 from releaseboard.web.forms import ReleaseForm
+from releaseboard.web.snapshot import snapshot_page
 
 # Releases carry their notes, so a page holds fewer of them than the audit log does.
 PAGE_SIZE = 25
@@ -21,6 +22,7 @@ PAGE_SIZE = 25
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@snapshot_page
 def release_new(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.PROMOTE)
     preview = selectors.release_preview(repository)
@@ -56,6 +58,7 @@ def release_new(request: HttpRequest, repo: str) -> HttpResponse:
 
 
 @login_required
+@snapshot_page
 def release_list(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
     releases = repository.releases.select_related("released_by").prefetch_related("promotions__branch")
