@@ -20,7 +20,7 @@ from releaseboard.web.presenters import can_request_promotion
 @require_http_methods(["GET", "POST"])
 def branch_request(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.REQUEST_BRANCH)
-    form = RequestBranchForm(request.POST if request.method == "POST" else None)
+    form = RequestBranchForm(request.POST if request.method == "POST" else None, names=repository.names)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -41,8 +41,16 @@ def branch_request(request: HttpRequest, repo: str) -> HttpResponse:
             if job is None:  # not expected: the service creates the job with the branch
                 return redirect("web:branch_detail", repo=repository.name, branch_id=branch.pk)
             return redirect("web:job_detail", job_id=job.pk)
-    context = {"repository": repository, "form": form, "names": repository.names}
+    context = {"repository": repository, "form": form, "names": repository.names, "final_name": _final_name(form)}
     return render(request, "web/branch_request.html", context)
+
+
+def _final_name(form: RequestBranchForm) -> str:
+    """The name the branch will get, as the page shows it before the script updates it."""
+    data = form.cleaned_data if form.is_bound and hasattr(form, "cleaned_data") else {}
+    kind = data.get("kind") or form["kind"].value() or "feature"
+    prefix = form.names.hotfix_prefix if kind == "hotfix" else form.names.feature_prefix
+    return prefix + (data.get("name") or "<name>")
 
 
 @login_required
