@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import pytest
@@ -9,7 +11,8 @@ from django.test import Client
 from django.urls import reverse
 
 from releaseboard.jobs.models import Job
-from releaseboard.releases.models import Branch, Repository
+from releaseboard.policy import service as policy
+from releaseboard.releases.models import Branch, Promotion, Repository, TestResult, TestRun
 
 KEY = "0b1c7a4e-3f52-4d4f-9a35-1f6f0c2d8e11"
 
@@ -77,3 +80,57 @@ def test_wrong_password_shows_its_error_once(client: Client, developer: Any) -> 
     assert response.status_code == 200
     page = response.content.decode()
     assert page.count("Please enter a correct") == 1
+
+
+# -- 4. Refusals ------------------------------------------------------------------------------
+
+
+def test_refused_page_has_the_layout_the_reason_and_a_way_back(
+    client: Client, shop: Repository, ops: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    client.force_login(ops)
+    board = reverse("web:board", args=["shop"])
+    with caplog.at_level(logging.INFO):
+        response = client.get(reverse("web:branch_request", args=["shop"]), HTTP_REFERER=f"http://testserver{board}")
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert 'class="topbar"' in page
+    assert "You need a role that may request branch" in page
+    assert f'href="http://testserver{board}"' in page  # back where the user came from
+    assert reverse("web:repository_list") in page
+    refusals = [r for r in caplog.records if r.name == "django.request"]
+    assert refusals and all(r.exc_info is None for r in refusals)
+
+
+def test_refused_page_ignores_a_foreign_referer(client: Client, shop: Repository, ops: Any) -> None:
+    client.force_login(ops)
+    response = client.get(reverse("web:branch_request", args=["shop"]), HTTP_REFERER="https://evil.example/x")
+    assert response.status_code == 403
+    assert "evil.example" not in response.content.decode()
+
+
+def test_promote_button_is_disabled_with_the_reason_during_a_lock(
+    client: Client, shop: Repository, developer: Any, release_manager: Any
+) -> None:
+    branch = Branch.objects.create(
+        repository=shop, name="feature/login", kind="feature", head_sha="c" * 40, requested_by=developer
+    )
+    promotion = Promotion.objects.create(
+        repository=shop,
+        branch=branch,
+        title="Login form",
+        requested_by=developer,
+        staging_sha="b" * 40,
+        branch_sha="c" * 40,
+        merge_sha="d" * 40,
+        merge_check="clean",
+    )
+    TestRun.objects.create(
+        repository=shop, promotion=promotion, commit_sha="d" * 40, tree_sha="e" * 40, result=TestResult.PASSED
+    )
+    policy.lock(shop, actor=release_manager, reason="Database migration in progress")
+    client.force_login(release_manager)
+    page = client.get(reverse("web:promotion_detail", args=["shop", promotion.pk])).content.decode()
+    assert re.search(r"<button[^>]*disabled[^>]*>Promote to staging</button>", page)
+    assert "Database migration in progress" in page
+    assert reverse("web:promotion_promote", args=["shop", promotion.pk]) not in page

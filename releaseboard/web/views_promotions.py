@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from releaseboard.policy import guard
 from releaseboard.radar import selectors as radar
 from releaseboard.releases import selectors, services
 from releaseboard.releases.models import PromotionState
@@ -34,6 +35,8 @@ def promotion_detail(request: HttpRequest, repo: str, promotion_id: int) -> Http
         "test_runs": promotion.test_runs.select_related("job").order_by("-id"),
         "status": promotion_status(promotion, test, passing),
         "can_promote_now": actionable and passing,
+        # Shown next to a disabled button, so nobody presses it to learn why it will not work.
+        "promote_refusal": guard.promotion_refusal(promotion) if actionable and passing else "",
         "can_retest_now": actionable,
         "radar_landing": radar.landing_conflicts(promotion.branch) if actionable else [],
         # Keep the status fresh while a job works on this promotion; stop when none does.
