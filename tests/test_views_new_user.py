@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from releaseboard.jobs.models import Job
 from releaseboard.policy import service as policy
+from releaseboard.radar.models import PairMerge, pair_key
 from releaseboard.releases.models import Branch, Promotion, Repository, TestResult, TestRun
 
 KEY = "0b1c7a4e-3f52-4d4f-9a35-1f6f0c2d8e11"
@@ -134,3 +135,48 @@ def test_promote_button_is_disabled_with_the_reason_during_a_lock(
     assert re.search(r"<button[^>]*disabled[^>]*>Promote to staging</button>", page)
     assert "Database migration in progress" in page
     assert reverse("web:promotion_promote", args=["shop", promotion.pk]) not in page
+
+
+# -- 5. Conflict radar --------------------------------------------------------------------------
+
+
+def _conflicting_with_staging(shop: Repository, developer: Any) -> Branch:
+    branch = Branch.objects.create(
+        repository=shop, name="feature/login", kind="feature", head_sha="c" * 40, requested_by=developer
+    )
+    Branch.objects.create(repository=shop, name="feature/cart", kind="feature", head_sha="f" * 40)
+    low, high = pair_key("b" * 40, "c" * 40)
+    PairMerge.objects.create(
+        repository=shop, low_sha=low, high_sha=high, conflicts=[{"path": "app.py", "kind": "content"}]
+    )
+    for other in ("c" * 40, "b" * 40):
+        low, high = pair_key("f" * 40, other)
+        PairMerge.objects.create(repository=shop, low_sha=low, high_sha=high, conflicts=[])
+    return branch
+
+
+def test_radar_summary_counts_a_conflict_with_staging(client: Client, shop: Repository, developer: Any) -> None:
+    _conflicting_with_staging(shop, developer)
+    client.force_login(developer)
+    page = client.get(reverse("web:board", args=["shop"])).content.decode()
+    assert "no conflicts" not in page
+    assert "1 branch conflicts with staging" in page
+
+
+def test_radar_columns_are_named_after_branches(client: Client, shop: Repository, developer: Any) -> None:
+    _conflicting_with_staging(shop, developer)
+    client.force_login(developer)
+    page = client.get(reverse("web:board", args=["shop"])).content.decode()
+    head = page.split('<table class="table radar-matrix"')[1].split("</thead>")[0]
+    assert "<span>staging</span>" in head
+    assert "<span>feature/cart</span>" in head
+    assert '<th scope="col">#</th>' not in head
+
+
+def test_radar_staging_cell_says_what_the_branch_owner_does(client: Client, shop: Repository, developer: Any) -> None:
+    branch = _conflicting_with_staging(shop, developer)
+    staging = Branch.objects.get(repository=shop, name="staging")
+    client.force_login(developer)
+    page = client.get(reverse("web:radar_cell", args=["shop", branch.pk, staging.pk])).content.decode()
+    assert "Whichever lands in staging second" not in page
+    assert "cannot be promoted until its owner merges staging into it" in page

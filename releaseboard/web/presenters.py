@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from releaseboard.branching import BranchKind
 from releaseboard.jobs.models import Job, JobLogLine
+from releaseboard.radar import selectors as radar
 from releaseboard.releases import selectors
 from releaseboard.releases.models import (
     Branch,
@@ -86,6 +87,24 @@ def branch_cards(board: selectors.Board) -> list[BranchCard]:
             status = "No promotion requested yet."
         cards.append(BranchCard(branch, promotion, test, status))
     return cards
+
+
+@dataclass
+class RadarSummary:
+    staging_conflicts: int  # open branches that conflict with staging itself
+    pair_conflicts: int  # pairs of open branches that conflict with each other
+    pending: int
+
+    @property
+    def clear(self) -> bool:
+        return not (self.staging_conflicts or self.pair_conflicts or self.pending)
+
+
+def radar_summary(matrix: radar.Matrix) -> RadarSummary:
+    """The radar's headline: conflicts with staging count as much as those between branches
+    (a branch that conflicts with staging cannot be promoted at all)."""
+    staging = sum(1 for row in matrix.rows if row.staging is not None and row.staging.state == radar.CONFLICT)
+    return RadarSummary(staging, matrix.conflicting_pairs, matrix.pending_pairs)
 
 
 def can_request_promotion(branch: Branch) -> bool:

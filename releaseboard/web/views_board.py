@@ -14,7 +14,7 @@ from releaseboard.releases.models import Repository
 from releaseboard.roles import Perm, require
 from releaseboard.web.access import repository_for
 from releaseboard.web.forms import StartsWorkForm, posted_key
-from releaseboard.web.presenters import branch_cards, recent_releases
+from releaseboard.web.presenters import branch_cards, radar_summary, recent_releases
 
 
 @login_required
@@ -27,12 +27,14 @@ def repository_list(request: HttpRequest) -> HttpResponse:
 def board(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
     data = selectors.board(repository)
+    matrix = radar.matrix(repository)
     context = {
         "repository": repository,
         "board": data,
         "cards": branch_cards(data),
         "releases": recent_releases(repository.pk),
-        "radar": radar.matrix(repository),
+        "radar": matrix,
+        "radar_summary": radar_summary(matrix),
     }
     # The board polls itself every few seconds and then needs only its own region.
     template = "web/board.html#board" if request.htmx else "web/board.html"
