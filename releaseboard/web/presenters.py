@@ -20,6 +20,7 @@ from releaseboard.releases.models import (
     TestResult,
     TestRun,
 )
+from releaseboard.web import logview
 
 
 def promotion_status(promotion: Promotion, test: TestRun | None, passing: bool) -> str:
@@ -34,7 +35,10 @@ def promotion_status(promotion: Promotion, test: TestRun | None, passing: bool) 
         tag = promotion.release.tag if promotion.release else ""
         return f"Released{' in ' + tag if tag else ''}."
     if state in (PromotionState.DISCARDED, PromotionState.CLOSED):
-        return f"{promotion.get_state_display()}: it is no longer waiting for anything. Request a new promotion to try again."
+        return (
+            f"{promotion.get_state_display()}: it is no longer waiting for anything. "
+            "Request a new promotion to try again."
+        )
     if passing:
         return f"The merge result {promotion.merge_sha[:10]} passed its tests and may be promoted to staging."
     if promotion.merge_check == MergeCheck.CONFLICT:
@@ -145,10 +149,13 @@ def live_log(job: Job, after: int = 0) -> dict[str, object]:
     job.refresh_from_db(fields=["state", "reason", "message", "finished_at", "log_lines"])
     final = job.is_final
     lines = list(JobLogLine.objects.filter(job=job, seq__gt=after).order_by("seq").values_list("seq", "text"))
+    # A git command waits for its output (the next poll), so the two fold together.
+    if keep := logview.held_back(lines, final):
+        lines = lines[:-keep]
     cursor = lines[-1][0] if lines else after
     return {
         "job": job,
-        "log_text": "".join(text for _, text in lines),
+        "log_html": logview.render(text for _, text in lines),
         "has_lines": bool(lines),
         "cursor": cursor,
         "polling": not final,
