@@ -99,7 +99,7 @@ def test_a_release_cycle_in_the_browser(
     dev.fill("input[name=title]", "Saved cards at checkout")
     dev.fill("textarea[name=description]", "Customers can reuse a card.")
     dev.click("button[type=submit]:has-text('Request promotion')")
-    dev.wait_for_selector("pre.log:has-text('test_add')", timeout=90_000)
+    dev.wait_for_selector(".log:has-text('test_add')", timeout=90_000)
     _wait_for_job_page(dev)
     assert dev.locator("text=Promote to staging").count() == 0  # developers cannot promote
 
