@@ -43,7 +43,8 @@ TABLE: list[tuple[str, str, bool, str, Any, Any, Any, Any, Any, Any]] = [
     ("web:branch_request", "get", False, "repo", LOGIN, 200, 200, 403, 403, 403),
     ("web:branch_request", "post", False, "repo", LOGIN, 200, 200, 403, 403, 403),
     ("web:branch_detail", "get", False, "branch", LOGIN, 200, 200, 200, 200, 403),
-    ("web:branch_update", "post", False, "branch", LOGIN, 403, 302, 403, 403, 403),
+    # The developer persona owns the branch: its owner may update it and request its promotion.
+    ("web:branch_update", "post", False, "branch", LOGIN, 302, 302, 403, 403, 403),
     ("web:promotion_request", "get", False, "branch", LOGIN, 200, 200, 403, 403, 403),
     ("web:promotion_request", "post", False, "branch", LOGIN, 200, 200, 403, 403, 403),
     ("web:promotion_detail", "get", False, "promotion", LOGIN, 200, 200, 200, 200, 403),
@@ -252,12 +253,16 @@ def table_key(name: str, route: str) -> str:
 
 
 @pytest.fixture
-def objects(db: None) -> dict[str, Any]:
-    """One of everything a URL can point at. No job runs here, so no git remote is needed."""
+def objects(db: None, developer: User) -> dict[str, Any]:
+    """One of everything a URL can point at. No job runs here, so no git remote is needed.
+    The developer persona requested the branch (only its requester or a release manager
+    may request its promotion)."""
     repository = Repository.objects.create(name="shop", remote_url="/srv/git/shop.git", test_command="true")
     Branch.objects.create(repository=repository, name="master", kind="master", head_sha="a" * 40)
     Branch.objects.create(repository=repository, name="staging", kind="staging", head_sha="b" * 40)
-    branch = Branch.objects.create(repository=repository, name="feature/login", kind="feature", head_sha="c" * 40)
+    branch = Branch.objects.create(
+        repository=repository, name="feature/login", kind="feature", head_sha="c" * 40, requested_by=developer
+    )
     promotion = Promotion.objects.create(repository=repository, branch=branch, title="Login form")
     job = Job.objects.create(kind="sync", title="Refresh shop", scope_id=repository.pk, scope_name=repository.name)
     return {"repository": repository, "branch": branch, "promotion": promotion, "job": job}

@@ -235,7 +235,9 @@ def test_refused_promote_says_why_on_the_promotion_page(
 
 
 def test_request_promotion_opens_a_promotion_and_shows_it(client: Client, shop: Repository, developer: Any) -> None:
-    branch = Branch.objects.create(repository=shop, name="feature/cart", kind="feature", head_sha="c" * 40)
+    branch = Branch.objects.create(
+        repository=shop, name="feature/cart", kind="feature", head_sha="c" * 40, requested_by=developer
+    )
     client.force_login(developer)
     response = client.post(
         reverse("web:promotion_request", args=["shop", branch.pk]),

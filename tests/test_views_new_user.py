@@ -7,13 +7,18 @@ import re
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied
 from django.test import Client
 from django.urls import reverse
 
 from releaseboard.jobs.models import Job
 from releaseboard.policy import service as policy
 from releaseboard.radar.models import PairMerge, pair_key
+from releaseboard.releases import services
 from releaseboard.releases.models import Branch, Promotion, Repository, TestResult, TestRun
+from releaseboard.roles import Role
+from tests.conftest import PASSWORD
 
 KEY = "0b1c7a4e-3f52-4d4f-9a35-1f6f0c2d8e11"
 
@@ -180,3 +185,55 @@ def test_radar_staging_cell_says_what_the_branch_owner_does(client: Client, shop
     page = client.get(reverse("web:radar_cell", args=["shop", branch.pk, staging.pk])).content.decode()
     assert "Whichever lands in staging second" not in page
     assert "cannot be promoted until its owner merges staging into it" in page
+
+
+# -- 8. Who may request a promotion ------------------------------------------------------------
+
+
+@pytest.fixture
+def login_branch(shop: Repository, developer: Any) -> Branch:
+    return Branch.objects.create(
+        repository=shop, name="feature/login", kind="feature", head_sha="c" * 40, requested_by=developer
+    )
+
+
+@pytest.fixture
+def other_developer(db: None) -> Any:
+    user = User.objects.create_user("dev2", "dev2@example.com", PASSWORD)
+    user.groups.add(Group.objects.get_or_create(name=Role.DEVELOPER.value)[0])
+    return user
+
+
+def test_service_refuses_a_promotion_request_from_another_developer(login_branch: Branch, other_developer: Any) -> None:
+    with pytest.raises(PermissionDenied, match="Only the developer who requested feature/login"):
+        services.request_promotion(login_branch, actor=other_developer, title="Not mine")
+    assert not Promotion.objects.exists()
+
+
+def test_owner_and_release_manager_may_request_a_promotion(
+    login_branch: Branch, developer: Any, release_manager: Any
+) -> None:
+    mine = services.request_promotion(login_branch, actor=developer, title="Mine")
+    assert mine.requested_by == developer
+    Promotion.objects.filter(pk=mine.pk).update(state="closed")
+    assert services.request_promotion(login_branch, actor=release_manager, title="For the owner").pk
+
+
+def test_another_developer_gets_the_reason_on_the_page_and_the_form_is_refused(
+    client: Client, login_branch: Branch, other_developer: Any
+) -> None:
+    client.force_login(other_developer)
+    page = client.get(reverse("web:branch_detail", args=["shop", login_branch.pk])).content.decode()
+    assert re.search(r"<button[^>]*disabled[^>]*>Request promotion</button>", page)
+    assert "Only the developer who requested feature/login (dev) or a release manager" in page
+    form_url = reverse("web:promotion_request", args=["shop", login_branch.pk])
+    assert client.get(form_url).status_code == 403
+    assert client.post(form_url, {"title": "Not mine", "idempotency_key": KEY}).status_code == 403
+    assert not Promotion.objects.exists()
+
+
+def test_owner_sees_the_rule_and_an_enabled_button(client: Client, login_branch: Branch, developer: Any) -> None:
+    client.force_login(developer)
+    page = client.get(reverse("web:branch_detail", args=["shop", login_branch.pk])).content.decode()
+    assert "Who may request its promotion: dev (who requested it) or a release manager." in page
+    assert reverse("web:promotion_request", args=["shop", login_branch.pk]) in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.urls import reverse
 
@@ -20,6 +21,7 @@ from releaseboard.releases.models import (
     TestResult,
     TestRun,
 )
+from releaseboard.roles import Perm, has_perm
 from releaseboard.web import logview
 
 
@@ -109,6 +111,19 @@ def radar_summary(matrix: radar.Matrix) -> RadarSummary:
     (a branch that conflicts with staging cannot be promoted at all)."""
     staging = sum(1 for row in matrix.rows if row.staging is not None and row.staging.state == radar.CONFLICT)
     return RadarSummary(staging, matrix.conflicting_pairs, matrix.pending_pairs)
+
+
+def promotion_request_refusal(user: Any, branch: Branch) -> str:
+    """Why `user` may not request this branch's promotion, or "". The rule is the
+    service's (services.request_promotion): the branch's requester or a release manager."""
+    if has_perm(user, Perm.PROMOTE):
+        return ""
+    if not has_perm(user, Perm.REQUEST_PROMOTION):
+        return "You need a role that may request promotions."
+    if branch.requested_by_id is not None and branch.requested_by_id == getattr(user, "pk", None):
+        return ""
+    who = branch.requested_by.get_username() if branch.requested_by else "nobody through Releaseboard"
+    return f"Only the developer who requested {branch.name} ({who}) or a release manager may request its promotion."
 
 
 def can_request_promotion(branch: Branch) -> bool:

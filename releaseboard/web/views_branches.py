@@ -13,7 +13,7 @@ from releaseboard.releases import selectors, services
 from releaseboard.roles import Perm
 from releaseboard.web.access import branch_for, repository_for
 from releaseboard.web.forms import RequestBranchForm, RequestPromotionForm, posted_key
-from releaseboard.web.presenters import can_request_promotion
+from releaseboard.web.presenters import can_request_promotion, promotion_request_refusal
 
 
 @login_required
@@ -62,6 +62,7 @@ def branch_detail(request: HttpRequest, repo: str, branch_id: int) -> HttpRespon
         "promotions": branch.promotions.select_related("requested_by").order_by("-id"),
         "jobs": selectors.jobs_for("branch", branch.pk).select_related("created_by"),
         "promotable": can_request_promotion(branch),
+        "promotion_refusal": promotion_request_refusal(request.user, branch),
         "may_update": services.may_update_branch(request.user, branch),
     }
     return render(request, "web/branch_detail.html", context)
@@ -71,6 +72,8 @@ def branch_detail(request: HttpRequest, repo: str, branch_id: int) -> HttpRespon
 @require_http_methods(["GET", "POST"])
 def promotion_request(request: HttpRequest, repo: str, branch_id: int) -> HttpResponse:
     branch = branch_for(request, repo, branch_id, Perm.REQUEST_PROMOTION)
+    if refusal := promotion_request_refusal(request.user, branch):
+        raise PermissionDenied(refusal)
     if request.method == "POST":
         form = RequestPromotionForm(request.POST)
     else:
