@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from releaseboard.jobs.models import Job
 from releaseboard.policy import service as policy
@@ -237,3 +239,47 @@ def test_owner_sees_the_rule_and_an_enabled_button(client: Client, login_branch:
     page = client.get(reverse("web:branch_detail", args=["shop", login_branch.pk])).content.decode()
     assert "Who may request its promotion: dev (who requested it) or a release manager." in page
     assert reverse("web:promotion_request", args=["shop", login_branch.pk]) in page
+
+
+# -- 9. The branch page after a push ---------------------------------------------------------
+
+
+def test_update_from_staging_is_offered_only_when_behind(
+    client: Client, shop: Repository, login_branch: Branch, developer: Any
+) -> None:
+    client.force_login(developer)
+    url = reverse("web:branch_detail", args=["shop", login_branch.pk])
+    Branch.objects.filter(pk=login_branch.pk).update(behind=0, ahead=1)
+    assert "Update from staging" not in client.get(url).content.decode()
+    Branch.objects.filter(pk=login_branch.pk).update(behind=2)
+    assert "Update from staging" in client.get(url).content.decode()
+
+
+def test_branch_page_says_when_the_head_was_read_and_follows_a_refresh(
+    client: Client, shop: Repository, login_branch: Branch, developer: Any
+) -> None:
+    Repository.objects.filter(pk=shop.pk).update(synced_at=timezone.now() - timedelta(seconds=20))
+    client.force_login(developer)
+    url = reverse("web:branch_detail", args=["shop", login_branch.pk])
+    page = client.get(url).content.decode()
+    assert "as of the last refresh" in page and "just now" in page
+    assert 'hx-trigger="every 5s"' in page
+    # A refresh moves the head: the polled fragment shows the new one.
+    Branch.objects.filter(pk=login_branch.pk).update(head_sha="9" * 40)
+    fragment = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "9" * 40 in fragment and "<html" not in fragment
+
+
+def test_refresh_from_the_branch_page_comes_back_to_it(
+    client: Client, shop: Repository, login_branch: Branch, developer: Any
+) -> None:
+    client.force_login(developer)
+    url = reverse("web:branch_detail", args=["shop", login_branch.pk])
+    assert "Refresh from the remote" in client.get(url).content.decode()
+    response = client.post(reverse("web:repository_refresh", args=["shop"]), {"idempotency_key": KEY, "next": url})
+    assert response["Location"] == url
+    away = client.post(
+        reverse("web:repository_refresh", args=["shop"]),
+        {"idempotency_key": "1b1c7a4e-3f52-4d4f-9a35-1f6f0c2d8e11", "next": "https://evil.example/"},
+    )
+    assert away["Location"] == reverse("web:board", args=["shop"])

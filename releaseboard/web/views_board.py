@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from releaseboard.radar import selectors as radar
@@ -46,7 +47,11 @@ def board(request: HttpRequest, repo: str) -> HttpResponse:
 def repository_refresh(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.REFRESH)
     services.refresh(repository, actor=request.user, idempotency_key=posted_key(request.POST))
-    messages.success(request, f"Refreshing {repository.name} from its remote; the board updates when it is done.")
+    messages.success(request, f"Refreshing {repository.name} from its remote; the page updates when it is done.")
+    # Back to the page the button was on (a branch page has one too), never off this site.
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}) and back.startswith("/"):
+        return redirect(back)
     return redirect("web:board", repo=repository.name)
 
 

@@ -65,7 +65,9 @@ def branch_detail(request: HttpRequest, repo: str, branch_id: int) -> HttpRespon
         "promotion_refusal": promotion_request_refusal(request.user, branch),
         "may_update": services.may_update_branch(request.user, branch),
     }
-    return render(request, "web/branch_detail.html", context)
+    # The facts poll themselves, so a refresh that moved the head shows without a reload.
+    template = "web/branch_detail.html#facts" if request.htmx else "web/branch_detail.html"
+    return render(request, template, context)
 
 
 @login_required
