@@ -283,3 +283,53 @@ def test_refresh_from_the_branch_page_comes_back_to_it(
         {"idempotency_key": "1b1c7a4e-3f52-4d4f-9a35-1f6f0c2d8e11", "next": "https://evil.example/"},
     )
     assert away["Location"] == reverse("web:board", args=["shop"])
+
+
+# -- 1. Promote to master lists what it releases --------------------------------------------------
+
+
+@pytest.fixture
+def promoted(shop: Repository) -> Repository:
+    """Staging just moved to "c..." by a promotion; the last refresh saw it at "b..."."""
+    Branch.objects.filter(repository=shop, name="staging").update(head_sha="c" * 40)
+    Repository.objects.filter(pk=shop.pk).update(
+        staging_ahead=[{"sha": "b" * 40, "subject": "Older work", "author": "Ada", "promotion": ""}]
+    )
+    TestRun.objects.create(repository=shop, commit_sha="c" * 40, tree_sha="e" * 40, result=TestResult.PASSED)
+    return shop
+
+
+def test_release_page_waits_for_the_commits_of_the_head_being_released(
+    client: Client, promoted: Repository, release_manager: Any
+) -> None:
+    client.force_login(release_manager)
+    url = reverse("web:release_new", args=["shop"])
+    page = client.get(url).content.decode()
+    assert "Older work" not in page
+    assert "Reading the commits of staging cccccccccc" in page
+    assert re.search(r'<button type="submit" id="release-submit" class="primary" disabled', page)
+    client.get(url)
+    assert Job.objects.filter(kind="sync").count() == 1  # one refresh per staging head, however often it is shown
+    # The refresh records the list at the new head: the poller shows it and enables the button.
+    Repository.objects.filter(pk=promoted.pk).update(
+        staging_ahead=[
+            {"sha": "c" * 40, "subject": "Promote feature/login", "author": "Releaseboard", "promotion": "7"},
+            {"sha": "b" * 40, "subject": "Older work", "author": "Ada", "promotion": ""},
+        ]
+    )
+    fragment = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "Promote feature/login" in fragment and "Older work" in fragment
+    assert 'id="release-submit"' in fragment and "hx-swap-oob" in fragment
+    assert "disabled" not in fragment.split('id="release-submit"')[1].split(">")[0]
+
+
+def test_release_is_refused_while_the_commit_list_is_stale(
+    client: Client, promoted: Repository, release_manager: Any
+) -> None:
+    client.force_login(release_manager)
+    response = client.post(
+        reverse("web:release_new", args=["shop"]), {"version": "0.1.0", "notes": "", "idempotency_key": KEY}
+    )
+    assert response.status_code == 200
+    assert "Reading the commits of staging" in response.content.decode()
+    assert not promoted.releases.exists()
