@@ -34,6 +34,7 @@ R = "releases_repository"  # the model the admin families are tried on
 # key,                                  method, htmx, needs,        anon,        dev,         rm,          ops,         admin, outsider
 TABLE: list[tuple[str, str, bool, str, Any, Any, Any, Any, Any, Any]] = [
     ("web:repository_list", "get", False, "", LOGIN, 200, 200, 200, 200, 403),
+    ("web:favicon", "get", False, "", 302, 302, 302, 302, 302, 302),
     ("web:board", "get", False, "repo", LOGIN, 200, 200, 200, 200, 403),
     ("web:board", "get", True, "repo", LOGIN, 200, 200, 200, 200, 403),
     ("web:repository_refresh", "post", False, "repo", LOGIN, 302, 302, 403, 302, 403),

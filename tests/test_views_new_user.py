@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.contrib.staticfiles import finders
 from django.core.exceptions import PermissionDenied
 from django.test import Client
 from django.urls import reverse
@@ -333,3 +335,79 @@ def test_release_is_refused_while_the_commit_list_is_stale(
     assert response.status_code == 200
     assert "Reading the commits of staging" in response.content.decode()
     assert not promoted.releases.exists()
+
+
+# -- 11. Small things ---------------------------------------------------------------------------
+
+
+def test_a_moment_ago_reads_just_now(client: Client, shop: Repository, developer: Any) -> None:
+    Job.objects.create(kind="sync", title="Refresh shop", scope_name="shop")
+    client.force_login(developer)
+    page = client.get(reverse("web:job_list")).content.decode()
+    assert "just now" in page and "0\xa0minutes ago" not in page and "0 minutes ago" not in page
+
+
+def test_a_repository_without_releases_says_so(client: Client, shop: Repository, developer: Any) -> None:
+    client.force_login(developer)
+    for url in (reverse("web:board", args=["shop"]), reverse("web:repository_list")):
+        page = client.get(url).content.decode()
+        assert "no release yet" in page and "v0.0.0" not in page
+
+
+def test_promotion_request_message_does_not_go_stale(client: Client, login_branch: Branch, developer: Any) -> None:
+    client.force_login(developer)
+    response = client.post(
+        reverse("web:promotion_request", args=["shop", login_branch.pk]),
+        {"title": "Login", "description": "", "idempotency_key": KEY},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Promotion #" in page and "being tested" not in page
+
+
+def test_every_page_names_a_favicon_that_exists(client: Client, shop: Repository, developer: Any) -> None:
+    client.force_login(developer)
+    page = client.get(reverse("web:board", args=["shop"])).content.decode()
+    assert re.search(r'<link rel="icon" href="[^"]*favicon\.svg"', page)
+    assert finders.find("favicon.svg")
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302 and response["Location"].endswith("favicon.svg")
+
+
+def test_policy_forms_use_the_site_form_style(client: Client, shop: Repository, release_manager: Any) -> None:
+    client.force_login(release_manager)
+    page = client.get(reverse("web:policy", args=["shop"])).content.decode()
+    assert page.count('class="stacked"') >= 2
+    assert '<div class="field' in page  # the freeze window form through web/_fields.html
+    assert "<p><label" not in page  # no bare as_p rendering
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_text_colours_have_a_contrast_of_at_least_4_5() -> None:
+    css = (Path(__file__).resolve().parent.parent / "static" / "releaseboard.css").read_text()
+    var = dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{6})", css))
+    pairs = [
+        ("muted", "paper"),
+        ("muted", "panel"),
+        ("muted", "neutral-bg"),  # neutral badges
+        ("accent", "panel"),  # links
+        ("accent", "paper"),
+        ("good", "good-bg"),
+        ("bad", "bad-bg"),
+        ("busy", "busy-bg"),
+        ("ink", "neutral-bg"),
+    ]
+    low = {f"{a} on {b}": round(_contrast(var[a], var[b]), 2) for a, b in pairs if _contrast(var[a], var[b]) < 4.5}
+    assert low == {}
+    assert _contrast("#ffffff", var["accent"]) >= 4.5  # primary buttons
+    assert _contrast(var["muted"], "#eceff4") >= 4.5  # text in the board's lanes

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from django.templatetags.static import static
 from django.urls import URLPattern, path
+from django.views.generic.base import RedirectView
 
 from releaseboard.web import (
     views_audit,
@@ -13,9 +15,23 @@ from releaseboard.web import (
     views_releases,
 )
 
+
+class FaviconRedirect(RedirectView):
+    """To the static file's current (hashed) URL, looked up per request: a permanent
+    redirect would pin browsers to one version, and a lookup at import would need the
+    static manifest before the first request."""
+
+    permanent = False
+
+    def get_redirect_url(self, *args: object, **kwargs: object) -> str:
+        return static("favicon.svg")
+
+
 app_name = "web"
 urlpatterns: list[URLPattern] = [
     path("", views_board.repository_list, name="repository_list"),
+    # Browsers ask for /favicon.ico on pages without a <link rel=icon> (e.g. a JSON file).
+    path("favicon.ico", FaviconRedirect.as_view(), name="favicon"),
     path("r/<slug:repo>/", views_board.board, name="board"),
     path("r/<slug:repo>/refresh/", views_board.repository_refresh, name="repository_refresh"),
     path("r/<slug:repo>/test-staging/", views_board.staging_test, name="staging_test"),

@@ -93,7 +93,7 @@ def promotion_request(request: HttpRequest, repo: str, branch_id: int) -> HttpRe
         except services.Refused as exc:
             form.show_refusal(exc)
         else:
-            messages.success(request, f"Promotion #{promotion.pk} requested; its merge result is being tested.")
+            messages.success(request, f"Promotion #{promotion.pk} requested.")
             return redirect("web:promotion_detail", repo=branch.repository.name, promotion_id=promotion.pk)
     context = {"repository": branch.repository, "branch": branch, "form": form}
     return render(request, "web/promotion_request.html", context)

@@ -53,6 +53,13 @@ def ago(value: datetime | None) -> str:
     return f"{timesince(value)} ago"
 
 
+@register.filter
+def version(value: object) -> str:
+    """ "v1.4.0", or "no release yet" for the 0.0.0 a repository starts from."""
+    text = str(value or "")
+    return "no release yet" if text in ("", "0.0.0") else f"v{text}"
+
+
 @register.simple_tag
 def idempotency_field() -> str:
     """A hidden idempotency key for a one-button form that starts a job. Each rendered
