@@ -133,7 +133,7 @@ def test_promotion_page_waits_for_a_test_before_offering_promote_to_staging(
     client.force_login(release_manager)
     page = promotion_page(client, promotion)
     assert "Promote to staging" not in page
-    assert f"Waiting for the test of the merge result {MERGE_SHA[:10]}" in page
+    assert 'data-phase="testing"' in page and "is being tested" in page
 
 
 def test_promotion_page_does_not_offer_promote_after_a_failed_test(
@@ -149,7 +149,7 @@ def test_promotion_page_does_not_offer_promote_after_a_failed_test(
     client.force_login(release_manager)
     page = promotion_page(client, promotion)
     assert "Promote to staging" not in page
-    assert "failed its tests" in page and "Run tests again" in page
+    assert 'data-phase="tests-failed"' in page and "Run tests again" in page
 
 
 def test_promotion_page_offers_promote_to_staging_once_the_merge_result_passed(

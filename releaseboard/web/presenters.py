@@ -9,12 +9,12 @@ from django.urls import reverse
 
 from releaseboard.branching import BranchKind
 from releaseboard.jobs.models import Job, JobLogLine
+from releaseboard.policy import guard
 from releaseboard.radar import selectors as radar
 from releaseboard.releases import selectors
 from releaseboard.releases.models import (
     Branch,
     BranchState,
-    MergeCheck,
     Promotion,
     PromotionState,
     Release,
@@ -22,42 +22,7 @@ from releaseboard.releases.models import (
     TestRun,
 )
 from releaseboard.roles import Perm, has_perm
-from releaseboard.web import logview
-
-
-def promotion_status(promotion: Promotion, test: TestRun | None, passing: bool) -> str:
-    """What a promotion is waiting for, in one sentence a developer can act on."""
-    branch = promotion.branch.name
-    state = promotion.state
-    if state == PromotionState.PROMOTING:
-        return "Being pushed to staging by its promote job; see the job log below."
-    if state == PromotionState.PROMOTED:
-        return "In staging; it goes to master with the next release."
-    if state == PromotionState.RELEASED:
-        tag = promotion.release.tag if promotion.release else ""
-        return f"Released{' in ' + tag if tag else ''}."
-    if state in (PromotionState.DISCARDED, PromotionState.CLOSED):
-        return (
-            f"{promotion.get_state_display()}: it is no longer waiting for anything. "
-            "Request a new promotion to try again."
-        )
-    if passing:
-        return f"The merge result {promotion.merge_sha[:10]} passed its tests and may be promoted to staging."
-    if promotion.merge_check == MergeCheck.CONFLICT:
-        return (
-            f"{branch} conflicts with staging in the files listed. Merge staging into {branch}, resolve the "
-            "conflicts, push, then run the tests again."
-        )
-    if promotion.merge_check == MergeCheck.NOTHING:
-        return f"{branch} has nothing that staging does not have. Push commits to it, then run the tests again."
-    if not promotion.merge_sha:
-        return "Waiting for the merge check and the test of the merge result."
-    if test is not None and test.result == TestResult.FAILED:
-        return (
-            f"The merge result {promotion.merge_sha[:10]} failed its tests. Fix {branch}, push, then run the "
-            "tests again."
-        )
-    return f"Waiting for the test of the merge result {promotion.merge_sha[:10]}."
+from releaseboard.web import logview, phases
 
 
 @dataclass
@@ -66,11 +31,18 @@ class BranchCard:
     promotion: Promotion | None
     test: TestRun | None
     status: str
+    phase: phases.Phase | None = None
+
+
+def promotion_phase(promotion: Promotion, test: TestRun | None, passing: bool, job: Job | None) -> phases.Phase:
+    """The promotion's one state; the policy is asked only when it could be promoted now."""
+    refusal = guard.promotion_refusal(promotion) if passing and promotion.state in PromotionState.active() else ""
+    return phases.phase(promotion, test, passing, refusal=refusal, job=job)
 
 
 def branch_cards(board: selectors.Board) -> list[BranchCard]:
-    """One card per feature/hotfix branch, with its open promotion and latest test, in
-    one extra query for all the tests."""
+    """One card per feature/hotfix branch, with its open promotion, latest test and
+    state, in two extra queries for all the tests and jobs."""
     branches = [*board.features, *board.hotfixes]
     merge_shas = [p.merge_sha for p in board.promotions.values() if p.merge_sha]
     tests: dict[str, TestRun] = {}
@@ -79,19 +51,28 @@ def branch_cards(board: selectors.Board) -> list[BranchCard]:
         tests[run.commit_sha] = run  # ordered by id: the latest run wins
         if run.result == TestResult.PASSED:
             passing.add(run.commit_sha)
+    jobs = {
+        job.subject_id: job
+        for job in Job.objects.filter(
+            subject_type="promotion", subject_id__in=[p.pk for p in board.promotions.values()]
+        ).order_by("id")
+    }
     cards = []
     for branch in branches:
         promotion = board.promotions.get(branch.pk)
         test = tests.get(promotion.merge_sha) if promotion and promotion.merge_sha else None
+        phase = None
         if promotion is not None:
-            status = promotion_status(promotion, test, promotion.merge_sha in passing)
+            promotion.repository, promotion.branch = board.repository, branch  # read below, loaded here
+            phase = promotion_phase(promotion, test, promotion.merge_sha in passing, jobs.get(promotion.pk))
+            status = phase.next
         elif branch.state == BranchState.REQUESTED:
             status = "Being created by its job."
         elif branch.state == BranchState.FAILED:
             status = "Could not be created; see its job."
         else:
             status = "No promotion requested yet."
-        cards.append(BranchCard(branch, promotion, test, status))
+        cards.append(BranchCard(branch, promotion, test, status, phase))
     return cards
 
 

@@ -15,7 +15,7 @@ from releaseboard.releases.models import PromotionState
 from releaseboard.roles import Perm
 from releaseboard.web.access import promotion_for
 from releaseboard.web.forms import posted_key
-from releaseboard.web.presenters import live_log, promotion_status
+from releaseboard.web.presenters import live_log, promotion_phase
 
 
 @login_required
@@ -27,13 +27,14 @@ def promotion_detail(request: HttpRequest, repo: str, promotion_id: int) -> Http
     test = selectors.latest_test(repository, promotion.merge_sha)
     passing = selectors.has_passing_test(repository, promotion.merge_sha)
     actionable = promotion.state in (PromotionState.OPEN, PromotionState.FAILED)
+    phase = promotion_phase(promotion, test, passing, latest_job)
     context = {
         "repository": repository,
         "promotion": promotion,
         "jobs": jobs,
         "test": test,
         "test_runs": promotion.test_runs.select_related("job").order_by("-id"),
-        "status": promotion_status(promotion, test, passing),
+        "phase": phase,
         "can_promote_now": actionable and passing,
         # Shown next to a disabled button, so nobody presses it to learn why it will not work.
         "promote_refusal": guard.promotion_refusal(promotion) if actionable and passing else "",
