@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "releaseboard.radar",
     "releaseboard.web",
     "releaseboard.policy",
+    "releaseboard.review",
 ]
 
 MIDDLEWARE = [

@@ -22,6 +22,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from releaseboard.jobs.models import Job
 from releaseboard.releases.models import Branch, Promotion, PromotionState, Repository
+from releaseboard.review.models import PromotionReview
 from releaseboard.roles import Role
 from releaseboard.web.security import ADMIN_APPS
 
@@ -49,6 +50,8 @@ TABLE: list[tuple[str, str, bool, str, Any, Any, Any, Any, Any, Any]] = [
     ("web:promotion_request", "get", False, "branch", LOGIN, 200, 200, 403, 403, 403),
     ("web:promotion_request", "post", False, "branch", LOGIN, 200, 200, 403, 403, 403),
     ("web:promotion_detail", "get", False, "promotion", LOGIN, 200, 200, 200, 200, 403),
+    ("web:promotion_file", "get", False, "file", LOGIN, 200, 200, 200, 200, 403),
+    ("web:promotion_file", "get", True, "file", LOGIN, 200, 200, 200, 200, 403),
     ("web:promotion_detail", "get", True, "promotion", LOGIN, 200, 200, 200, 200, 403),
     ("web:promotion_retest", "post", False, "promotion", LOGIN, 302, 302, 403, 403, 403),
     ("web:promotion_retest", "post", True, "promotion", LOGIN, 302, 302, 403, 403, 403),
@@ -265,6 +268,17 @@ def objects(db: None, developer: User) -> dict[str, Any]:
         repository=repository, name="feature/login", kind="feature", head_sha="c" * 40, requested_by=developer
     )
     promotion = Promotion.objects.create(repository=repository, branch=branch, title="Login form")
+    file = {
+        "path": "a.py",
+        "added": 1,
+        "deleted": 0,
+        "binary": False,
+        "patch": "@@ -0,0 +1 @@\n+A = 1\n",
+        "omitted": "",
+    }
+    PromotionReview.objects.create(
+        promotion=promotion, staging_sha="b" * 40, branch_sha="c" * 40, data={"commits": [], "files": [file]}
+    )
     job = Job.objects.create(kind="sync", title="Refresh shop", scope_id=repository.pk, scope_name=repository.name)
     return {"repository": repository, "branch": branch, "promotion": promotion, "job": job}
 
@@ -284,6 +298,7 @@ def url_for(key: str, needs: str, objects: dict[str, Any]) -> str:
         "repo": {"repo": repository.name},
         "branch": {"repo": repository.name, "branch_id": objects["branch"].pk},
         "promotion": {"repo": repository.name, "promotion_id": objects["promotion"].pk},
+        "file": {"repo": repository.name, "promotion_id": objects["promotion"].pk, "index": 0},
         "pair": {"repo": repository.name, "branch_id": objects["branch"].pk, "other_id": objects["branch"].pk},
         "job": {"job_id": objects["job"].pk},
         "alarm": {"repo": repository.name, "alarm_id": 999999},

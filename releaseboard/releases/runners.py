@@ -35,6 +35,7 @@ from releaseboard.releases.models import (
     TestResult,
     TestRun,
 )
+from releaseboard.review.service import record_review
 
 STAGING_AHEAD_LIMIT = 200
 
@@ -421,6 +422,7 @@ def run_test_promotion(ctx: JobContext) -> str:
     if not merge.clean:
         files = [f"{c.path} ({c.kind})" for c in merge.conflicts]
         _record_merge(ctx, promotion, MergeCheck.CONFLICT, staging, branch_sha, conflicts=files)
+        record_review(ctx, mirror, promotion, staging, branch_sha, merge=merge)
         raise JobFailed(
             JobReason.MERGE_CONFLICT,
             f"{branch.name} conflicts with {repository.staging_branch} in: {', '.join(files)}. "
@@ -439,6 +441,7 @@ def run_test_promotion(ctx: JobContext) -> str:
         ctx, promotion, MergeCheck.CLEAN, staging, branch_sha, merge_sha=merge_sha, tree=merge.tree, timestamp=timestamp
     )
     ctx.log(f"Merge result {merge_sha} (tree {merge.tree})\n")
+    record_review(ctx, mirror, promotion, staging, branch_sha, merge_sha=merge_sha)
     run_tests(ctx, repository, mirror, merge_sha, promotion)
     if ctx.params.get("then_promote"):
         with ctx.atomic():

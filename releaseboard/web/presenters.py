@@ -21,8 +21,9 @@ from releaseboard.releases.models import (
     TestResult,
     TestRun,
 )
+from releaseboard.review.models import PromotionReview
 from releaseboard.roles import Perm, has_perm
-from releaseboard.web import logview, phases
+from releaseboard.web import diffview, logview, phases
 
 
 @dataclass
@@ -155,4 +156,37 @@ def live_log(job: Job, after: int = 0) -> dict[str, object]:
         "has_lines": bool(lines),
         "cursor": cursor,
         "polling": not final,
+    }
+
+
+def review_context(promotion: Promotion) -> dict[str, object]:
+    """What the promotion brings, from the review its test job stored: commits, files
+    with their diffstat and (small ones) their highlighted diff, conflicting hunks."""
+    review = PromotionReview.objects.filter(promotion=promotion).first()
+    if review is None:
+        return {"review": None}
+    data = review.data
+    files = diffview.file_views(data.get("files", []))
+    patches = {
+        view.index: diffview.render_patch(view.path, entry["patch"])
+        for view, entry in zip(files, data.get("files", []), strict=True)
+        if entry["patch"] and not view.large
+    }
+    conflicts = [
+        {
+            "path": c["path"],
+            "landed": c["landed"],
+            "hunks": [{"line": h["line"], "rows": diffview.render_conflict(c["path"], h["text"])} for h in c["hunks"]],
+        }
+        for c in data.get("conflicts", [])
+    ]
+    return {
+        "review": review,
+        "review_commits": data.get("commits", []),
+        "review_files": [(view, patches.get(view.index, "")) for view in files],
+        "review_added": sum(f.added for f in files),
+        "review_deleted": sum(f.deleted for f in files),
+        "review_truncated": data.get("truncated", False),
+        "review_conflicts": conflicts,
+        "review_current": review.branch_sha == promotion.branch_sha,
     }

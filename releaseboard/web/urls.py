@@ -42,6 +42,11 @@ urlpatterns: list[URLPattern] = [
     path("r/<slug:repo>/branches/<int:branch_id>/promote/", views_branches.promotion_request, name="promotion_request"),
     path("r/<slug:repo>/promotions/<int:promotion_id>/", views_promotions.promotion_detail, name="promotion_detail"),
     path(
+        "r/<slug:repo>/promotions/<int:promotion_id>/files/<int:index>/",
+        views_promotions.promotion_file,
+        name="promotion_file",
+    ),
+    path(
         "r/<slug:repo>/promotions/<int:promotion_id>/retest/",
         views_promotions.promotion_retest,
         name="promotion_retest",

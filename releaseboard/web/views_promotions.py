@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -12,10 +12,12 @@ from releaseboard.policy import guard
 from releaseboard.radar import selectors as radar
 from releaseboard.releases import selectors, services
 from releaseboard.releases.models import PromotionState
+from releaseboard.review.models import PromotionReview
 from releaseboard.roles import Perm
 from releaseboard.web.access import promotion_for
+from releaseboard.web.diffview import file_views, render_patch
 from releaseboard.web.forms import posted_key
-from releaseboard.web.presenters import live_log, promotion_phase
+from releaseboard.web.presenters import live_log, promotion_phase, review_context
 
 
 @login_required
@@ -45,6 +47,7 @@ def promotion_detail(request: HttpRequest, repo: str, promotion_id: int) -> Http
     }
     if request.htmx:
         return render(request, "web/promotion_detail.html#status", context)
+    context.update(review_context(promotion))
     if latest_job is not None:
         context["log"] = live_log(latest_job)
     return render(request, "web/promotion_detail.html", context)
@@ -74,3 +77,22 @@ def promotion_promote(request: HttpRequest, repo: str, promotion_id: int) -> Htt
     else:
         messages.success(request, f"Promoting {promotion.branch.name} to staging.")
     return redirect("web:promotion_detail", repo=repo, promotion_id=promotion.pk)
+
+
+@login_required
+def promotion_file(request: HttpRequest, repo: str, promotion_id: int, index: int) -> HttpResponse:
+    """One file's diff from the stored review: large files load only when asked for."""
+    promotion = promotion_for(request, repo, promotion_id, Perm.VIEW)
+    review = PromotionReview.objects.filter(promotion=promotion).first()
+    files = review.data.get("files", []) if review else []
+    if not 0 <= index < len(files):
+        raise Http404("No such file in this promotion's changes.")
+    entry = files[index]
+    context = {
+        "repository": promotion.repository,
+        "promotion": promotion,
+        "file": file_views(files)[index],
+        "rows": render_patch(entry["path"], entry["patch"]) if entry["patch"] else "",
+    }
+    template = "web/_diff_file.html#body" if request.htmx else "web/_diff_file.html"
+    return render(request, template, context)
