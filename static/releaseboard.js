@@ -32,8 +32,38 @@
     });
   }
 
+  // The live log follows its tail while the job runs, like `tail -f`, until the reader
+  // scrolls up to read; scrolling back to the end follows again.
+  var NEAR_END = 24;
+
+  function atEnd(log) {
+    return log.scrollHeight - log.scrollTop - log.clientHeight <= NEAR_END;
+  }
+
+  function bindLog(root) {
+    var logs = root.matches && root.matches(".log[data-follow]") ? [root] : [];
+    root.querySelectorAll(".log[data-follow]").forEach(function (log) { logs.push(log); });
+    logs.forEach(function (log) {
+      if (log.dataset.bound) return;
+      log.dataset.bound = "1";
+      log.dataset.following = "1";
+      log.scrollTop = log.scrollHeight;
+      log.addEventListener("scroll", function () {
+        log.dataset.following = atEnd(log) ? "1" : "0";
+      });
+    });
+  }
+
+  // The poller swaps itself out (outerHTML), so look at every following log, not the target.
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll(".log[data-follow]").forEach(function (log) {
+      if (log.dataset.following === "1") log.scrollTop = log.scrollHeight;
+    });
+  });
+
   function init(root) {
     bindFinalName(root);
+    bindLog(root);
   }
 
   document.addEventListener("DOMContentLoaded", function () { init(document); });

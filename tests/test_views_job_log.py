@@ -9,6 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from releaseboard.jobs.models import Job, JobLogLine, JobState
+from releaseboard.review.models import TestReport
 from releaseboard.web import logview
 
 
@@ -55,3 +56,54 @@ def test_a_git_command_waits_for_its_output_before_it_is_sent(client: Client, de
     JobLogLine.objects.create(job=job, seq=3, text="From origin\n")
     second = client.get(reverse("web:job_log", args=[job.pk]), {"after": 1}, HTTP_HX_REQUEST="true").content.decode()
     assert "<summary>$ git fetch origin</summary>" in second and "From origin" in second
+
+
+# -- The failure summary on top of the log ------------------------------------------------------
+
+
+def test_failed_job_without_a_report_shows_its_last_lines_on_top(client: Client, developer: Any) -> None:
+    lines = tuple(f"line {i}\n" for i in range(40)) + ("AssertionError: 4 != 5\n",)
+    job = make_job(JobState.FAILED, lines)
+    client.force_login(developer)
+    page = client.get(reverse("web:job_detail", args=[job.pk])).content.decode()
+    summary = page.split('class="failure-summary"')[1].split('class="log"')[0]
+    assert "AssertionError: 4 != 5" in summary and "line 39" in summary and "line 5\n" not in summary
+
+
+def test_failing_tests_from_the_junit_report_are_listed_on_top(client: Client, developer: Any) -> None:
+    job = make_job(JobState.FAILED, ("FAILED\n",))
+    TestReport.objects.create(
+        job=job,
+        data={
+            "tests": 3,
+            "failures": 1,
+            "errors": 0,
+            "skipped": 0,
+            "failed": [
+                {"name": "test_cart.CartTest.test_total", "kind": "failure", "message": "4 != 5", "detail": "Trace"}
+            ],
+        },
+    )
+    client.force_login(developer)
+    page = client.get(reverse("web:job_detail", args=[job.pk])).content.decode()
+    summary = page.split('class="failure-summary"')[1].split('class="log"')[0]
+    assert "1 of 3 tests failed" in summary and "test_cart.CartTest.test_total" in summary and "4 != 5" in summary
+
+
+def test_the_summary_arrives_with_the_last_poll(client: Client, developer: Any) -> None:
+    job = make_job(JobState.RUNNING, ("one\n",))
+    client.force_login(developer)
+    url = reverse("web:job_log", args=[job.pk])
+    running = client.get(url, {"after": 1}, HTTP_HX_REQUEST="true").content.decode()
+    assert "failure-summary" not in running
+    Job.objects.filter(pk=job.pk).update(state=JobState.FAILED)
+    JobLogLine.objects.create(job=job, seq=2, text="Error: boom\n")
+    final = client.get(url, {"after": 1}, HTTP_HX_REQUEST="true").content.decode()
+    assert f'id="failure-{job.pk}" class="failure-summary" hx-swap-oob="true"' in final and "Error: boom" in final
+
+
+def test_a_running_log_is_marked_to_follow_its_tail(client: Client, developer: Any) -> None:
+    client.force_login(developer)
+    running = client.get(reverse("web:job_detail", args=[make_job(JobState.RUNNING).pk])).content.decode()
+    done = client.get(reverse("web:job_detail", args=[make_job(JobState.SUCCEEDED).pk])).content.decode()
+    assert 'data-follow="1"' in running and 'data-follow="1"' not in done

@@ -35,6 +35,8 @@ from releaseboard.releases.models import (
     TestResult,
     TestRun,
 )
+from releaseboard.review.junit import ENV_NAME as JUNIT_ENV
+from releaseboard.review.reports import record_test_report
 from releaseboard.review.service import record_review
 
 STAGING_AHEAD_LIMIT = 200
@@ -333,13 +335,14 @@ def run_tests(
             result = sandbox.run(
                 sandbox.split_command(command),
                 cwd=Path(path),
-                env=sandbox.minimal_env(home, {"TMPDIR": str(home / "tmp")}),
+                env=sandbox.minimal_env(home, {"TMPDIR": str(home / "tmp"), JUNIT_ENV: str(home / "junit.xml")}),
                 timeout=repository.test_timeout,
                 on_output=ctx.log,
                 should_cancel=ctx.cancel_requested,
                 output_cap=settings.TEST_OUTPUT_CAP_BYTES,
             )
             ctx.finish_step(step, result.exit_code, result.outcome.value)
+            record_test_report(ctx, home / "junit.xml")  # read before HOME is removed
             if result.outcome is sandbox.Outcome.CANCELLED:
                 ctx.raise_if_lost()
                 raise JobCancelled()

@@ -20,3 +20,16 @@ class PromotionReview(models.Model):
 
     def __str__(self) -> str:
         return f"review of promotion {self.promotion_id} at {self.branch_sha[:10]}"
+
+
+class TestReport(models.Model):
+    """The JUnit XML report a test command wrote to $RELEASEBOARD_JUNIT_XML, summarised:
+    totals and the failing tests with their assertion (see review/junit.py)."""
+
+    job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="test_report")
+    # {"tests": n, "failures": n, "errors": n, "skipped": n, "failed": [{"name", "message", "detail"}]}
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"test report of job {self.job_id}"

@@ -8,7 +8,7 @@ from typing import Any
 from django.urls import reverse
 
 from releaseboard.branching import BranchKind
-from releaseboard.jobs.models import Job, JobLogLine
+from releaseboard.jobs.models import Job, JobLogLine, JobState
 from releaseboard.policy import guard
 from releaseboard.radar import selectors as radar
 from releaseboard.releases import selectors
@@ -21,7 +21,7 @@ from releaseboard.releases.models import (
     TestResult,
     TestRun,
 )
-from releaseboard.review.models import PromotionReview
+from releaseboard.review.models import PromotionReview, TestReport
 from releaseboard.roles import Perm, has_perm
 from releaseboard.web import diffview, logview, phases
 
@@ -151,6 +151,7 @@ def live_log(job: Job, after: int = 0) -> dict[str, object]:
         lines = lines[:-keep]
     cursor = lines[-1][0] if lines else after
     return {
+        **failure_summary(job),
         "job": job,
         "log_html": logview.render(text for _, text in lines),
         "has_lines": bool(lines),
@@ -190,3 +191,22 @@ def review_context(promotion: Promotion) -> dict[str, object]:
         "review_conflicts": conflicts,
         "review_current": review.branch_sha == promotion.branch_sha,
     }
+
+
+TAIL_LINES = 20
+
+
+def failure_summary(job: Job) -> dict[str, object]:
+    """What failed, for the top of the log: the failing tests and their assertion from the
+    JUnit report when the test command wrote one, else the last lines of the output."""
+    if job.is_active:  # asked on every poll of a running log; the summary comes at the end
+        return {"report": None, "tail": ""}
+    report = TestReport.objects.filter(job=job).first()
+    if report is not None and (report.data.get("failures") or report.data.get("errors")):
+        return {"report": report.data, "tail": ""}
+    if job.state != JobState.FAILED:
+        return {"report": report.data if report else None, "tail": ""}
+    last = list(JobLogLine.objects.filter(job=job).order_by("-seq").values_list("text", flat=True)[:TAIL_LINES])
+    text = logview.readable("".join(reversed(last)))
+    tail = "\n".join(text.rstrip("\n").split("\n")[-TAIL_LINES:])
+    return {"report": report.data if report else None, "tail": tail}
