@@ -413,3 +413,39 @@ def test_text_colours_have_a_contrast_of_at_least_4_5() -> None:
     assert low == {}
     assert _contrast("#ffffff", var["accent"]) >= 4.5  # primary buttons
     assert _contrast(var["muted"], "#eceff4") >= 4.5  # text in the board's lanes
+
+
+# -- The branch timeline ----------------------------------------------------------------------
+
+
+def test_branch_page_shows_its_timeline(client: Client, shop: Repository, developer: Any, release_manager: Any) -> None:
+    branch = Branch.objects.create(
+        repository=shop,
+        name="feature/login",
+        kind="feature",
+        head_sha="c" * 40,
+        base_sha="b" * 40,
+        requested_by=developer,
+    )
+    promotion = Promotion.objects.create(
+        repository=shop, branch=branch, title="Login", requested_by=developer, merge_sha="d" * 40
+    )
+    TestRun.objects.create(
+        repository=shop, promotion=promotion, commit_sha="d" * 40, tree_sha="e" * 40, result=TestResult.PASSED
+    )
+    Promotion.objects.filter(pk=promotion.pk).update(
+        state="promoted", promoted_at=timezone.now(), promoted_sha="f" * 40, promoted_by=release_manager
+    )
+    client.force_login(developer)
+    page = client.get(reverse("web:branch_detail", args=["shop", branch.pk])).content.decode()
+    timeline = page.split('<ol class="timeline"')[1].split("</ol>")[0]
+    names = re.findall(r'<li class="step( done| failed)?">\s*<span class="step-name">([^<]+)</span>', timeline)
+    assert [(n, bool(d.strip())) for d, n in names] == [
+        ("Requested", True),
+        ("Created", True),
+        ("Pushed", True),
+        ("Tested", True),
+        ("Promoted", True),
+        ("Released", False),
+    ]
+    assert "to staging as ffffffffff" in timeline

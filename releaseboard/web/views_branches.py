@@ -14,6 +14,7 @@ from releaseboard.roles import Perm
 from releaseboard.web.access import branch_for, repository_for
 from releaseboard.web.forms import RequestBranchForm, RequestPromotionForm, posted_key
 from releaseboard.web.presenters import can_request_promotion, promotion_request_refusal
+from releaseboard.web.timeline import branch_timeline
 
 
 @login_required
@@ -63,6 +64,7 @@ def branch_detail(request: HttpRequest, repo: str, branch_id: int) -> HttpRespon
         "jobs": selectors.jobs_for("branch", branch.pk).select_related("created_by"),
         "promotable": can_request_promotion(branch),
         "promotion_refusal": promotion_request_refusal(request.user, branch),
+        "timeline": branch_timeline(branch),
         "may_update": services.may_update_branch(request.user, branch),
     }
     # The facts poll themselves, so a refresh that moved the head shows without a reload.
