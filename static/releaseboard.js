@@ -54,8 +54,22 @@
     });
   }
 
+  // A git command's output that came in a later poll than the command: into its fold.
+  function foldLateOutput(root) {
+    root.querySelectorAll(".log [data-git-output]").forEach(function (output) {
+      var chunk = output.parentElement;
+      var previous = chunk ? chunk.previousElementSibling : null;
+      var fold = previous ? previous.querySelector("details.log-git:last-child") : null;
+      if (fold && !fold.querySelector(".log-git-output")) {
+        output.removeAttribute("data-git-output");
+        fold.appendChild(output);
+      }
+    });
+  }
+
   // The poller swaps itself out (outerHTML), so look at every following log, not the target.
   document.addEventListener("htmx:afterSettle", function () {
+    foldLateOutput(document);
     document.querySelectorAll(".log[data-follow]").forEach(function (log) {
       if (log.dataset.following === "1") log.scrollTop = log.scrollHeight;
     });

@@ -14,7 +14,7 @@ way out, so nothing is lost and a better rendering applies to old logs too:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -87,19 +87,19 @@ def _is_marker(text: str) -> bool:
     return text.startswith("$ ") or text.startswith("\n== ")
 
 
-def held_back(lines: Sequence[tuple[int, str]], final: bool) -> int:
-    """How many lines at the end of a batch to leave for the next poll: a git command
-    whose output has not been written yet, so that it folds together with its output."""
-    if not final and lines and is_git_command(lines[-1][1]):
-        return 1
-    return 0
+def render(chunks: Iterable[str], *, after_git_command: bool = False) -> SafeString:
+    """The HTML of a run of log chunks (as stored, one per JobLogLine).
 
-
-def render(chunks: Iterable[str]) -> SafeString:
-    """The HTML of a run of log chunks (as stored, one per JobLogLine)."""
+    A git command is sent as soon as it is written, before its output (a slow fetch must
+    show what it is doing). When the output comes in a later poll (`after_git_command`),
+    it is marked so that static/releaseboard.js moves it into the command's fold.
+    """
     parts: list[str] = []
     items = list(chunks)
     i = 0
+    if after_git_command and items and not _is_marker(items[0]):
+        parts.append(f'<span class="log-git-output" data-git-output="1">{ansi_html(readable(items[0]))}</span>')
+        i = 1
     while i < len(items):
         text = items[i]
         if is_git_command(text):

@@ -146,14 +146,19 @@ def live_log(job: Job, after: int = 0) -> dict[str, object]:
     job.refresh_from_db(fields=["state", "reason", "message", "finished_at", "log_lines"])
     final = job.is_final
     lines = list(JobLogLine.objects.filter(job=job, seq__gt=after).order_by("seq").values_list("seq", "text"))
-    # A git command waits for its output (the next poll), so the two fold together.
-    if keep := logview.held_back(lines, final):
-        lines = lines[:-keep]
     cursor = lines[-1][0] if lines else after
+    # Output whose git command was sent in an earlier poll goes into that command's fold.
+    previous = (
+        JobLogLine.objects.filter(job=job, seq=after).values_list("text", flat=True).first()
+        if lines and after
+        else None
+    )
     return {
         **failure_summary(job),
         "job": job,
-        "log_html": logview.render(text for _, text in lines),
+        "log_html": logview.render(
+            (text for _, text in lines), after_git_command=bool(previous and logview.is_git_command(previous))
+        ),
         "has_lines": bool(lines),
         "cursor": cursor,
         "polling": not final,
