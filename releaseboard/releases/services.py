@@ -262,7 +262,7 @@ def request_promotion(
     require(actor, Perm.REQUEST_PROMOTION)
     owner = branch.requested_by_id is not None and branch.requested_by_id == getattr(actor, "pk", None)
     if not (owner or has_perm(actor, Perm.PROMOTE)):
-        who = branch.requested_by.get_username() if branch.requested_by_id else "nobody through Releaseboard"
+        who = branch.requested_by.get_username() if branch.requested_by else "nobody through Releaseboard"
         raise PermissionDenied(
             f"Only the developer who requested {branch.name} ({who}) or a release manager may request its promotion."
         )
