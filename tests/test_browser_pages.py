@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from releaseboard.jobs.models import Job, JobLogLine, JobState
 from releaseboard.releases.models import Branch, Promotion, Repository, TestResult, TestRun
+from releaseboard.review.models import PromotionReview
 from tests.conftest import PASSWORD
 from tests.test_browser_journey import browser  # noqa: F401  (the Chromium fixture, shared)
 
@@ -63,6 +64,28 @@ def shop(db: None) -> dict[str, Any]:
         summary="Test failed: exit code 1",
         job=job,
     )
+    long_line = "+" + "x = 1  # " + "a very long line of code " * 12
+    PromotionReview.objects.create(
+        promotion=promotion,
+        staging_sha="b" * 40,
+        branch_sha="c" * 40,
+        merge_sha="d" * 40,
+        data={
+            "commits": [{"sha": "c" * 40, "author": "Dev One", "email": "", "at": 0, "subject": "Saved cards " * 8}],
+            "files": [
+                {
+                    "path": "shop/checkout/payment_methods/saved_cards_for_returning_customers.py",
+                    "added": 1,
+                    "deleted": 0,
+                    "binary": False,
+                    "patch": f"@@ -0,0 +1 @@\n{long_line}\n",
+                    "omitted": "",
+                }
+            ],
+            "conflicts": [],
+            "truncated": False,
+        },
+    )
     return {"repository": repository, "promotion": promotion, "job": job}
 
 
@@ -86,7 +109,15 @@ def page_width(page: Any) -> int:
 
 def test_pages_fit_a_390_pixel_screen(phone: Any, live_server: Any, shop: dict[str, Any]) -> None:
     promotion = shop["promotion"]
-    for path in (f"/r/shop/promotions/{promotion.pk}/", "/jobs/", f"/jobs/{shop['job'].pk}/", "/r/shop/"):
+    paths = (
+        f"/r/shop/promotions/{promotion.pk}/",
+        "/jobs/",
+        f"/jobs/{shop['job'].pk}/",
+        "/r/shop/",
+        f"/r/shop/branches/{promotion.branch.pk}/",
+        "/r/shop/policy/",
+    )
+    for path in paths:
         phone.goto(f"{live_server.url}{path}")
         assert page_width(phone) <= PHONE["width"], f"{path} is {page_width(phone)} px wide"
 
