@@ -89,3 +89,16 @@ def test_a_running_retest_is_testing_even_after_an_older_failure(
     )
     _, page = shown(client, promotion, release_manager)
     assert 'data-phase="testing"' in page
+
+
+def test_status_poller_reloads_the_page_once_the_job_ended(
+    client: Client, promotion: Promotion, release_manager: Any
+) -> None:
+    job = Job.objects.create(
+        kind="test_promotion", title="Test", subject_type="promotion", subject_id=promotion.pk, state=JobState.RUNNING
+    )
+    client.force_login(release_manager)
+    url = reverse("web:promotion_detail", args=["shop", promotion.pk])
+    assert "HX-Refresh" not in client.get(url, HTTP_HX_REQUEST="true").headers
+    Job.objects.filter(pk=job.pk).update(state=JobState.FAILED)
+    assert client.get(url, HTTP_HX_REQUEST="true").headers["HX-Refresh"] == "true"

@@ -46,7 +46,12 @@ def promotion_detail(request: HttpRequest, repo: str, promotion_id: int) -> Http
         "polling": promotion.state == PromotionState.PROMOTING or any(j.is_active for j in jobs),
     }
     if request.htmx:
-        return render(request, "web/promotion_detail.html#status", context)
+        response = render(request, "web/promotion_detail.html#status", context)
+        if not context["polling"]:
+            # Only the status poller asks with htmx: its job just ended, and the changes,
+            # the failure summary and the log it recorded are worth a fresh page.
+            response["HX-Refresh"] = "true"
+        return response
     context.update(review_context(promotion))
     if latest_job is not None:
         context["log"] = live_log(latest_job)
