@@ -3,6 +3,7 @@ diff (or the conflicting hunks) with real git; the page renders them without git
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.test import Client
@@ -12,6 +13,7 @@ from releaseboard.releases import services
 from releaseboard.releases.models import Branch, Promotion
 from releaseboard.review.compute import LARGE_FILE_LINES
 from releaseboard.review.models import PromotionReview
+from releaseboard.web.diffview import render_conflict, render_patch
 from tests.conftest import run_jobs
 from tests.flows import sync
 from tests.gitrepo import CALC
@@ -89,3 +91,13 @@ def test_a_conflict_records_the_conflicting_hunks_and_what_landed(
     page = client.get(reverse("web:promotion_detail", args=["shop", second.pk])).content.decode()
     assert "Conflicting hunks" in page
     assert reverse("web:promotion_detail", args=["shop", first.pk]) in page
+
+
+def test_diff_text_and_conflict_hunks_are_escaped() -> None:
+    patch = '@@ -1 +1 @@\n-x = "<b>"\n+x = "<script>alert(1)</script>"\n'
+    html = render_patch("app.py", patch) + render_conflict(
+        "app.html", "<<<<<<< a\n<img src=x onerror=alert(1)>\n=======\n>>>>>>> b"
+    )
+    assert "<script" not in html and "<img" not in html and "<b>" not in html
+    text = re.sub(r"<[^>]+>", "", html)  # the text between the highlighting spans
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "&lt;img src=x" in text
