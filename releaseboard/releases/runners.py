@@ -33,6 +33,9 @@ from releaseboard.releases.models import (
     TestResult,
     TestRun,
 )
+from releaseboard.review.junit import ENV_NAME as JUNIT_ENV
+from releaseboard.review.reports import record_test_report
+from releaseboard.review.service import record_review
 
 
 def identity() -> vcs.Identity:
@@ -399,13 +402,14 @@ def run_tests(
             result = sandbox.run(
                 sandbox.split_command(command),
                 cwd=Path(path),
-                env=sandbox.minimal_env(home, {"TMPDIR": str(home / "tmp")}),
+                env=sandbox.minimal_env(home, {"TMPDIR": str(home / "tmp"), JUNIT_ENV: str(home / "junit.xml")}),
                 timeout=repository.test_timeout,
                 on_output=ctx.log,
                 should_cancel=ctx.cancel_requested,
                 output_cap=settings.TEST_OUTPUT_CAP_BYTES,
             )
             ctx.finish_step(step, result.exit_code, result.outcome.value)
+            record_test_report(ctx, home / "junit.xml")  # read before HOME is removed
             if result.outcome is sandbox.Outcome.CANCELLED:
                 ctx.raise_if_lost()
                 raise JobCancelled()
@@ -507,6 +511,7 @@ def run_test_promotion(ctx: JobContext) -> str:
     if not merge.clean:
         files = [f"{c.path} ({c.kind})" for c in merge.conflicts]
         _record_merge(ctx, promotion, MergeCheck.CONFLICT, staging, branch_sha, conflicts=files)
+        record_review(ctx, mirror, promotion, staging, branch_sha, merge=merge)
         raise JobFailed(
             JobReason.MERGE_CONFLICT,
             f"{branch.name} conflicts with {repository.staging_branch} in: {', '.join(files)}. "
@@ -525,6 +530,7 @@ def run_test_promotion(ctx: JobContext) -> str:
         ctx, promotion, MergeCheck.CLEAN, staging, branch_sha, merge_sha=merge_sha, tree=merge.tree, timestamp=timestamp
     )
     ctx.log(f"Merge result {merge_sha} (tree {merge.tree})\n")
+    record_review(ctx, mirror, promotion, staging, branch_sha, merge_sha=merge_sha)
     run_tests(ctx, repository, mirror, merge_sha, promotion)
     promotion.refresh_from_db()
     publish_candidate(ctx, repository, mirror, promotion)

@@ -268,8 +268,19 @@ def update_branch(branch: Branch, *, actor: Any, idempotency_key: str | None = N
 def request_promotion(
     branch: Branch, *, actor: Any, title: str, description: str = "", idempotency_key: str | None = None
 ) -> Promotion:
-    """Open a promotion of a feature/hotfix branch into staging and test the merge result."""
+    """Open a promotion of a feature/hotfix branch into staging and test the merge result.
+
+    Who may: the developer who requested the branch, or a release manager. A developer
+    cannot put someone else's unfinished work up for promotion; the owner decides when
+    their branch is ready, and a release manager can act for an owner who is away.
+    """
     require(actor, Perm.REQUEST_PROMOTION)
+    owner = branch.requested_by_id is not None and branch.requested_by_id == getattr(actor, "pk", None)
+    if not (owner or has_perm(actor, Perm.PROMOTE)):
+        who = branch.requested_by.get_username() if branch.requested_by else "nobody through Releaseboard"
+        raise PermissionDenied(
+            f"Only the developer who requested {branch.name} ({who}) or a release manager may request its promotion."
+        )
     if (replayed := _replayed(idempotency_key, Promotion)) is not None:
         return replayed
     repository = branch.repository
