@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "releaseboard.integrations",
     "releaseboard.tokens",
     "releaseboard.deployments",
+    "releaseboard.review",
 ]
 
 MIDDLEWARE = [
@@ -118,6 +119,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A refusal (PermissionDenied) as the site's own page, logged without a traceback.
+    "releaseboard.web.refusals.RefusalMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

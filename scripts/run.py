@@ -6,13 +6,16 @@
    group, their output prefixed with their name (and copied to var/log/NAME.log);
 3. prints the URL and the demo logins once the web server answers.
 
-Ctrl-C (SIGINT) or SIGTERM stops all three. If one of them dies on its own, the others
-are stopped too and this script exits non-zero. Needs only the standard library.
+Ctrl-C (SIGINT) or SIGTERM stops all three; a test a job is running dies with the
+worker (the sandbox's supervisor asks the kernel for a signal when its worker dies).
+If one of them dies on its own, the others are stopped too and this script exits
+non-zero. Needs only the standard library.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import signal
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -66,7 +70,7 @@ class Child:
         # The Celery worker shuts down its own pool processes ("warm shutdown"): signal
         # only its main process. Anything still alive after the grace period is killed.
         self.stop_leader_only = stop_leader_only
-        self.log = open(log_dir / f"{name}.log", "a", buffering=1)
+        self.log = open(log_dir / f"{name}.log", "a", buffering=1)  # noqa: SIM115 closed by main() at the end
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,
@@ -96,10 +100,8 @@ class Child:
             self.signal_group(signal.SIGTERM)
 
     def signal_group(self, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def group_alive(self) -> bool:
         self.proc.poll()  # reap the leader, so a zombie does not count as alive
@@ -131,17 +133,31 @@ def run_setup(argv: list[str], env: dict[str, str], colour: bool) -> str:
     return proc.stdout
 
 
-def wait_for_port(port: int, children: list[Child], stopping: threading.Event, timeout: float = 60) -> bool:
+def wait_for_port(
+    address: str, port: int, children: list[Child], stopping: threading.Event, timeout: float = 60
+) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if stopping.is_set() or any(c.proc.poll() is not None for c in children):
             return False
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return True
         except OSError:
             time.sleep(0.3)
     return False
+
+
+def bind_address(environ: Mapping[str, str], port: int) -> str:
+    """Where the web server listens: this machine only (127.0.0.1) unless HOST says
+    otherwise, because `make run` serves debug pages that must not reach the network."""
+    host = (environ.get("HOST") or "").strip() or "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address, as runserver wants it
+    return f"{host}:{port}"
 
 
 def main() -> int:
@@ -174,8 +190,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
+    address = bind_address(os.environ, args.port)
     commands = {
-        "web": [py, "manage.py", "runserver", f"0.0.0.0:{args.port}"],
+        "web": [py, "manage.py", "runserver", address],
         "worker": [py, "-m", "celery", "-A", "releaseboard", "worker", "-Q", "git,tests", "-c", "2", "-l", "info"],
         "beat": [
             py,
@@ -208,7 +225,7 @@ def main() -> int:
                 break
             if not banner_shown and not stopping.is_set():
                 banner_shown = True
-                if wait_for_port(args.port, children, stopping):
+                if wait_for_port(address, args.port, children, stopping):
                     lines = logins.splitlines()
                     start = next(
                         (i for i, line in enumerate(lines) if line.startswith("Releaseboard demo:")), len(lines)
@@ -217,7 +234,7 @@ def main() -> int:
                         say("run", line, colour=colour)
                     say(
                         "run",
-                        f"Releaseboard is running at http://127.0.0.1:{args.port}/ — Ctrl-C stops it.",
+                        f"Releaseboard is running at http://{address}/ — Ctrl-C stops it.",
                         colour=colour,
                     )
                     say("run", f"Logs are also in {log_dir}/", colour=colour)

@@ -16,7 +16,7 @@ import pytest
 
 from releaseboard.jobs.models import Job
 from releaseboard.releases import services
-from releaseboard.releases.models import Promotion, PromotionState
+from releaseboard.releases.models import Branch, Promotion, PromotionState
 from tests.conftest import PASSWORD, wait_for, wait_for_job
 from tests.gitrepo import CALC
 
@@ -99,7 +99,7 @@ def test_a_release_cycle_in_the_browser(
     dev.fill("input[name=title]", "Saved cards at checkout")
     dev.fill("textarea[name=description]", "Customers can reuse a card.")
     dev.click("button[type=submit]:has-text('Request promotion')")
-    dev.wait_for_selector("pre.log:has-text('test_add')", timeout=90_000)
+    dev.wait_for_selector(".log:has-text('test_add')", timeout=90_000)
     _wait_for_job_page(dev)
     assert dev.locator("text=Promote to staging").count() == 0  # developers cannot promote
 
@@ -140,6 +140,10 @@ def test_a_release_cycle_in_the_browser(
         wait_for_job(Job.objects.get(kind="create_branch", subject_id=branch.pk))
         remote.commit_on(branch.name, files, purpose)
     wait_for_job(services.refresh(repository, actor=developer))
+    # Each asks for promotion, so the board shows their states: tests failed, ready to promote.
+    for name in ("feature/discounts", "hotfix/rounding"):
+        asked = services.request_promotion(Branch.objects.get(name=name), actor=developer, title=name)
+        wait_for_job(Job.objects.filter(kind="test_promotion", subject_id=asked.pk).latest("id"))
     rm.goto(f"{base}/r/{repository.name}/")
     rm.wait_for_selector("[data-branch='hotfix/rounding']", timeout=60_000)
     SCREENSHOT.parent.mkdir(exist_ok=True)

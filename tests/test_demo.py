@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from io import StringIO
 from pathlib import Path
@@ -15,6 +16,7 @@ from releaseboard.audit.models import AuditEvent
 from releaseboard.jobs.models import Job, JobState
 from releaseboard.releases.management.commands.load_demo import BRANCHES
 from releaseboard.releases.models import Repository
+from releaseboard.review.junit import summarise
 from releaseboard.roles import Role, roles_of
 
 PASSWORD = "demo-password-for-tests"
@@ -70,7 +72,7 @@ def test_load_demo_twice_creates_everything_once(db, var_dir: Path, monkeypatch:
     repository = Repository.objects.get()
     bare = var_dir / "demo" / "shop.git"
     assert (repository.name, repository.remote_url) == ("shop", str(bare))
-    assert (repository.test_command, repository.test_timeout) == ("python3 -m unittest -v", 120)
+    assert (repository.test_command, repository.test_timeout) == ("python3 run_tests.py", 120)
     sync = Job.objects.get()
     assert (sync.kind, sync.state, sync.params) == ("sync", JobState.QUEUED, {"repository": repository.pk})
     assert sync.created_by == admin
@@ -161,3 +163,26 @@ def test_refuses_when_local_repositories_are_off(
     with pytest.raises(CommandError, match="RELEASEBOARD_ALLOW_LOCAL_REPOSITORIES=True"):
         load_demo()
     assert not Repository.objects.exists()
+
+
+def test_demo_test_command_writes_a_junit_report_of_the_failing_test(
+    db, var_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELEASEBOARD_DEMO_PASSWORD", PASSWORD)
+    load_demo()
+    work = tmp_path / "clone"
+    git("clone", "-q", str(var_dir / "demo" / "shop.git"), str(work))
+    git("checkout", "-q", "--detach", "origin/feature/broken-totals", cwd=work)
+    report = tmp_path / "junit.xml"
+    result = subprocess.run(
+        ["python3", "run_tests.py"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "RELEASEBOARD_JUNIT_XML": str(report)},
+    )
+    assert result.returncode == 1
+    summary = summarise(report)
+    assert summary is not None and summary["failures"] + summary["errors"] >= 1
+    assert summary["failed"][0]["message"].startswith(("AssertionError", "Error", "Type"))

@@ -196,7 +196,7 @@ def test_a_test_job_sees_none_of_the_workers_secrets(
         assert value not in log
     # Its own HOME and TMPDIR, removed when the job ended.
     home = Path(dumped["HOME"])
-    assert Path(dumped["TMPDIR"]).parent == home and home.name == str(jobs[-1].pk)
+    assert Path(dumped["TMPDIR"]).parent == home and home.name == f"{jobs[-1].pk}-{jobs[-1].attempt}"
     assert not home.exists()
 
 

@@ -44,6 +44,7 @@ NOT_A_PAGE = {
     "admin:autocomplete": 403,
     "admin:view_on_site": 404,
     "admin:catch_all": 404,
+    "web:favicon": 302,  # to the static file
 }
 
 

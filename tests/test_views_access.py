@@ -25,6 +25,7 @@ from releaseboard.integrations.models import Delivery, Subscription
 from releaseboard.deployments.models import Deployment, Environment, Incident
 from releaseboard.jobs.models import Job
 from releaseboard.releases.models import Branch, Promotion, PromotionState, Repository
+from releaseboard.review.models import PromotionReview
 from releaseboard.roles import Role
 from releaseboard.web.security import ADMIN_APPS
 
@@ -37,6 +38,7 @@ R = "releases_repository"  # the model the admin families are tried on
 # key,                                  method, htmx, needs,        anon,        dev,         rm,          ops,         admin, outsider
 TABLE: list[tuple[str, str, bool, str, Any, Any, Any, Any, Any, Any]] = [
     ("web:repository_list", "get", False, "", LOGIN, 200, 200, 200, 200, 403),
+    ("web:favicon", "get", False, "", 302, 302, 302, 302, 302, 302),
     ("web:board", "get", False, "repo", LOGIN, 200, 200, 200, 200, 403),
     ("web:board", "get", True, "repo", LOGIN, 200, 200, 200, 200, 403),
     ("web:repository_refresh", "post", False, "repo", LOGIN, 302, 302, 403, 302, 403),
@@ -46,10 +48,13 @@ TABLE: list[tuple[str, str, bool, str, Any, Any, Any, Any, Any, Any]] = [
     ("web:branch_request", "get", False, "repo", LOGIN, 200, 200, 403, 403, 403),
     ("web:branch_request", "post", False, "repo", LOGIN, 200, 200, 403, 403, 403),
     ("web:branch_detail", "get", False, "branch", LOGIN, 200, 200, 200, 200, 403),
-    ("web:branch_update", "post", False, "branch", LOGIN, 403, 302, 403, 403, 403),
+    # The developer persona owns the branch: its owner may update it and request its promotion.
+    ("web:branch_update", "post", False, "branch", LOGIN, 302, 302, 403, 403, 403),
     ("web:promotion_request", "get", False, "branch", LOGIN, 200, 200, 403, 403, 403),
     ("web:promotion_request", "post", False, "branch", LOGIN, 200, 200, 403, 403, 403),
     ("web:promotion_detail", "get", False, "promotion", LOGIN, 200, 200, 200, 200, 403),
+    ("web:promotion_file", "get", False, "file", LOGIN, 200, 200, 200, 200, 403),
+    ("web:promotion_file", "get", True, "file", LOGIN, 200, 200, 200, 200, 403),
     ("web:promotion_detail", "get", True, "promotion", LOGIN, 200, 200, 200, 200, 403),
     ("web:promotion_retest", "post", False, "promotion", LOGIN, 302, 302, 403, 403, 403),
     ("web:promotion_retest", "post", True, "promotion", LOGIN, 302, 302, 403, 403, 403),
@@ -279,13 +284,28 @@ def table_key(name: str, route: str) -> str:
 
 
 @pytest.fixture
-def objects(db: None) -> dict[str, Any]:
-    """One of everything a URL can point at. No job runs here, so no git remote is needed."""
+def objects(db: None, developer: User) -> dict[str, Any]:
+    """One of everything a URL can point at. No job runs here, so no git remote is needed.
+    The developer persona requested the branch (only its requester or a release manager
+    may request its promotion)."""
     repository = Repository.objects.create(name="shop", remote_url="/srv/git/shop.git", test_command="true")
     Branch.objects.create(repository=repository, name="master", kind="master", head_sha="a" * 40)
     Branch.objects.create(repository=repository, name="staging", kind="staging", head_sha="b" * 40)
-    branch = Branch.objects.create(repository=repository, name="feature/login", kind="feature", head_sha="c" * 40)
+    branch = Branch.objects.create(
+        repository=repository, name="feature/login", kind="feature", head_sha="c" * 40, requested_by=developer
+    )
     promotion = Promotion.objects.create(repository=repository, branch=branch, title="Login form")
+    file = {
+        "path": "a.py",
+        "added": 1,
+        "deleted": 0,
+        "binary": False,
+        "patch": "@@ -0,0 +1 @@\n+A = 1\n",
+        "omitted": "",
+    }
+    PromotionReview.objects.create(
+        promotion=promotion, staging_sha="b" * 40, branch_sha="c" * 40, data={"commits": [], "files": [file]}
+    )
     job = Job.objects.create(kind="sync", title="Refresh shop", scope_id=repository.pk, scope_name=repository.name)
     webhook = Subscription.objects.create(
         repository=repository, url="https://chat.example.com/hook", events=["branch.created"], secret="whsec_eA=="
@@ -335,6 +355,7 @@ def url_for(key: str, needs: str, objects: dict[str, Any]) -> str:
         "repo": {"repo": repository.name},
         "branch": {"repo": repository.name, "branch_id": objects["branch"].pk},
         "promotion": {"repo": repository.name, "promotion_id": objects["promotion"].pk},
+        "file": {"repo": repository.name, "promotion_id": objects["promotion"].pk, "index": 0},
         "pair": {"repo": repository.name, "branch_id": objects["branch"].pk, "other_id": objects["branch"].pk},
         "job": {"job_id": objects["job"].pk},
         "webhook": {"subscription_id": objects["webhook"].pk},

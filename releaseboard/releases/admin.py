@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from releaseboard.audit.changes import form_changes
 from releaseboard.releases import services
 from releaseboard.releases.models import Repository
 
@@ -43,7 +44,7 @@ class RepositoryAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Repository, form: Any, change: bool) -> None:
         # Through the service: the change, its audit event and the sync job in one transaction.
-        job = services.save_repository(obj, actor=request.user)
+        job = services.save_repository(obj, actor=request.user, changes=form_changes(form, created=not change))
         messages.info(request, f"Checking the remote and importing its branches (job #{job.pk}).")
 
     def has_delete_permission(self, request: HttpRequest, obj: Repository | None = None) -> bool:

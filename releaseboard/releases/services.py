@@ -44,6 +44,27 @@ def _replayed(idempotency_key: str | None, model: Any = None) -> Any:
     return model.objects.get(pk=job.subject_id)
 
 
+def _locked(model: Any, pk: int) -> Any:
+    """Take the row's write lock for the rest of the transaction and read it fresh.
+
+    Two people pressing the same button at the same moment both pass the checks made
+    before the transaction; the second waits here for the first to commit, then sees
+    what the first did (PostgreSQL: FOR UPDATE; SQLite: the IMMEDIATE transaction
+    already holds the database's write lock).
+    """
+    return model.objects.select_for_update().get(pk=pk)
+
+
+def _active_job(kind: str, subject: Any, states: Any = None) -> Job | None:
+    """The newest job of `kind` about `subject` that has not ended (or is in `states`)."""
+    return (
+        jobs.active_jobs(kind=kind, subject_type=type(subject).__name__.lower(), subject_id=subject.pk)
+        .filter(state__in=states or JobState.active())
+        .order_by("-pk")
+        .first()
+    )
+
+
 def _once(idempotency_key: str | None, create: Any) -> Any:
     """Run `create` at most once per idempotency key (double clicks, browser retries).
 
@@ -85,8 +106,11 @@ def validate_repository(repository: Repository) -> None:
         raise Refused(f"The command cannot be read: {exc}.", field="test_command") from None
 
 
-def save_repository(repository: Repository, *, actor: Any) -> Job:
-    """Register or change a repository, then check its remote and import its heads."""
+def save_repository(repository: Repository, *, actor: Any, changes: dict[str, Any] | None = None) -> Job:
+    """Register or change a repository, then check its remote and import its heads.
+
+    `changes` ({field: {"from": old, "to": new}}, see audit.changes) goes into the audit
+    event, so turning on the four-eyes rule is on record as exactly that."""
     require(actor, Perm.CONFIGURE)
     validate_repository(repository)
     with transaction.atomic():
@@ -97,7 +121,7 @@ def save_repository(repository: Repository, *, actor: Any) -> Job:
             actor=actor,
             repository=repository,
             obj=repository,
-            details={"remote_url": repository.remote_url},
+            details={"remote_url": repository.remote_url, "changes": changes or {}},
         )
         return _sync_job(repository, actor)
 
@@ -244,8 +268,19 @@ def update_branch(branch: Branch, *, actor: Any, idempotency_key: str | None = N
 def request_promotion(
     branch: Branch, *, actor: Any, title: str, description: str = "", idempotency_key: str | None = None
 ) -> Promotion:
-    """Open a promotion of a feature/hotfix branch into staging and test the merge result."""
+    """Open a promotion of a feature/hotfix branch into staging and test the merge result.
+
+    Who may: the developer who requested the branch, or a release manager. A developer
+    cannot put someone else's unfinished work up for promotion; the owner decides when
+    their branch is ready, and a release manager can act for an owner who is away.
+    """
     require(actor, Perm.REQUEST_PROMOTION)
+    owner = branch.requested_by_id is not None and branch.requested_by_id == getattr(actor, "pk", None)
+    if not (owner or has_perm(actor, Perm.PROMOTE)):
+        who = branch.requested_by.get_username() if branch.requested_by else "nobody through Releaseboard"
+        raise PermissionDenied(
+            f"Only the developer who requested {branch.name} ({who}) or a release manager may request its promotion."
+        )
     if (replayed := _replayed(idempotency_key, Promotion)) is not None:
         return replayed
     repository = branch.repository
@@ -257,6 +292,7 @@ def request_promotion(
         raise Refused("Give the promotion a title.", field="title")
 
     def create() -> Promotion:
+        _locked(Branch, branch.pk)  # one open promotion per branch, even for two clicks at once
         open_one = Promotion.objects.filter(branch=branch, state__in=PromotionState.active()).first()
         if open_one is not None:
             raise Refused(f"{branch.name} already has an open promotion (#{open_one.pk}); use that one.")
@@ -298,6 +334,13 @@ def retest_promotion(promotion: Promotion, *, actor: Any, idempotency_key: str |
         raise Refused(f"Promotion #{promotion.pk} is {promotion.get_state_display().lower()}; nothing to test.")
 
     def create() -> Job:
+        locked = _locked(Promotion, promotion.pk)
+        # A test that has not started yet will merge and test the newest heads anyway:
+        # a second click (or a second person) is answered with it.
+        if (queued := _active_job("test_promotion", locked, [JobState.QUEUED])) is not None:
+            return queued
+        if locked.state not in (PromotionState.OPEN, PromotionState.FAILED):
+            raise Refused(f"Promotion #{promotion.pk} is {locked.get_state_display().lower()}; nothing to test.")
         Promotion.objects.filter(pk=promotion.pk).update(state=PromotionState.OPEN, state_message="", retests=0)
         audit_record("promotion.retest_requested", actor=actor, repository=promotion.repository, obj=promotion)
         return _test_promotion_job(promotion, actor, idempotency_key)
@@ -333,9 +376,17 @@ def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = N
         raise Refused(verdict.message)
 
     def create() -> Job:
-        Promotion.objects.filter(pk=promotion.pk).update(
-            state=PromotionState.PROMOTING, state_message="", promoted_by=actor, retests=0
-        )
+        # Conditional on the state: of two clicks at the same moment only the first moves
+        # the promotion to PROMOTING (the second's UPDATE waits for the first's commit and
+        # then matches no row) and the second is answered with the first's job.
+        moved = Promotion.objects.filter(
+            pk=promotion.pk, state__in=(PromotionState.OPEN, PromotionState.FAILED)
+        ).update(state=PromotionState.PROMOTING, state_message="", promoted_by=actor, retests=0)
+        if not moved:
+            current = Promotion.objects.get(pk=promotion.pk)
+            if (first := _active_job("promote", current)) is not None:
+                return first
+            raise Refused(f"Promotion #{promotion.pk} is {current.get_state_display().lower()}.")
         audit_record(
             "promotion.promote_requested",
             actor=actor,
@@ -412,6 +463,12 @@ def promote_to_master(
         raise Refused(verdict.message)
 
     def create() -> Release:
+        _locked(Repository, repository.pk)  # one release at a time, even for two clicks at once
+        pending = Release.objects.filter(repository=repository, state=ReleaseState.PENDING).first()
+        if pending is not None and pending.tag == chosen.tag and pending.sha == preview.staging_sha:
+            return pending  # the same decision, made twice at the same moment: one release
+        if pending is not None:
+            raise Refused(f"{pending.tag} is being released right now; wait for it to finish, then look again.")
         if Release.objects.filter(repository=repository, tag=chosen.tag).exclude(state=ReleaseState.FAILED).exists():
             raise Refused(f"{chosen.tag} is already taken; tags never move. Choose another version.", field="version")
         release = Release.objects.create(
@@ -459,6 +516,10 @@ def copy_master_to_staging(repository: Repository, *, actor: Any, idempotency_ke
         raise Refused(f"{repository.master_branch} was not found on the remote; refresh the repository first.")
 
     def create() -> Job:
+        locked = _locked(Repository, repository.pk)
+        # Two clicks at the same moment: the second waits for the first, then gets its job.
+        if (first := _active_job("copy_master", locked)) is not None:
+            return first
         audit_record(
             "staging.copy_requested",
             actor=actor,
@@ -512,7 +573,11 @@ def retry_job(job: Job, *, actor: Any, idempotency_key: str | None = None) -> Jo
         raise Refused(f"{branch.name} is {branch.get_state_display().lower()}; there is nothing to create again.")
 
     def create() -> Job:
-        Branch.objects.filter(pk=branch.pk).update(state=BranchState.REQUESTED)
+        # Conditional, like promote(): of two retries at once only the first moves it.
+        if not Branch.objects.filter(pk=branch.pk, state=BranchState.FAILED).update(state=BranchState.REQUESTED):
+            if (first := _active_job("create_branch", branch)) is not None:
+                return first
+            raise Refused(f"{branch.name} is no longer failed; there is nothing to create again.")
         audit_record("branch.retry_requested", actor=actor, repository=repository, obj=branch)
         return jobs.create_job(
             "create_branch",

@@ -9,6 +9,15 @@ command are killed and reaped: its descendants, its session and group, anything 
 in its tree before, and orphans that carry the run's token in their environment. The
 worker's other children (a git command in another thread) are never touched.
 
+The command does not run as the worker's own child but under a small *supervisor*
+(`supervise()`, this file run as a script: standard library only, no Django). The
+supervisor asks the kernel for SIGTERM when the worker dies (PR_SET_PDEATHSIG), is a
+child subreaper for the whole run, and on that signal, on the worker's stop request or
+when the command ends, kills the command's tree before it exits. So a worker killed
+with SIGKILL (or a `make run` stopped with Ctrl-C) takes its test with it within a
+fraction of a second instead of leaving it running in the worktree the job's retry
+is about to use.
+
 Limits (see docs/security.md): a process that escapes before it was ever seen *and*
 clears its environment is not found; a fork bomb may outrun the sweep for its few
 seconds. cgroups v2 would close both; this host has only cgroup v1.
@@ -20,12 +29,15 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 TOKEN_VARIABLE = "SANDBOX_RUN_ID"
@@ -179,3 +191,70 @@ class ProcessTree:
             if time.monotonic() > deadline:
                 return len(left)
             time.sleep(0.01)
+
+
+# -- the supervisor: the process that owns one command ------------------------------------
+
+SUPERVISOR_POLL_SECONDS = 0.05
+
+
+def _die_with_parent() -> None:
+    """In the command, before exec: SIGKILL should the supervisor itself be killed."""
+    _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+
+
+def supervise(parent: int, status_fd: int, argv: list[str]) -> int:
+    """Run argv to its end and kill whatever it left behind; report on status_fd.
+
+    Lines written to status_fd: `started <pid>` or `error <message>` first, then
+    `exit <returncode>` or `stopped` (SIGTERM: the worker asked, or died). The command
+    inherits stdout and stderr, so its output goes straight to the worker's pipe.
+    """
+    status = os.fdopen(status_fd, "w", buffering=1)
+    stop = threading.Event()
+    # The handler only sets a flag: the kill happens in the loop below, so a signal
+    # that arrives while the command is being started cannot skip the cleanup.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for the terminal's foreground
+    _prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    if os.getppid() != parent:  # the worker died before the kernel could be told to tell us
+        status.write("error the worker stopped before the command started\n")
+        return 1
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+    except OSError as exc:
+        status.write(f"error could not start {argv[0]!r}: {exc.strerror}\n")
+        return 127
+    status.write(f"started {proc.pid}\n")
+    tree = ProcessTree(proc.pid, os.environ.get(TOKEN_VARIABLE, ""))
+    tracked_at = 0.0
+    code: int | None = None
+    try:
+        while not stop.is_set():
+            code = proc.poll()
+            if code is not None:
+                break
+            if time.monotonic() - tracked_at >= 0.2:
+                tree.track()
+                tracked_at = time.monotonic()
+            stop.wait(SUPERVISOR_POLL_SECONDS)
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        tree.kill_all()
+    status.write(f"exit {code}\n" if code is not None else "stopped\n")
+    return 0
+
+
+def supervisor_argv(status_fd: int, argv: list[str]) -> list[str]:
+    """How the worker starts the supervisor for argv: this file as a script, run by the
+    worker's own interpreter, ignoring PYTHON* variables (so no Django and no Celery are
+    loaded, and nothing of the command's environment changes the supervisor)."""
+    return [sys.executable, "-E", "-s", os.path.abspath(__file__), str(os.getpid()), str(status_fd), "--", *argv]
+
+
+if __name__ == "__main__":
+    # python processes.py <parent pid> <status fd> -- argv...
+    sys.exit(supervise(int(sys.argv[1]), int(sys.argv[2]), sys.argv[4:]))

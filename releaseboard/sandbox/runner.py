@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import selectors
@@ -14,16 +15,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from releaseboard.sandbox.processes import TOKEN_VARIABLE, ProcessTree, subreaper
+from releaseboard.sandbox.processes import TOKEN_VARIABLE, ProcessTree, subreaper, supervisor_argv
 
 # Only these variables of the worker's environment reach a command. Everything else
 # (the Django secret, database and broker URLs, credentials) stays out.
 ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "TZ")
 READ_CHUNK = 65536
 POLL_SECONDS = 0.2
+SUPERVISOR_STOP_SECONDS = 10
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
@@ -80,7 +82,9 @@ def run(
     The command gets a session (and so a process group) of its own. When it ends (by
     itself, on timeout or on cancel) every process it started is killed, even one that
     left the group with setsid(): while it runs, this process is a child subreaper, so
-    orphans come back to us (see processes.py). Output past output_cap is dropped and
+    orphans come back to us (see processes.py). The command runs under a supervisor
+    process that kills it and everything it started when this process dies, even by
+    SIGKILL (processes.supervise). Output past output_cap is dropped and
     marked; the exit code alone decides whether the command passed, so truncation
     cannot turn a failure into a pass.
     """
@@ -110,9 +114,10 @@ def _run(
 ) -> CommandResult:
     started = time.monotonic()
     token = uuid.uuid4().hex
+    status_read, status_write = os.pipe()
     try:
         proc = subprocess.Popen(
-            argv,
+            supervisor_argv(status_write, argv),
             cwd=cwd,
             # The token marks the run's processes, so an orphan that left the session
             # can still be told apart from the worker's other children.
@@ -121,12 +126,51 @@ def _run(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=(status_write,),
         )
     except OSError as exc:
+        os.close(status_read)
         return CommandResult(Outcome.NOT_STARTED, None, 0.0, 0, False, f"could not start {argv[0]!r}: {exc.strerror}")
+    finally:
+        os.close(status_write)
 
     assert proc.stdout is not None
-    tree = ProcessTree(proc.pid, token)
+    with os.fdopen(status_read) as status:
+        first = status.readline()
+        if not first.startswith("started "):
+            # The supervisor could not start the command (or died): nothing runs.
+            _stop(proc)
+            output = proc.stdout.read().decode("utf-8", errors="replace").strip()
+            proc.stdout.close()
+            message = first.partition(" ")[2].strip() or f"the sandbox could not start {argv[0]!r}: {output[-500:]}"
+            return CommandResult(Outcome.NOT_STARTED, None, time.monotonic() - started, 0, False, message)
+        result = _follow(proc, int(first.split()[1]), token, started, timeout, on_output, should_cancel, output_cap)
+        last = status.readline().split()
+    if last[:1] == ["exit"] and result.outcome in (Outcome.PASSED, Outcome.FAILED):
+        code = int(last[1])
+        outcome = Outcome.PASSED if code == 0 else Outcome.FAILED
+        return CommandResult(outcome, code, result.duration, result.output_bytes, result.truncated, f"exit code {code}")
+    if result.outcome in (Outcome.PASSED, Outcome.FAILED):
+        # The supervisor did not say how the command ended (it was killed): not a pass.
+        return CommandResult(
+            Outcome.FAILED, None, result.duration, result.output_bytes, result.truncated, "the sandbox supervisor died"
+        )
+    return result
+
+
+def _follow(
+    proc: subprocess.Popen[bytes],
+    command_pid: int,
+    token: str,
+    started: float,
+    timeout: float,
+    on_output: Callable[[str], None],
+    should_cancel: Callable[[], bool],
+    output_cap: int,
+) -> CommandResult:
+    """Stream the supervisor's pipe until it exits, is timed out or cancelled."""
+    assert proc.stdout is not None
+    tree = ProcessTree(command_pid, token)
     tracked_at = 0.0
     os.set_blocking(proc.stdout.fileno(), False)
     selector = selectors.DefaultSelector()
@@ -187,13 +231,14 @@ def _run(
             elif should_cancel():
                 stopped = Outcome.CANCELLED
             if stopped:
-                _kill_group(proc)
+                _stop(proc)
                 break
     finally:
         selector.close()
         # Always: children left behind (a server the tests started, a daemon that
-        # called setsid) die with the run. The group first, then the sweep for escapees.
-        _kill_group(proc)
+        # called setsid) die with the run. The supervisor does it; should it have been
+        # killed itself, the sweep here finds the escapees that came back to us.
+        _stop(proc)
         tree.kill_all()
         proc.stdout.close()
     if decoder_pending:
@@ -211,12 +256,18 @@ def _run(
     return CommandResult(outcome, code, duration, written, truncated, f"exit code {code}")
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Ask the supervisor to kill the command's tree and exit; kill it if it will not."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=SUPERVISOR_STOP_SECONDS)
+        return
     except subprocess.TimeoutExpired:
         pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 
+from releaseboard.branching import BranchNames
 from releaseboard.jobs.models import JobState
 from releaseboard.refusals import Refused
 from releaseboard.releases.models import Repository
@@ -44,10 +45,51 @@ class RequestBranchForm(StartsWorkForm):
         label="Short name",
         max_length=100,
         strip=True,
-        help_text="Lowercase letters, digits, '.', '_' and '-', e.g. login-form. The prefix is added for you.",
+        help_text=(
+            "Lowercase letters, digits, '.', '_' and '-' (and '/' to group), e.g. login-form. "
+            "The prefix is added for you."
+        ),
     )
     purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="What the branch is for.")
     ticket_url = forms.URLField(label="Ticket link", required=False, assume_scheme="https")
+
+    def __init__(self, *args: Any, names: BranchNames | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.names = names or BranchNames()
+        # The page shows the final name as it is typed (static/releaseboard.js reads these).
+        self.fields["name"].widget.attrs.update(
+            {
+                "data-final-name": "branch-final-name",
+                "data-prefix-feature": self.names.feature_prefix,
+                "data-prefix-hotfix": self.names.hotfix_prefix,
+                "autocomplete": "off",
+            }
+        )
+
+    def clean(self) -> dict[str, Any]:
+        """A typed prefix of the chosen kind is the one the service adds: drop it, so
+        `feature/login` asked as a Feature becomes feature/login, not feature/feature/login.
+        The other kind's prefix is a mistake worth a question, and `..` is named as such
+        (the service's generic message would not say which character is wrong)."""
+        data = super().clean() or {}
+        name, kind = data.get("name"), data.get("kind")
+        if not name or kind not in ("feature", "hotfix"):
+            return data
+        own = self.names.feature_prefix if kind == "feature" else self.names.hotfix_prefix
+        other = self.names.hotfix_prefix if kind == "feature" else self.names.feature_prefix
+        if own and name.startswith(own):
+            name = name[len(own) :]
+        elif other and name.startswith(other):
+            self.add_error(
+                "name",
+                f"'{other}' is the prefix of the other kind: choose that kind above, or drop '{other}' from the name.",
+            )
+            return data
+        if ".." in name:
+            self.add_error("name", "A branch name may not contain '..' (two dots in a row); use one dot or a '-'.")
+            return data
+        data["name"] = name
+        return data
 
 
 class RequestPromotionForm(StartsWorkForm):

@@ -3,54 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.urls import reverse
 
 from releaseboard.branching import BranchKind
-from releaseboard.jobs.models import Job, JobLogLine
+from releaseboard.jobs.models import Job, JobLogLine, JobState
+from releaseboard.policy import guard
+from releaseboard.radar import selectors as radar
 from releaseboard.releases import selectors
 from releaseboard.releases.models import (
     Branch,
     BranchState,
-    MergeCheck,
     Promotion,
     PromotionState,
     Release,
     TestResult,
     TestRun,
 )
-
-
-def promotion_status(promotion: Promotion, test: TestRun | None, passing: bool) -> str:
-    """What a promotion is waiting for, in one sentence a developer can act on."""
-    branch = promotion.branch.name
-    state = promotion.state
-    if state == PromotionState.PROMOTING:
-        return "Being pushed to staging by its promote job; see the job log below."
-    if state == PromotionState.PROMOTED:
-        return "In staging; it goes to master with the next release."
-    if state == PromotionState.RELEASED:
-        tag = promotion.release.tag if promotion.release else ""
-        return f"Released{' in ' + tag if tag else ''}."
-    if state in (PromotionState.DISCARDED, PromotionState.CLOSED, PromotionState.REMOVED):
-        return f"{promotion.get_state_display()}: it is no longer waiting for anything. Request a new promotion to try again."
-    if passing:
-        return f"The merge result {promotion.merge_sha[:10]} passed its tests and may be promoted to staging."
-    if promotion.merge_check == MergeCheck.CONFLICT:
-        return (
-            f"{branch} conflicts with staging in the files listed. Merge staging into {branch}, resolve the "
-            "conflicts, push, then run the tests again."
-        )
-    if promotion.merge_check == MergeCheck.NOTHING:
-        return f"{branch} has nothing that staging does not have. Push commits to it, then run the tests again."
-    if not promotion.merge_sha:
-        return "Waiting for the merge check and the test of the merge result."
-    if test is not None and test.result == TestResult.FAILED:
-        return (
-            f"The merge result {promotion.merge_sha[:10]} failed its tests. Fix {branch}, push, then run the "
-            "tests again."
-        )
-    return f"Waiting for the test of the merge result {promotion.merge_sha[:10]}."
+from releaseboard.review.models import PromotionReview, TestReport
+from releaseboard.roles import Perm, has_perm
+from releaseboard.web import diffview, logview, phases
 
 
 @dataclass
@@ -59,11 +32,18 @@ class BranchCard:
     promotion: Promotion | None
     test: TestRun | None
     status: str
+    phase: phases.Phase | None = None
+
+
+def promotion_phase(promotion: Promotion, test: TestRun | None, passing: bool, job: Job | None) -> phases.Phase:
+    """The promotion's one state; the policy is asked only when it could be promoted now."""
+    refusal = guard.promotion_refusal(promotion) if passing and promotion.state in PromotionState.active() else ""
+    return phases.phase(promotion, test, passing, refusal=refusal, job=job)
 
 
 def branch_cards(board: selectors.Board) -> list[BranchCard]:
-    """One card per feature/hotfix branch, with its open promotion and latest test, in
-    one extra query for all the tests."""
+    """One card per feature/hotfix branch, with its open promotion, latest test and
+    state, in two extra queries for all the tests and jobs."""
     branches = [*board.features, *board.hotfixes]
     merge_shas = [p.merge_sha for p in board.promotions.values() if p.merge_sha]
     tests: dict[str, TestRun] = {}
@@ -72,20 +52,60 @@ def branch_cards(board: selectors.Board) -> list[BranchCard]:
         tests[run.commit_sha] = run  # ordered by id: the latest run wins
         if run.result == TestResult.PASSED:
             passing.add(run.commit_sha)
+    jobs = {
+        job.subject_id: job
+        for job in Job.objects.filter(
+            subject_type="promotion", subject_id__in=[p.pk for p in board.promotions.values()]
+        ).order_by("id")
+    }
     cards = []
     for branch in branches:
         promotion = board.promotions.get(branch.pk)
         test = tests.get(promotion.merge_sha) if promotion and promotion.merge_sha else None
+        phase = None
         if promotion is not None:
-            status = promotion_status(promotion, test, promotion.merge_sha in passing)
+            promotion.repository, promotion.branch = board.repository, branch  # read below, loaded here
+            phase = promotion_phase(promotion, test, promotion.merge_sha in passing, jobs.get(promotion.pk))
+            status = phase.next
         elif branch.state == BranchState.REQUESTED:
             status = "Being created by its job."
         elif branch.state == BranchState.FAILED:
             status = "Could not be created; see its job."
         else:
             status = "No promotion requested yet."
-        cards.append(BranchCard(branch, promotion, test, status))
+        cards.append(BranchCard(branch, promotion, test, status, phase))
     return cards
+
+
+@dataclass
+class RadarSummary:
+    staging_conflicts: int  # open branches that conflict with staging itself
+    pair_conflicts: int  # pairs of open branches that conflict with each other
+    pending: int
+
+    @property
+    def clear(self) -> bool:
+        return not (self.staging_conflicts or self.pair_conflicts or self.pending)
+
+
+def radar_summary(matrix: radar.Matrix) -> RadarSummary:
+    """The radar's headline: conflicts with staging count as much as those between branches
+    (a branch that conflicts with staging cannot be promoted at all)."""
+    staging = sum(1 for row in matrix.rows if row.staging is not None and row.staging.state == radar.CONFLICT)
+    return RadarSummary(staging, matrix.conflicting_pairs, matrix.pending_pairs)
+
+
+def promotion_request_refusal(user: Any, branch: Branch) -> str:
+    """Why `user` may not request this branch's promotion, or "". The rule is the
+    service's (services.request_promotion): the branch's requester or a release manager."""
+    if has_perm(user, Perm.PROMOTE):
+        return ""
+    if not has_perm(user, Perm.REQUEST_PROMOTION):
+        return "You need a role that may request promotions."
+    if branch.requested_by_id is not None and branch.requested_by_id == getattr(user, "pk", None):
+        return ""
+    who = branch.requested_by.get_username() if branch.requested_by else "nobody through Releaseboard"
+    return f"Only the developer who requested {branch.name} ({who}) or a release manager may request its promotion."
 
 
 def can_request_promotion(branch: Branch) -> bool:
@@ -127,10 +147,71 @@ def live_log(job: Job, after: int = 0) -> dict[str, object]:
     final = job.is_final
     lines = list(JobLogLine.objects.filter(job=job, seq__gt=after).order_by("seq").values_list("seq", "text"))
     cursor = lines[-1][0] if lines else after
+    # Output whose git command was sent in an earlier poll goes into that command's fold.
+    previous = (
+        JobLogLine.objects.filter(job=job, seq=after).values_list("text", flat=True).first()
+        if lines and after
+        else None
+    )
     return {
+        **failure_summary(job),
         "job": job,
-        "log_text": "".join(text for _, text in lines),
+        "log_html": logview.render(
+            (text for _, text in lines), after_git_command=bool(previous and logview.is_git_command(previous))
+        ),
         "has_lines": bool(lines),
         "cursor": cursor,
         "polling": not final,
     }
+
+
+def review_context(promotion: Promotion) -> dict[str, object]:
+    """What the promotion brings, from the review its test job stored: commits, files
+    with their diffstat and (small ones) their highlighted diff, conflicting hunks."""
+    review = PromotionReview.objects.filter(promotion=promotion).first()
+    if review is None:
+        return {"review": None}
+    data = review.data
+    files = diffview.file_views(data.get("files", []))
+    patches = {
+        view.index: diffview.render_patch(view.path, entry["patch"])
+        for view, entry in zip(files, data.get("files", []), strict=True)
+        if entry["patch"] and not view.large
+    }
+    conflicts = [
+        {
+            "path": c["path"],
+            "landed": c["landed"],
+            "hunks": [{"line": h["line"], "rows": diffview.render_conflict(c["path"], h["text"])} for h in c["hunks"]],
+        }
+        for c in data.get("conflicts", [])
+    ]
+    return {
+        "review": review,
+        "review_commits": data.get("commits", []),
+        "review_files": [(view, patches.get(view.index, "")) for view in files],
+        "review_added": sum(f.added for f in files),
+        "review_deleted": sum(f.deleted for f in files),
+        "review_truncated": data.get("truncated", False),
+        "review_conflicts": conflicts,
+        "review_current": review.branch_sha == promotion.branch_sha,
+    }
+
+
+TAIL_LINES = 20
+
+
+def failure_summary(job: Job) -> dict[str, object]:
+    """What failed, for the top of the log: the failing tests and their assertion from the
+    JUnit report when the test command wrote one, else the last lines of the output."""
+    if job.is_active:  # asked on every poll of a running log; the summary comes at the end
+        return {"report": None, "tail": ""}
+    report = TestReport.objects.filter(job=job).first()
+    if report is not None and (report.data.get("failures") or report.data.get("errors")):
+        return {"report": report.data, "tail": ""}
+    if job.state != JobState.FAILED:
+        return {"report": report.data if report else None, "tail": ""}
+    last = list(JobLogLine.objects.filter(job=job).order_by("-seq").values_list("text", flat=True)[:TAIL_LINES])
+    text = logview.readable("".join(reversed(last)))
+    tail = "\n".join(text.rstrip("\n").split("\n")[-TAIL_LINES:])
+    return {"report": report.data if report else None, "tail": tail}

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from django.templatetags.static import static
 from django.urls import URLPattern, path
+from django.views.generic.base import RedirectView
 
 from releaseboard.web import (
     views_audit,
@@ -16,9 +18,23 @@ from releaseboard.web import (
     views_webhooks,
 )
 
+
+class FaviconRedirect(RedirectView):
+    """To the static file's current (hashed) URL, looked up per request: a permanent
+    redirect would pin browsers to one version, and a lookup at import would need the
+    static manifest before the first request."""
+
+    permanent = False
+
+    def get_redirect_url(self, *args: object, **kwargs: object) -> str:
+        return static("favicon.svg")
+
+
 app_name = "web"
 urlpatterns: list[URLPattern] = [
     path("", views_board.repository_list, name="repository_list"),
+    # Browsers ask for /favicon.ico on pages without a <link rel=icon> (e.g. a JSON file).
+    path("favicon.ico", FaviconRedirect.as_view(), name="favicon"),
     path("r/<slug:repo>/", views_board.board, name="board"),
     path("r/<slug:repo>/refresh/", views_board.repository_refresh, name="repository_refresh"),
     path("r/<slug:repo>/test-staging/", views_board.staging_test, name="staging_test"),
@@ -28,6 +44,11 @@ urlpatterns: list[URLPattern] = [
     path("r/<slug:repo>/branches/<int:branch_id>/update/", views_branches.branch_update, name="branch_update"),
     path("r/<slug:repo>/branches/<int:branch_id>/promote/", views_branches.promotion_request, name="promotion_request"),
     path("r/<slug:repo>/promotions/<int:promotion_id>/", views_promotions.promotion_detail, name="promotion_detail"),
+    path(
+        "r/<slug:repo>/promotions/<int:promotion_id>/files/<int:index>/",
+        views_promotions.promotion_file,
+        name="promotion_file",
+    ),
     path(
         "r/<slug:repo>/promotions/<int:promotion_id>/retest/",
         views_promotions.promotion_retest,

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from releaseboard.radar import selectors as radar
@@ -15,7 +16,8 @@ from releaseboard.releases.models import Repository
 from releaseboard.roles import Perm, require
 from releaseboard.web.access import repository_for
 from releaseboard.web.forms import StartsWorkForm, posted_key
-from releaseboard.web.presenters import branch_cards, recent_releases
+from releaseboard.web.presenters import branch_cards, radar_summary, recent_releases
+from releaseboard.web.snapshot import snapshot_page
 
 
 @login_required
@@ -25,6 +27,7 @@ def repository_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@snapshot_page
 def board(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
     token = selectors.board_token(repository, request.user, timezone.now())
@@ -32,13 +35,15 @@ def board(request: HttpRequest, repo: str) -> HttpResponse:
         # The poller's board is current: nothing to send, nothing to swap (htmx ignores 204).
         return HttpResponse(status=204)
     data = selectors.board(repository)
+    matrix = radar.matrix(repository)
     context = {
         "board_token": token,
         "repository": repository,
         "board": data,
         "cards": branch_cards(data),
         "releases": recent_releases(repository.pk),
-        "radar": radar.matrix(repository),
+        "radar": matrix,
+        "radar_summary": radar_summary(matrix),
     }
     # The board polls itself every few seconds and then needs only its own region.
     template = "web/board.html#board" if request.htmx else "web/board.html"
@@ -50,7 +55,11 @@ def board(request: HttpRequest, repo: str) -> HttpResponse:
 def repository_refresh(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.REFRESH)
     services.refresh(repository, actor=request.user, idempotency_key=posted_key(request.POST))
-    messages.success(request, f"Refreshing {repository.name} from its remote; the board updates when it is done.")
+    messages.success(request, f"Refreshing {repository.name} from its remote; the page updates when it is done.")
+    # Back to the page the button was on (a branch page has one too), never off this site.
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}) and back.startswith("/"):
+        return redirect(back)
     return redirect("web:board", repo=repository.name)
 
 

@@ -13,14 +13,15 @@ from releaseboard.releases import selectors, services
 from releaseboard.roles import Perm
 from releaseboard.web.access import branch_for, repository_for
 from releaseboard.web.forms import RequestBranchForm, RequestPromotionForm, posted_key
-from releaseboard.web.presenters import can_request_promotion
+from releaseboard.web.presenters import can_request_promotion, promotion_request_refusal
+from releaseboard.web.timeline import branch_timeline
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def branch_request(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.REQUEST_BRANCH)
-    form = RequestBranchForm(request.POST if request.method == "POST" else None)
+    form = RequestBranchForm(request.POST if request.method == "POST" else None, names=repository.names)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -41,8 +42,16 @@ def branch_request(request: HttpRequest, repo: str) -> HttpResponse:
             if job is None:  # not expected: the service creates the job with the branch
                 return redirect("web:branch_detail", repo=repository.name, branch_id=branch.pk)
             return redirect("web:job_detail", job_id=job.pk)
-    context = {"repository": repository, "form": form, "names": repository.names}
+    context = {"repository": repository, "form": form, "names": repository.names, "final_name": _final_name(form)}
     return render(request, "web/branch_request.html", context)
+
+
+def _final_name(form: RequestBranchForm) -> str:
+    """The name the branch will get, as the page shows it before the script updates it."""
+    data = form.cleaned_data if form.is_bound and hasattr(form, "cleaned_data") else {}
+    kind = data.get("kind") or form["kind"].value() or "feature"
+    prefix = form.names.hotfix_prefix if kind == "hotfix" else form.names.feature_prefix
+    return prefix + (data.get("name") or "<name>")
 
 
 @login_required
@@ -54,15 +63,21 @@ def branch_detail(request: HttpRequest, repo: str, branch_id: int) -> HttpRespon
         "promotions": branch.promotions.select_related("requested_by").order_by("-id"),
         "jobs": selectors.jobs_for("branch", branch.pk).select_related("created_by"),
         "promotable": can_request_promotion(branch),
+        "promotion_refusal": promotion_request_refusal(request.user, branch),
+        "timeline": branch_timeline(branch),
         "may_update": services.may_update_branch(request.user, branch),
     }
-    return render(request, "web/branch_detail.html", context)
+    # The facts poll themselves, so a refresh that moved the head shows without a reload.
+    template = "web/branch_detail.html#facts" if request.htmx else "web/branch_detail.html"
+    return render(request, template, context)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def promotion_request(request: HttpRequest, repo: str, branch_id: int) -> HttpResponse:
     branch = branch_for(request, repo, branch_id, Perm.REQUEST_PROMOTION)
+    if refusal := promotion_request_refusal(request.user, branch):
+        raise PermissionDenied(refusal)
     if request.method == "POST":
         form = RequestPromotionForm(request.POST)
     else:
@@ -80,7 +95,7 @@ def promotion_request(request: HttpRequest, repo: str, branch_id: int) -> HttpRe
         except services.Refused as exc:
             form.show_refusal(exc)
         else:
-            messages.success(request, f"Promotion #{promotion.pk} requested; its merge result is being tested.")
+            messages.success(request, f"Promotion #{promotion.pk} requested.")
             return redirect("web:promotion_detail", repo=branch.repository.name, promotion_id=promotion.pk)
     context = {"repository": branch.repository, "branch": branch, "form": form}
     return render(request, "web/promotion_request.html", context)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -11,9 +13,11 @@ from django.views.decorators.http import require_http_methods
 from releaseboard.deployments.selectors import where_deployed
 from releaseboard.paging import keyset_page
 from releaseboard.releases import selectors, services
-from releaseboard.roles import Perm
+from releaseboard.releases.models import Repository
+from releaseboard.roles import Perm, has_perm
 from releaseboard.web.access import repository_for
 from releaseboard.web.forms import ReleaseForm
+from releaseboard.web.snapshot import snapshot_page
 
 # Releases carry their notes, so a page holds fewer of them than the audit log does.
 PAGE_SIZE = 25
@@ -21,16 +25,24 @@ PAGE_SIZE = 25
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@snapshot_page
 def release_new(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.PROMOTE)
     preview = selectors.release_preview(repository)
+    waiting = _commits_behind(repository, preview, request.user)
+    if request.htmx:
+        return render(
+            request, "web/release_new.html#commits", {"repository": repository, "preview": preview, "waiting": waiting}
+        )
     if request.method == "POST":
         form = ReleaseForm(request.POST)
     else:
         form = ReleaseForm(
             initial={"version": str(preview.proposed_version), "notes": selectors.release_notes(preview.promotions)}
         )
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and waiting:
+        form.add_error(None, waiting)
+    elif request.method == "POST" and form.is_valid():
         try:
             release = services.promote_to_master(
                 repository,
@@ -51,11 +63,31 @@ def release_new(request: HttpRequest, repo: str) -> HttpResponse:
             if job is None:  # not expected: the service creates the job with the release
                 return redirect("web:release_list", repo=repository.name)
             return redirect("web:job_detail", job_id=job.pk)
-    context = {"repository": repository, "preview": preview, "form": form}
+    context = {"repository": repository, "preview": preview, "form": form, "waiting": waiting}
     return render(request, "web/release_new.html", context)
 
 
+def _commits_behind(repository: Repository, preview: selectors.ReleasePreview, user: Any) -> str:
+    """Why the commit list does not show master..staging at the head being released yet, or "".
+
+    The list is recorded by the last refresh (no git runs in a request). Right after a
+    promotion staging has a new head the list does not know: the page then asks for a
+    refresh, once per staging head, and waits for it instead of showing a stale list.
+    """
+    if preview.refusal or not preview.staging_sha:
+        return ""
+    if preview.commits and preview.commits[0].get("sha") == preview.staging_sha:
+        return ""
+    if has_perm(user, Perm.REFRESH):
+        services.refresh(repository, actor=user, idempotency_key=f"preview-{repository.pk}-{preview.staging_sha}")
+    return (
+        f"Reading the commits of {repository.staging_branch} {preview.staging_sha[:10]} from the remote; "
+        "Promote to master waits until the list shows exactly what it releases."
+    )
+
+
 @login_required
+@snapshot_page
 def release_list(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
     releases = repository.releases.select_related("released_by").prefetch_related("promotions__branch")

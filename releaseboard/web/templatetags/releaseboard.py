@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -38,6 +41,23 @@ def tone(state: str | None) -> str:
     if value in busy:
         return "busy"
     return "neutral"
+
+
+@register.filter
+def ago(value: datetime | None) -> str:
+    """ "just now" under a minute, else "5 minutes ago": never "0 minutes ago"."""
+    if value is None:
+        return "—"
+    if timezone.now() - value < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(value)} ago"
+
+
+@register.filter
+def version(value: object) -> str:
+    """ "v1.4.0", or "no release yet" for the 0.0.0 a repository starts from."""
+    text = str(value or "")
+    return "no release yet" if text in ("", "0.0.0") else f"v{text}"
 
 
 @register.simple_tag

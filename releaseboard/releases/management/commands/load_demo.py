@@ -37,7 +37,7 @@ from releaseboard.releases.models import Repository
 from releaseboard.roles import Role
 
 REPOSITORY_NAME = "shop"
-TEST_COMMAND = "python3 -m unittest -v"
+TEST_COMMAND = "python3 run_tests.py"
 TEST_TIMEOUT = 120
 
 # username -> the role it holds (admin is also staff and superuser).
@@ -58,8 +58,75 @@ AUTHORS = {
 README = """\
 # shop
 
-A tiny demo project for Releaseboard. Run its tests with `python3 -m unittest -v`.
+A tiny demo project for Releaseboard. Run its tests with `python3 run_tests.py`
+(or `python3 -m unittest -v`).
 """
+
+# The demo's test command: unittest, plus the JUnit XML report Releaseboard reads for the
+# failure summary on top of a job's log, written where $RELEASEBOARD_JUNIT_XML says.
+RUN_TESTS = '''\
+"""Run the shop's tests; write a JUnit XML report to $RELEASEBOARD_JUNIT_XML if it is set."""
+
+import os
+import sys
+import unittest
+from xml.sax.saxutils import escape, quoteattr
+
+
+class Recorder(unittest.TextTestResult):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cases = []
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.cases.append((test, "", ""))
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self.cases.append((test, "failure", self._exc_info_to_string(err, test)))
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self.cases.append((test, "error", self._exc_info_to_string(err, test)))
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self.cases.append((test, "skipped", reason))
+
+
+def junit(cases):
+    rows = []
+    for test, kind, text in cases:
+        classname = type(test).__module__ + "." + type(test).__name__
+        name = getattr(test, "_testMethodName", str(test))
+        head = f"<testcase classname={quoteattr(classname)} name={quoteattr(name)}"
+        if kind in ("failure", "error"):
+            message = text.strip().splitlines()[-1] if text.strip() else kind
+            rows.append(f"{head}><{kind} message={quoteattr(message)}>{escape(text)}</{kind}></testcase>")
+        elif kind == "skipped":
+            rows.append(f"{head}><skipped message={quoteattr(text)}/></testcase>")
+        else:
+            rows.append(f"{head}/>")
+    failures = sum(kind == "failure" for _, kind, _ in cases)
+    errors = sum(kind == "error" for _, kind, _ in cases)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\\n'
+        f'<testsuite name="shop" tests="{len(cases)}" failures="{failures}" errors="{errors}">\\n'
+        + "\\n".join(rows)
+        + "\\n</testsuite>\\n"
+    )
+
+
+if __name__ == "__main__":
+    suite = unittest.defaultTestLoader.discover(".")
+    result = unittest.TextTestRunner(verbosity=2, resultclass=Recorder).run(suite)
+    report = os.environ.get("RELEASEBOARD_JUNIT_XML")
+    if report:
+        with open(report, "w", encoding="utf-8") as handle:
+            handle.write(junit(result.cases))
+    sys.exit(0 if result.wasSuccessful() else 1)
+'''
 
 CART = '''\
 """A tiny shop cart. Prices are whole cents."""
@@ -256,7 +323,7 @@ def build_demo_remote(bare: Path) -> None:
         _git("remote", "add", "origin", str(tmp_bare), cwd=work)
         _commit(
             work,
-            {"README.md": README, "cart.py": CART, "test_cart.py": TEST_CART},
+            {"README.md": README, "run_tests.py": RUN_TESTS, "cart.py": CART, "test_cart.py": TEST_CART},
             "Start the shop: subtotals and tax",
             "one",
         )
