@@ -7,7 +7,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 # Test modules run in parallel, whole modules per pytest-xdist worker (each worker has
 # its own var dir, test database and Redis key prefix). TEST_WORKERS=0 runs them in one process.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= auto
 
 VENV_PY := $(VENV)/bin/python
 # Touched after a successful pip install: pip runs again only when a requirements
@@ -20,7 +20,7 @@ DEV_STAMP := $(VENV)/.installed-requirements-dev
 
 help:
 	@echo "make run    start the demo: web on http://127.0.0.1:$(PORT)/, worker and beat (Ctrl-C stops)"
-	@echo "make test   run the whole test suite (extra pytest arguments: PYTEST_ARGS=..., parallel: TEST_WORKERS=3)"
+	@echo "make test   run the whole test suite (extra pytest arguments: PYTEST_ARGS=..., parallel: TEST_WORKERS=auto, one per core)"
 	@echo "make demo   (re)load the demo users and repository only"
 
 $(VENV_PY):
