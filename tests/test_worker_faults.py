@@ -49,6 +49,7 @@ from releaseboard.jobs.tasks import run_job
 from releaseboard.releases import services
 from releaseboard.releases.models import Branch, Promotion, PromotionState, Repository, TestRun
 from tests.conftest import BeatProcess, CeleryProcess, WorkerProcess, run_jobs, wait_for, wait_for_job
+from tests.githttp import http_backend, send_cgi_reply
 from tests.gitrepo import TEST_COMMAND, Remote, git
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -416,41 +417,14 @@ class CuttingGitServer:
                 if server.dark:
                     self.close_connection = True
                     return
-                path, _, query = self.path.partition("?")
-                env = {
-                    "PATH": os.environ["PATH"],
-                    "GIT_PROJECT_ROOT": str(remote.root),
-                    "GIT_HTTP_EXPORT_ALL": "1",
-                    "REQUEST_METHOD": self.command,
-                    "PATH_INFO": path,
-                    "QUERY_STRING": query,
-                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-                    "CONTENT_LENGTH": str(len(body)),
-                    "REMOTE_ADDR": "127.0.0.1",
-                    "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
-                    "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
-                }
-                reply = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
-                if server.cut_armed and path.endswith("/git-receive-pack"):
+                reply = http_backend(self, remote.root, body)
+                if server.cut_armed and self.path.endswith("/git-receive-pack"):
                     # receive-pack has finished: the push is applied. Its answer is dropped.
                     server.cut_armed, server.dark = False, server.go_dark
                     server.cuts += 1
                     self.close_connection = True
                     return
-                head, _, payload = reply.partition(b"\r\n\r\n")
-                status, headers = 200, []
-                for line in head.decode().split("\r\n"):
-                    name, _, value = line.partition(":")
-                    if name.lower() == "status":
-                        status = int(value.split()[0])
-                    elif name:
-                        headers.append((name, value.strip()))
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                send_cgi_reply(self, reply)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -647,14 +621,22 @@ def private_broker(tmp_path: Path, procs: Processes) -> Iterator[PrivateRedis]:
         pytest.skip(f"{REDIS_SERVER} is missing (apt-get install redis-server)")
     server = PrivateRedis(tmp_path / "redis")
     saved = (celery_app.conf.broker_url, celery_app.conf.broker_transport_options)
-    options = {"visibility_timeout": 3600}
-    use_broker(server.url, options)
+    saved_env = os.environ.get("CELERY_BROKER_URL")
+    # Celery reads CELERY_BROKER_URL from the environment before its own setting.
+    os.environ["CELERY_BROKER_URL"] = server.url
+    use_broker(server.url, {"visibility_timeout": 3600})
+    assert f":{server.port}/" in celery_app.connection_for_write().as_uri()
     procs.env = {"CELERY_BROKER_URL": server.url, "RELEASEBOARD_BROKER_PREFIX": ""}
     try:
         yield server
     finally:
         procs.stop_all()  # while their broker is still there: a worker without one is slow to stop
+        if saved_env is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = saved_env
         use_broker(*saved)
+        assert f":{server.port}/" not in celery_app.connection_for_write().as_uri()
         server.stop()
 
 
