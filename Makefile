@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8000
 PYTEST_ARGS ?=
-# Test modules run in parallel, whole modules per pytest-xdist worker (each worker has
-# its own var dir, test database and Redis key prefix). TEST_WORKERS=0 runs them in one process.
+# Tests run in parallel on pytest-xdist workers, each module on one worker except those
+# tests/conftest.py lets split (each worker has its own var dir, test database and Redis
+# key prefix); the slowest start first. TEST_WORKERS=0 runs them in one process.
 TEST_WORKERS ?= auto
 
 VENV_PY := $(VENV)/bin/python
@@ -50,7 +51,7 @@ demo: migrate
 	$(VENV_PY) manage.py load_demo
 
 test: $(DEV_STAMP)
-	$(VENV_PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Removes the embedded database, broker, mirrors, demo repository and logs.
 clean-var:

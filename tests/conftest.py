@@ -23,31 +23,42 @@ from tests.gitrepo import TEST_COMMAND, Remote
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-staple"
 
-# The longest modules, longest first. `make test` hands whole modules to pytest-xdist
-# workers in collection order (--dist loadfile), so these start first and the short
-# ones fill the gaps at the end.
+# The longest modules, longest first. `make test` hands work to pytest-xdist workers in
+# collection order (--dist loadgroup --no-loadscope-reorder), so these start first and
+# the short ones fill the gaps at the end.
 SLOW_MODULES = (
     "test_worker_faults.py",
     "test_promotion_safety.py",
     "test_browser_journey.py",
-    "test_radar.py",
-    "test_security_browser.py",
-    "test_credentials.py",
-    "test_jobs_worker.py",
-    "test_job_retry.py",
     "test_freeze.py",
     "test_drift.py",
+    "test_radar.py",
+    "test_services.py",
+    "test_security_browser.py",
+    "test_credentials.py",
+    "test_branch_intelligence.py",
+    "test_jobs_worker.py",
+    "test_job_retry.py",
+    "test_audit_chain.py",
     "test_sandbox_isolation.py",
     "test_sandbox.py",
 )
+# Modules whose tests may run on different xdist workers: each test starts the processes
+# it needs and shares nothing with the others. Every other module stays on one worker
+# (module-scoped fixtures such as a Celery worker are then started once).
+SPLIT_MODULES = {"test_worker_faults.py"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         name = item.path.name
         return SLOW_MODULES.index(name) if name in SLOW_MODULES else len(SLOW_MODULES)
 
     items.sort(key=rank)  # stable: the order inside a module is kept
+    for item in items:
+        if item.path.name not in SPLIT_MODULES:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 @pytest.fixture(autouse=True)

@@ -641,9 +641,11 @@ def private_broker(tmp_path: Path, procs: Processes) -> Iterator[PrivateRedis]:
 
 
 def use_broker(url: str, options: dict[str, object]) -> None:
-    """Point this process's Celery app at another broker (its pools connect afresh)."""
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    """Point this process's Celery app at another broker.
+
+    The app's pools are looked up again by connection; kombu keeps one per broker, so the
+    session broker's own pool (not closed here) is found again when the test switches back.
+    """
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
     celery_app.conf.broker_url = url
