@@ -329,7 +329,7 @@ HOSTILE_REFNAMES = [
 def generated_refnames(count: int, seed: int = 20260901) -> list[str]:
     """Names built from the pieces at random (seeded, so a failure can be replayed)."""
     rng = random.Random(seed)
-    names = set()
+    names: set[str] = set()
     while len(names) < count:
         pieces = [rng.choice(PLAIN_PIECES) for _ in range(rng.randint(1, 8))]
         # Half the names get hostile pieces too, at random places.

@@ -515,7 +515,7 @@ def test_a_job_published_several_times_to_two_workers_is_claimed_and_run_once(pr
     with transaction.atomic():
         job = services.refresh(repository, actor=developer)
         for _ in range(3):
-            transaction.on_commit(lambda: run_job.apply_async(args=[job.pk], queue=job.queue))
+            transaction.on_commit(lambda: run_job.apply_async(args=(job.pk,), queue=job.queue))
     job = wait_for_job(job, timeout=60)
     # A duplicate also goes through publish(), which sends only while the job is queued.
     assert publish(job.pk) is False
@@ -646,10 +646,9 @@ def use_broker(url: str, options: dict[str, object]) -> None:
     The app's pools are looked up again by connection; kombu keeps one per broker, so the
     session broker's own pool (not closed here) is found again when the test switches back.
     """
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-    celery_app.conf.broker_url = url
-    celery_app.conf.broker_transport_options = options
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
+    celery_app.conf.update(broker_url=url, broker_transport_options=options)
 
 
 def test_refresh_clicked_while_redis_is_down_answers_at_once_and_runs_once_redis_is_back(
@@ -801,7 +800,7 @@ def test_a_second_job_on_the_same_repository_waits_for_the_first_while_another_r
     assert first_job.state == second_job.state == JobState.SUCCEEDED, (first_job.message, second_job.message)
     assert remote.exists("refs/heads/feature/one") and remote.exists("refs/heads/feature/two")
     [first_push], [second_push] = push_steps(first_job), push_steps(second_job)
-    assert first_push.finished_at <= second_push.started_at
+    assert first_push.finished_at is not None and first_push.finished_at <= second_push.started_at
     assert Lease.objects.get(key=repository.lock_key).holder_token == ""
 
 
@@ -815,7 +814,9 @@ def test_a_held_repository_lease_cannot_be_taken_until_it_expires(settings):
     lease = Lease.objects.get(key=key)
     assert (lease.holder_job_id, lease.holder_token) == (1, holder)
 
-    wait_for(lambda: timezone.now() > lease.expires_at, timeout=5, what="the lease to expire")
+    expires_at = lease.expires_at
+    assert expires_at is not None
+    wait_for(lambda: timezone.now() > expires_at, timeout=5, what="the lease to expire")
     assert execution._try_acquire(key, 2, other)
     assert not execution._try_acquire(key, 1, holder)  # and the old holder cannot take it back
     lease.refresh_from_db()
