@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8000
 PYTEST_ARGS ?=
+# Tests run in parallel on pytest-xdist workers, each module on one worker except those
+# tests/conftest.py lets split (each worker has its own var dir, test database and Redis
+# key prefix); the slowest start first. TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= auto
 
 VENV_PY := $(VENV)/bin/python
 # Touched after a successful pip install: pip runs again only when a requirements
@@ -18,7 +22,7 @@ CLI_STAMP := $(VENV)/.installed-cli
 
 help:
 	@echo "make run    start the demo: web on http://127.0.0.1:$(PORT)/, worker and beat (Ctrl-C stops)"
-	@echo "make test   run the whole test suite (extra pytest arguments: PYTEST_ARGS=...)"
+	@echo "make test   run the whole test suite (extra pytest arguments: PYTEST_ARGS=..., parallel: TEST_WORKERS=auto, one per core)"
 	@echo "make lint   ruff (lint and format check) and mypy; 'make format' rewrites the formatting"
 	@echo "make demo   (re)load the demo users and repository only"
 
@@ -54,7 +58,7 @@ demo: migrate
 	$(VENV_PY) manage.py load_demo
 
 test: $(DEV_STAMP)
-	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 LINT_PATHS := releaseboard tests bench scripts manage.py
 

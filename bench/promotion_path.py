@@ -64,9 +64,7 @@ def parse_args() -> argparse.Namespace:
         default="/tmp/releaseboard-bench",
         help="where the generated repositories and the two clones live (default: %(default)s)",
     )
-    ap.add_argument(
-        "--gen", default=None, help="path of gen_repo.py (default: ../shared/bench/gen_repo.py next to the repository)"
-    )
+    ap.add_argument("--gen", default=None, help="path of another generator to use (default: bench/gen_repo.py)")
     ap.add_argument("--small", action="store_true", help="quick run on a small repository (100 files, 200 commits)")
     ap.add_argument("--rounds", type=int, default=15, help="measured rounds per side (default: %(default)s)")
     ap.add_argument("--branch", default=None, help="branch to merge (default: first one that merges cleanly)")
@@ -103,13 +101,13 @@ def generate(args: argparse.Namespace, out: Path, files: int, commits: int) -> N
         return
     if (out / "remote.git").exists():
         raise SystemExit(f"{out}/remote.git exists but has no manifest.json (an interrupted generation?); remove {out}")
-    gen = Path(args.gen) if args.gen else REPO_ROOT.parent / "shared" / "bench" / "gen_repo.py"
+    gen = Path(args.gen) if args.gen else Path(__file__).resolve().parent / "gen_repo.py"
     if not gen.exists():
         raise SystemExit(f"generator not found at {gen}; pass --gen PATH")
     print(f"generating {out} ({files} files, {commits} commits) with {gen} ...", flush=True)
     t0 = time.monotonic()
     subprocess.run(
-        ["python3", str(gen), "--out", str(out), "--files", str(files), "--commits", str(commits)], check=True
+        [sys.executable, str(gen), "--out", str(out), "--files", str(files), "--commits", str(commits)], check=True
     )
     print(f"generated in {time.monotonic() - t0:.0f}s", flush=True)
 
@@ -161,9 +159,12 @@ class ReleaseboardSide:
     def find_clean_branch(self, candidates: list[str]) -> str | None:
         heads = self.mirror.heads()
         for name in candidates:
-            if name in heads and not self.mirror.is_ancestor(heads[name], heads["staging"]):
-                if self.mirror.merge(heads["staging"], heads[name]).clean:
-                    return name
+            if (
+                name in heads
+                and not self.mirror.is_ancestor(heads[name], heads["staging"])
+                and self.mirror.merge(heads["staging"], heads[name]).clean
+            ):
+                return name
         return None
 
     def round(self, branch: str, n: int, timestamp: int) -> tuple[dict[str, float], str, str]:

@@ -56,9 +56,7 @@ def parse_args() -> argparse.Namespace:
         default="/tmp/releaseboard-bench",
         help="where the generated repositories live (default: %(default)s)",
     )
-    ap.add_argument(
-        "--gen", default=None, help="path of gen_repo.py (default: ../shared/bench/gen_repo.py next to the repository)"
-    )
+    ap.add_argument("--gen", default=None, help="path of another generator to use (default: bench/gen_repo.py)")
     ap.add_argument("--small", action="store_true", help="quick run on a small repository (100 files, 200 commits)")
     ap.add_argument("--rounds", type=int, default=9, help="measured rounds per side (default: %(default)s)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,6 +22,43 @@ from tests.gitrepo import TEST_COMMAND, Remote
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-staple"
+
+# The longest modules, longest first. `make test` hands work to pytest-xdist workers in
+# collection order (--dist loadgroup --no-loadscope-reorder), so these start first and
+# the short ones fill the gaps at the end.
+SLOW_MODULES = (
+    "test_worker_faults.py",
+    "test_promotion_safety.py",
+    "test_browser_journey.py",
+    "test_freeze.py",
+    "test_drift.py",
+    "test_radar.py",
+    "test_services.py",
+    "test_security_browser.py",
+    "test_credentials.py",
+    "test_branch_intelligence.py",
+    "test_jobs_worker.py",
+    "test_job_retry.py",
+    "test_audit_chain.py",
+    "test_sandbox_isolation.py",
+    "test_sandbox.py",
+)
+# Modules whose tests may run on different xdist workers: each test starts the processes
+# it needs and shares nothing with the others. Every other module stays on one worker
+# (module-scoped fixtures such as a Celery worker are then started once).
+SPLIT_MODULES = {"test_worker_faults.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOW_MODULES.index(name) if name in SLOW_MODULES else len(SLOW_MODULES)
+
+    items.sort(key=rank)  # stable: the order inside a module is kept
+    for item in items:
+        if item.path.name not in SPLIT_MODULES:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 @pytest.fixture(autouse=True)
@@ -122,7 +160,8 @@ def _test_database_url() -> str:
     db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    return f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{host}/{db['NAME']}"
 
 
 class CeleryProcess:
@@ -135,7 +174,7 @@ class CeleryProcess:
         env["DATABASE_URL"] = _test_database_url()
         env.update(extra_env or {})
         self.log_path = log_path
-        self.log = open(log_path, "w")
+        self.log = open(log_path, "w")  # noqa: SIM115  (open while the process runs; closed by stop())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "releaseboard", *args],
             cwd=ROOT,
@@ -164,10 +203,8 @@ class CeleryProcess:
             except (subprocess.TimeoutExpired, ProcessLookupError):
                 pass
         # Pool children that outlived the main process would keep the test database open.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait()
         self.log.close()
 

@@ -6,6 +6,11 @@ Pure functions, no git and no database: every test here runs in microseconds.
 from __future__ import annotations
 
 import itertools
+import os
+import random
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +23,10 @@ from releaseboard.branching import (
     bump_for,
     can_create_from,
     can_promote,
+    check_branch_name,
     classify,
     full_name,
+    git_accepts_branch_name,
     latest_version,
     parse_tag,
     validate_short_name,
@@ -267,6 +274,120 @@ def test_a_path_component_ending_in_lock_is_refused():
         validate_short_name("a.lock/b")
 
 
+# -- git's own rules, without running git ----------------------------------------------------
+
+# Plain pieces, and pieces that each hit one of git's rules.
+PLAIN_PIECES = [*"abcxyzAZ019_-./@{}", "feature/", "login", "\u00e9", "\u0435"]
+HOSTILE_PIECES = [
+    *"~^:?*[\\ \t\n\x01\x1b\x7f",
+    "..",
+    "@{",
+    "@{-1}",
+    ".lock",
+    "/.",
+    "//",
+    "HEAD",
+    "refs/heads/",
+    "\u200b",
+    "\uff4c",
+    "\U0001f600",
+]
+HOSTILE_REFNAMES = [
+    *HOSTILE_NAMES,
+    "@",
+    "a/@",
+    "@/a",
+    "-",
+    "a/-b",
+    "a/",
+    "a.",
+    "a/.",
+    "a/..",
+    ".",
+    "a.lock/b",
+    "a/b.lock",
+    "a.lock.",
+    "lock",
+    ".lock",
+    "a@{",
+    "a@b",
+    "a{b}",
+    "HEAD",
+    "a/HEAD",
+    "HEAD/a",
+    "x" * 1000,
+    "\u00e9/\u00e9",
+    "a\x7f",
+    "a\x1f",
+    "a\x20",
+    "feature//x",
+    "feature/x/",
+    "feature/.x",
+]
+
+
+def generated_refnames(count: int, seed: int = 20260901) -> list[str]:
+    """Names built from the pieces at random (seeded, so a failure can be replayed)."""
+    rng = random.Random(seed)
+    names: set[str] = set()
+    while len(names) < count:
+        pieces = [rng.choice(PLAIN_PIECES) for _ in range(rng.randint(1, 8))]
+        # Half the names get hostile pieces too, at random places.
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            pieces.insert(rng.randint(0, len(pieces)), rng.choice(HOSTILE_PIECES))
+        names.add("".join(pieces))
+    return sorted(names)
+
+
+def real_git_accepts(names: list[str], cwd: Path) -> dict[str, bool]:
+    """`git check-ref-format --branch` on each name, outside any repository."""
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(cwd.parent), "LC_ALL": "C"}
+
+    def accepts(name: str) -> bool:
+        proc = subprocess.run(["git", "check-ref-format", "--branch", name], cwd=cwd, env=env, capture_output=True)
+        return proc.returncode == 0
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(names, pool.map(accepts, names), strict=True))
+
+
+def test_the_python_rules_agree_with_git_check_ref_format_on_thousands_of_names(tmp_path):
+    names = sorted(set(generated_refnames(2500)) | {n for n in HOSTILE_REFNAMES if "\x00" not in n})
+    git_says = real_git_accepts(names, tmp_path)
+    disagreements = {name: accepted for name, accepted in git_says.items() if git_accepts_branch_name(name) != accepted}
+    assert disagreements == {}, f"git's verdict where Python differs: {disagreements}"
+    # Both verdicts occur often, so the comparison means something.
+    assert 300 < sum(git_says.values()) < len(names) - 300
+    # The product's check adds the model's refusals; it never accepts what git refuses.
+    assert not [name for name in names if check_branch_name(name) and not git_says[name]]
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "\x00", "feature/x\x00"])
+def test_a_nul_byte_is_refused_without_asking_git(name):
+    # argv cannot carry a NUL byte, so real git cannot be asked; the rules refuse it.
+    assert not git_accepts_branch_name(name)
+    assert not check_branch_name(name)
+
+
+@pytest.mark.parametrize("name", ["@", "a/-b", "-x/a", "feature/-x"])
+def test_the_products_check_refuses_what_git_lets_through_but_tools_misread(name):
+    assert not check_branch_name(name)
+
+
+@pytest.mark.parametrize("name", ["master", "main", "staging", "feature/x", "hotfix/a.b_c-d", "release/2.0", "a@b"])
+def test_the_products_check_accepts_plain_branch_names(name):
+    assert check_branch_name(name) and git_accepts_branch_name(name)
+
+
+@pytest.mark.parametrize("short", [*GOOD_NAMES, *generated_refnames(300, seed=7)])
+def test_every_short_name_the_model_accepts_makes_a_full_name_git_accepts(short):
+    try:
+        full = full_name(MAIN_TEAM, FEATURE, short)
+    except InvalidBranchName:
+        return
+    assert check_branch_name(full) and git_accepts_branch_name(full)
+
+
 # -- versions ------------------------------------------------------------------------------
 
 
@@ -374,3 +495,19 @@ def test_a_major_bump_is_never_proposed(kinds):
 
 def test_the_first_release_is_proposed_from_zero():
     assert bump_for(latest_version([]), [FEATURE]).tag == "v0.1.0"
+
+
+# -- the request path runs no git -------------------------------------------------------------
+
+
+def test_repository_settings_are_checked_without_running_git(tmp_path, monkeypatch, settings):
+    from releaseboard.releases import services
+    from releaseboard.releases.models import Repository
+
+    settings.ALLOW_LOCAL_REPOSITORIES = True
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git (nor anything else) to be found
+    good = Repository(name="shop", remote_url="/srv/git/shop.git", master_branch="main", test_command="true")
+    services.validate_repository(good)
+    bad = Repository(name="shop", remote_url="/srv/git/shop.git", staging_branch="stag..ing", test_command="true")
+    with pytest.raises(services.Refused, match="not accept"):
+        services.validate_repository(bad)

@@ -3,11 +3,8 @@ which pairs of branches conflict (computed line by line, independently of git)."
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
+import shutil
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import resolve, reverse
 
+from bench import gen_repo
 from releaseboard import vcs
 from releaseboard.jobs.models import Job, JobLogLine, JobState
 from releaseboard.radar import selectors as radar
@@ -28,24 +26,21 @@ from releaseboard.releases.runners import mirror_for
 from tests.conftest import run_jobs
 from tests.gitrepo import TEST_COMMAND, Remote, git
 
-GEN_REPO = Path(__file__).resolve().parents[2] / "shared" / "bench" / "gen_repo.py"
+
+@pytest.fixture(scope="module")
+def generated_once(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The generator's small repository (50 branches) and its manifest, built once per module."""
+    out = tmp_path_factory.mktemp("generated")
+    manifest = gen_repo.generate(out, files=100, commits=200)
+    return {"remote": out / "remote.git", "manifest": manifest, "names": [b["name"] for b in manifest["branches"]]}
 
 
 @pytest.fixture
-def generated(tmp_path: Path) -> dict[str, Any]:
-    """The generator's small repository (50 branches) and its manifest."""
-    if not GEN_REPO.exists():
-        if os.environ.get("RELEASEBOARD_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{GEN_REPO} is missing")
-        pytest.skip(f"{GEN_REPO} is missing")
-    out = tmp_path / "generated"
-    subprocess.run(
-        [sys.executable, str(GEN_REPO), "--out", str(out), "--files", "100", "--commits", "200"],
-        check=True,
-        capture_output=True,
-    )
-    manifest = json.loads((out / "manifest.json").read_text())
-    return {"remote": out / "remote.git", "manifest": manifest, "names": [b["name"] for b in manifest["branches"]]}
+def generated(tmp_path: Path, generated_once: dict[str, Any]) -> dict[str, Any]:
+    """A copy of it for one test: some tests move branches on the remote."""
+    remote = tmp_path / "remote.git"
+    shutil.copytree(generated_once["remote"], remote, symlinks=True)
+    return {**generated_once, "remote": remote}
 
 
 @pytest.fixture

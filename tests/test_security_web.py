@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any
 
 import pytest
@@ -14,9 +14,13 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from releaseboard.audit.models import Checkpoint
 from releaseboard.audit.service import record as audit_record
 from releaseboard.jobs.models import Job, JobLogLine, JobState, JobStep
+from releaseboard.policy.models import DriftAlarm, FreezeWindow, HotfixException, Lock
+from releaseboard.radar.models import PairMerge
 from releaseboard.releases.models import (
     Branch,
     BranchState,
@@ -27,8 +31,11 @@ from releaseboard.releases.models import (
     ReleaseState,
     Repository,
 )
+from tests import test_views_access
 from tests.conftest import PASSWORD
-from tests.test_views_access import TABLE, objects, url_for  # noqa: F401  (objects is a fixture)
+from tests.test_views_access import TABLE, url_for
+
+objects = test_views_access.objects  # the access tests' fixture: one of everything a URL can point at
 
 # -- headers and Content-Security-Policy on every page ------------------------------------
 
@@ -154,6 +161,15 @@ FIELDS = (
     "sync-error",
     "release-notes",
     "release-message",
+    "drift-subject",
+    "drift-author",
+    "lock-reason",
+    "freeze-reason",
+    "exception-reason",
+    "radar-path",
+    "radar-kind",
+    "checkpoint-file",
+    "checkpoint-author",
 )
 XSS_PAGES = [
     ("web:repository_list", False, ""),
@@ -172,7 +188,18 @@ XSS_PAGES = [
     ("web:job_detail", True, "job"),
     ("web:job_log", True, "job"),
     ("web:audit_list", False, ""),
+    ("web:audit_verify", False, ""),
+    ("web:policy", False, "repo"),
+    ("web:radar_cell", False, "radar"),
+    ("web:radar_cell", True, "radar"),
 ]
+
+
+def xss_url(key: str, needs: str, made: dict[str, Any]) -> str:
+    if needs == "radar":  # the cell of the feature branch and staging, whose merge conflicts
+        staging = Branch.objects.get(repository=made["repository"], name="staging")
+        return reverse(key, args=[made["repository"].name, made["branch"].pk, staging.pk])
+    return url_for(key, needs, made)
 
 
 @pytest.fixture
@@ -232,6 +259,44 @@ def hostile(objects: dict[str, Any]) -> dict[str, Any]:
         state=ReleaseState.FAILED,
         state_message=payload("release-message"),
     )
+    now = timezone.now()
+    DriftAlarm.objects.create(
+        repository=repository,
+        branch_name="staging",
+        expected_sha="b" * 40,
+        found_sha="9" * 40,
+        commits=[
+            {"sha": "9" * 40, "subject": payload("drift-subject"), "author": payload("drift-author"), "email": ""}
+        ],
+        detected_at=now,
+    )
+    Lock.objects.create(repository=repository, reason=payload("lock-reason"), locked_at=now)
+    FreezeWindow.objects.create(
+        repository=repository,
+        weekdays=[0],
+        start=time(9),
+        end=time(17),
+        time_zone="UTC",
+        reason=payload("freeze-reason"),
+    )
+    HotfixException.objects.create(promotion=objects["promotion"], reason=payload("exception-reason"), requested_at=now)
+    # A conflict's path comes from the repository's files, its kind from git's message.
+    PairMerge.objects.create(
+        repository=repository,
+        low_sha="b" * 40,
+        high_sha="c" * 40,
+        conflicts=[{"path": payload("radar-path"), "kind": payload("radar-kind")}],
+    )
+    # A checkpoint row whose file is missing: the verification page names it in a problem.
+    Checkpoint.objects.create(
+        created_at=now,
+        seq=1,
+        count=1,
+        head_hash="0" * 64,
+        file_name=payload("checkpoint-file"),
+        signature="0" * 64,
+        created_by=payload("checkpoint-author"),
+    )
     with transaction.atomic():
         audit_record(
             "branch.requested",
@@ -249,7 +314,7 @@ def test_payloads_are_shown_escaped_on_every_page_and_fragment(
     client.force_login(superuser)
     seen: dict[str, list[str]] = {field: [] for field in FIELDS}
     for key, htmx, needs in XSS_PAGES:
-        url = url_for(key, needs, hostile)
+        url = xss_url(key, needs, hostile)
         response = client.get(url, headers={"HX-Request": "true"} if htmx else {})
         assert response.status_code == 200, url
         html = response.content.decode()
@@ -267,6 +332,12 @@ def test_payloads_are_shown_escaped_on_every_page_and_fragment(
     fragment_hits = {page for pages in seen.values() for page in pages if page.endswith("(htmx)")}
     job = hostile["job"]
     assert {f"/jobs/{job.pk}/log/ (htmx)", f"/jobs/{job.pk}/ (htmx)", "/r/shop/ (htmx)"} <= fragment_hits
+    radar_cell = xss_url("web:radar_cell", "radar", hostile)
+    assert f"{radar_cell} (htmx)" in seen["radar-path"] and radar_cell in seen["radar-kind"]
+    assert "/audit/verify/" in seen["checkpoint-file"]
+    # The drift banner is on every page, the repository list included.
+    assert "/" in seen["drift-author"]
+    assert {"/r/shop/policy/"} <= set(seen["drift-subject"]) & set(seen["lock-reason"]) & set(seen["exception-reason"])
 
 
 def test_a_javascript_ticket_link_is_shown_as_text_not_as_a_link(

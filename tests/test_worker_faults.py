@@ -2,8 +2,9 @@
 
 Each test starts its own worker(s) and beat (beat runs the reaper every second), then
 makes a real fault happen: a pool process or a whole worker killed with SIGKILL, a
-worker frozen with SIGSTOP past its lease, a crash right after a push, Redis stopped or
-emptied, a message delivered twice. The fault points (releaseboard.jobs.faults) only say
+worker frozen with SIGSTOP past its lease, a crash right after a push, a push that lands
+while its connection is cut, a Redis stopped or emptied (a redis-server of the test's
+own, never a shared one), a message delivered twice. The fault points (releaseboard.jobs.faults) only say
 *where* a worker stops; the kill, the pause and the lost message are real.
 
 What "exactly once" means here, checked on every path:
@@ -21,13 +22,17 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -36,6 +41,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from releaseboard.audit.models import AuditEvent
+from releaseboard.celery import app as celery_app
 from releaseboard.jobs import execution
 from releaseboard.jobs.models import Job, JobLogLine, JobReason, JobState, JobStep, Lease
 from releaseboard.jobs.service import publish
@@ -43,30 +49,13 @@ from releaseboard.jobs.tasks import run_job
 from releaseboard.releases import services
 from releaseboard.releases.models import Branch, Promotion, PromotionState, Repository, TestRun
 from tests.conftest import BeatProcess, CeleryProcess, WorkerProcess, run_jobs, wait_for, wait_for_job
+from tests.githttp import http_backend, send_cgi_reply
 from tests.gitrepo import TEST_COMMAND, Remote, git
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 LEASE = settings.JOB_LEASE_SECONDS
-REDIS_CLI = ["redis-cli", "-h", "127.0.0.1", "-p", "6379"]
-REDIS_START = [
-    "redis-server",
-    "--daemonize",
-    "yes",
-    "--bind",
-    "127.0.0.1",
-    "-::1",
-    "--port",
-    "6379",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--dir",
-    "/var/lib/redis",
-    "--logfile",
-    "/var/log/redis/ci.log",
-]
+REDIS_SERVER = Path("/usr/bin/redis-server")
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -76,7 +65,7 @@ class GitQueueWorker(CeleryProcess):
     """A worker on the `git` queue only: it runs the reaper (routed to `git`) but not a
     job of the `tests` queue, so a test can see a re-queued test job stay QUEUED."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
         super().__init__(
             [
                 "worker",
@@ -92,6 +81,7 @@ class GitQueueWorker(CeleryProcess):
                 "info",
             ],
             log_path,
+            extra_env,
         )
 
 
@@ -102,6 +92,7 @@ class Processes:
         self.root = root
         self.started: list[CeleryProcess] = []
         self.fault_dirs: list[Path] = []
+        self.env: dict[str, str] = {}  # for every process started from now on (e.g. another broker)
 
     def fault_dir(self, name: str = "faults") -> Path:
         folder = self.root / name
@@ -110,7 +101,7 @@ class Processes:
         return folder
 
     def worker(self, name: str, *, concurrency: int = 2, faults: Path | None = None) -> WorkerProcess:
-        env = {"RELEASEBOARD_FAULT_DIR": str(faults)} if faults else {}
+        env = {**self.env, **({"RELEASEBOARD_FAULT_DIR": str(faults)} if faults else {})}
         worker = WorkerProcess(
             self.root / f"{name}.log", name=f"{name}-{uuid.uuid4().hex[:6]}", concurrency=concurrency, extra_env=env
         )
@@ -118,12 +109,12 @@ class Processes:
         return worker
 
     def git_queue_worker(self, name: str) -> GitQueueWorker:
-        worker = GitQueueWorker(self.root / f"{name}.log")
+        worker = GitQueueWorker(self.root / f"{name}.log", self.env)
         self.started.append(worker)
         return worker
 
     def beat(self) -> BeatProcess:
-        beat = BeatProcess(self.root / "beat.log")
+        beat = BeatProcess(self.root / "beat.log", self.env)
         self.started.append(beat)
         return beat
 
@@ -151,6 +142,7 @@ class Processes:
                     os.killpg(proc.pid, signal.SIGKILL)
         for proc in reversed(self.started):
             proc.stop()  # kills what is left of the group, closes the log
+        self.started.clear()
 
 
 @pytest.fixture
@@ -395,6 +387,122 @@ def test_a_promote_job_killed_after_its_push_is_settled_from_the_remote_without_
     assert "signal 9" in worker.log_path.read_text()
 
 
+# == 9b. the push lands, and its client sees an error ==========================================
+
+
+class CuttingGitServer:
+    """`git http-backend` for the remote, on 127.0.0.1. Armed with cut_next_push(), it lets
+    git receive-pack apply the next push in full (the ref is updated on the remote) and
+    then closes the connection without an answer: the pusher cannot tell whether it landed.
+    With go_dark, it also stops answering anything until back_online()."""
+
+    def __init__(self, remote: Remote) -> None:
+        git("--git-dir", str(remote.bare), "config", "http.receivepack", "true")
+        self.cut_armed = self.dark = self.go_dark = False
+        self.cuts = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.serve()
+
+            def do_POST(self) -> None:
+                self.serve()
+
+            def serve(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if server.dark:
+                    self.close_connection = True
+                    return
+                reply = http_backend(self, remote.root, body)
+                if server.cut_armed and self.path.endswith("/git-receive-pack"):
+                    # receive-pack has finished: the push is applied. Its answer is dropped.
+                    server.cut_armed, server.dark = False, server.go_dark
+                    server.cuts += 1
+                    self.close_connection = True
+                    return
+                send_cgi_reply(self, reply)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{remote.bare.name}"
+
+    def cut_next_push(self, *, go_dark: bool = False) -> None:
+        self.cut_armed, self.go_dark = True, go_dark
+
+    def back_online(self) -> None:
+        self.dark = False
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def served(remote: Remote, repository: Repository) -> Iterator[CuttingGitServer]:
+    """The repository's remote, reached over HTTP through a server that can cut a push."""
+    server = CuttingGitServer(remote)
+    repository.remote_url = server.url
+    repository.save(update_fields=["remote_url"])
+    yield server
+    server.stop()
+
+
+def test_a_push_that_lands_while_its_connection_is_cut_is_settled_from_the_remote_without_pushing_again(
+    served, repository, remote, developer, release_manager
+):
+    promotion = ready_promotion(repository, remote, developer)
+    record_ref_updates(remote)
+    staging_before = remote.head("staging")
+    served.cut_next_push()
+
+    job = services.promote(promotion, actor=release_manager)
+    [job] = [j for j in run_jobs() if j.pk == job.pk]
+
+    assert served.cuts == 1
+    [push] = push_steps(job)
+    assert push.exit_code != 0  # the pusher saw an error
+    assert job.state == JobState.SUCCEEDED, job.message
+    assert f"is on staging as {promotion.merge_sha[:10]}" in job.message
+    # It read the remote's refs after the failed push, and did not push again.
+    reads = JobStep.objects.filter(job_id=job.pk, seq__gt=push.seq, command__contains="ls-remote")
+    assert reads.exists()
+    assert_promoted_once(promotion, remote, staging_before)
+
+
+def test_a_push_that_lands_before_the_remote_goes_dark_is_settled_by_the_next_sync(
+    served, repository, remote, developer, release_manager
+):
+    promotion = ready_promotion(repository, remote, developer)
+    record_ref_updates(remote)
+    staging_before = remote.head("staging")
+    served.cut_next_push(go_dark=True)
+
+    job = services.promote(promotion, actor=release_manager)
+    [job] = [j for j in run_jobs() if j.pk == job.pk]
+
+    assert served.cuts == 1
+    assert job.state == JobState.FAILED and job.reason == JobReason.GIT_ERROR
+    assert "settled by the next sync" in job.message and "nothing is pushed again blindly" in job.message
+    assert remote.head("staging") == promotion.merge_sha  # it did land
+    promotion.refresh_from_db()
+    assert promotion.state != PromotionState.PROMOTED
+
+    served.back_online()
+    sync = services.refresh(repository, actor=developer)
+    run_jobs()
+    sync.refresh_from_db()
+    assert sync.state == JobState.SUCCEEDED, sync.message
+    assert push_steps(sync) == []
+    assert AuditEvent.objects.filter(action="promotion.reconciled", object_id=promotion.pk).count() == 1
+    assert len(push_steps(job)) == 1
+    assert_promoted_once(promotion, remote, staging_before)
+
+
 # == 10. a message delivered more than once ====================================================
 
 
@@ -407,7 +515,7 @@ def test_a_job_published_several_times_to_two_workers_is_claimed_and_run_once(pr
     with transaction.atomic():
         job = services.refresh(repository, actor=developer)
         for _ in range(3):
-            transaction.on_commit(lambda: run_job.apply_async(args=[job.pk], queue=job.queue))
+            transaction.on_commit(lambda: run_job.apply_async(args=(job.pk,), queue=job.queue))
     job = wait_for_job(job, timeout=60)
     # A duplicate also goes through publish(), which sends only while the job is queued.
     assert publish(job.pk) is False
@@ -466,67 +574,105 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_the_capped_attempts_
 # == 12. Redis down when a user clicks; a lost message =========================================
 
 
-def broker_is_redis() -> bool:
-    return settings.CELERY_BROKER_URL.startswith("redis")
+class PrivateRedis:
+    """A redis-server of this test's own, on a free port in a temp dir: it may be stopped
+    and emptied without touching anybody else's Redis."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def ping(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port, socket_timeout=1).ping())
+        except redis.exceptions.ConnectionError:
+            return False
+
+    def start(self) -> None:
+        argv = [str(REDIS_SERVER), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        log = open(self.root / "redis.log", "ab")  # noqa: SIM115  (the server keeps writing to it)
+        self.proc = subprocess.Popen([*argv, "--dir", str(self.root)], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_for(self.ping, timeout=30, what="the test's Redis to answer")
+
+    def stop(self) -> None:
+        """Stop it the hard way (SIGKILL), as a crashed or unplugged broker would go."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def flush(self) -> None:
+        redis.Redis(port=self.port).flushdb()
 
 
-def redis_ping() -> bool:
-    result = subprocess.run([*REDIS_CLI, "ping"], capture_output=True, text=True, timeout=10)
-    return result.stdout.strip() == "PONG"
+@pytest.fixture
+def private_broker(tmp_path: Path, procs: Processes) -> Iterator[PrivateRedis]:
+    """This process and every celery process the test starts use a Redis of the test's own."""
+    if not REDIS_SERVER.exists():
+        if os.environ.get("RELEASEBOARD_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"RELEASEBOARD_REQUIRE_SERVICES=1 and {REDIS_SERVER} is missing (apt-get install redis-server)")
+        pytest.skip(f"{REDIS_SERVER} is missing (apt-get install redis-server)")
+    server = PrivateRedis(tmp_path / "redis")
+    saved = (celery_app.conf.broker_url, celery_app.conf.broker_transport_options)
+    saved_env = os.environ.get("CELERY_BROKER_URL")
+    # Celery reads CELERY_BROKER_URL from the environment before its own setting.
+    os.environ["CELERY_BROKER_URL"] = server.url
+    use_broker(server.url, {"visibility_timeout": 3600})
+    assert f":{server.port}/" in celery_app.connection_for_write().as_uri()
+    procs.env = {"CELERY_BROKER_URL": server.url, "RELEASEBOARD_BROKER_PREFIX": ""}
+    try:
+        yield server
+    finally:
+        procs.stop_all()  # while their broker is still there: a worker without one is slow to stop
+        if saved_env is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = saved_env
+        use_broker(*saved)
+        assert f":{server.port}/" not in celery_app.connection_for_write().as_uri()
+        server.stop()
 
 
-def stop_redis() -> None:
-    subprocess.run([*REDIS_CLI, "shutdown", "nosave"], capture_output=True, timeout=10)
-    wait_for(lambda: not redis_ping(), timeout=10, what="Redis to stop")
+def use_broker(url: str, options: dict[str, object]) -> None:
+    """Point this process's Celery app at another broker.
 
-
-def start_redis() -> None:
-    if not redis_ping():
-        subprocess.run(REDIS_START, check=True, capture_output=True, timeout=30)
-    wait_for(redis_ping, timeout=30, what="Redis to answer")
-
-
-def lose_queued_messages() -> None:
-    if broker_is_redis():
-        subprocess.run(
-            [*REDIS_CLI, "-n", str(int(settings.CELERY_BROKER_URL.rsplit("/", 1)[1] or 0)), "flushdb"],
-            check=True,
-            capture_output=True,
-            timeout=10,
-        )
-    else:
-        for message in (settings.BROKER_DIR / "queue").glob("*.msg"):
-            message.unlink()
+    The app's pools are looked up again by connection; kombu keeps one per broker, so the
+    session broker's own pool (not closed here) is found again when the test switches back.
+    """
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
+    celery_app.conf.update(broker_url=url, broker_transport_options=options)
 
 
 def test_refresh_clicked_while_redis_is_down_answers_at_once_and_runs_once_redis_is_back(
-    procs, client, repository, developer
+    private_broker, procs, client, repository, developer
 ):
-    if not broker_is_redis():
-        if os.environ.get("RELEASEBOARD_REQUIRE_SERVICES") == "1":
-            pytest.fail("RELEASEBOARD_REQUIRE_SERVICES=1: this test needs the Redis broker (set REDIS_URL)")
-        pytest.skip("needs the Redis broker (set REDIS_URL)")
     client.force_login(developer)
     key = str(uuid.uuid4())
-    try:
-        stop_redis()
-        started = time.monotonic()
-        response = client.post(
-            reverse("web:repository_refresh", kwargs={"repo": repository.name}), {"idempotency_key": key}
-        )
-        elapsed = time.monotonic() - started
+    private_broker.stop()
+    started = time.monotonic()
+    response = client.post(
+        reverse("web:repository_refresh", kwargs={"repo": repository.name}), {"idempotency_key": key}
+    )
+    elapsed = time.monotonic() - started
 
-        assert response.status_code == 302, response.content[:500]
-        assert response.url == reverse("web:board", kwargs={"repo": repository.name})
-        assert elapsed < 10, f"the click took {elapsed:.1f} s with Redis down"
-        job = Job.objects.get(idempotency_key=key)
-        assert job.state == JobState.QUEUED and job.published_at is None
-        page = job_page(client, job)
-        assert "waiting for a worker" in page
-        assert "not yet handed to the broker" in page
-    finally:
-        start_redis()
+    assert response.status_code == 302, response.content[:500]
+    assert response.url == reverse("web:board", kwargs={"repo": repository.name})
+    assert elapsed < 10, f"the click took {elapsed:.1f} s with Redis down"
+    job = Job.objects.get(idempotency_key=key)
+    assert job.state == JobState.QUEUED and job.published_at is None
+    page = job_page(client, job)
+    assert "waiting for a worker" in page
+    assert "not yet handed to the broker" in page
 
+    private_broker.start()
     procs.worker("w1")
     procs.beat()
     job = wait_for_job(job, timeout=60)
@@ -536,12 +682,13 @@ def test_refresh_clicked_while_redis_is_down_answers_at_once_and_runs_once_redis
     assert events(job, "job.succeeded") == 1
 
 
-def test_a_queued_job_whose_message_was_lost_runs_once_when_workers_start(procs, repository, developer):
+def test_a_queued_job_whose_message_was_lost_runs_once_when_workers_start(private_broker, procs, repository, developer):
     synced(repository, developer)
     job = services.refresh(repository, actor=developer)
     job.refresh_from_db()
     assert job.state == JobState.QUEUED and job.published_at is not None
-    lose_queued_messages()  # Redis: FLUSHDB; the filesystem broker: its queued message files
+    assert redis.Redis(port=private_broker.port).llen("git") >= 1  # its message (and those of the jobs run above)
+    private_broker.flush()  # the message is lost
 
     procs.worker("w1")
     procs.beat()
@@ -588,12 +735,15 @@ def test_a_worker_frozen_past_its_lease_neither_pushes_nor_overwrites_the_result
         (faults_a / "before_push.pause").unlink()
     finally:
         os.killpg(worker_a.pid, signal.SIGCONT)
+    lost = f"job {job.pk} lost its lease"
+    wait_for(lambda: lost in worker_a.log_path.read_text(), timeout=30, what="worker A to notice it lost the job")
+    # A runs one task at a time: the first run_job task to end after that line is this
+    # one. Once it has returned, A holds nothing of the job that it could still write.
     wait_for(
-        lambda: f"job {job.pk} lost its lease" in worker_a.log_path.read_text(),
+        lambda: re.search(r"run_job\[[^]]+\] succeeded", worker_a.log_path.read_text().split(lost, 1)[1]),
         timeout=30,
-        what="worker A to notice it lost the job",
+        what="worker A's task to return",
     )
-    time.sleep(2)  # give a wrong push or write from A time to show
 
     assert Job.objects.filter(pk=job.pk).values(*settled).get() == settled
     assert events(job, "job.succeeded") == 1
@@ -650,7 +800,7 @@ def test_a_second_job_on_the_same_repository_waits_for_the_first_while_another_r
     assert first_job.state == second_job.state == JobState.SUCCEEDED, (first_job.message, second_job.message)
     assert remote.exists("refs/heads/feature/one") and remote.exists("refs/heads/feature/two")
     [first_push], [second_push] = push_steps(first_job), push_steps(second_job)
-    assert first_push.finished_at <= second_push.started_at
+    assert first_push.finished_at is not None and first_push.finished_at <= second_push.started_at
     assert Lease.objects.get(key=repository.lock_key).holder_token == ""
 
 
@@ -664,7 +814,9 @@ def test_a_held_repository_lease_cannot_be_taken_until_it_expires(settings):
     lease = Lease.objects.get(key=key)
     assert (lease.holder_job_id, lease.holder_token) == (1, holder)
 
-    wait_for(lambda: timezone.now() > lease.expires_at, timeout=5, what="the lease to expire")
+    expires_at = lease.expires_at
+    assert expires_at is not None
+    wait_for(lambda: timezone.now() > expires_at, timeout=5, what="the lease to expire")
     assert execution._try_acquire(key, 2, other)
     assert not execution._try_acquire(key, 1, holder)  # and the old holder cannot take it back
     lease.refresh_from_db()

@@ -1,6 +1,8 @@
 """Loaded by pytest before Django reads its settings (pytest.ini: -p tests.testenv).
 
-Gives each test session its own var/ directory, and picks the services: PostgreSQL
+Gives each test session its own var/ directory (and each pytest-xdist worker its own
+below it, with its own broker files, mirrors and Redis key prefix; pytest-django gives
+it its own test database), and picks the services: PostgreSQL
 when DATABASE_URL is set, Redis when REDIS_URL is set (else SQLite and the filesystem
 broker, the embedded default). With RELEASEBOARD_REQUIRE_SERVICES=1 (CI) a service
 that was asked for but cannot be reached stops the run instead of being skipped.
@@ -25,6 +27,13 @@ def _reachable(url: str, default_port: int) -> bool:
 
 
 os.environ.setdefault("RELEASEBOARD_VAR_DIR", tempfile.mkdtemp(prefix="releaseboard-test-"))
+# An xdist worker inherits the controller's environment, var dir included: it takes a
+# folder of its own in there, so workers never share mirrors or broker queues.
+xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if xdist_worker:
+    own_var_dir = os.path.join(os.environ["RELEASEBOARD_VAR_DIR"], xdist_worker)
+    os.makedirs(own_var_dir, exist_ok=True)
+    os.environ["RELEASEBOARD_VAR_DIR"] = own_var_dir
 os.environ.setdefault("RELEASEBOARD_JOB_HEARTBEAT_SECONDS", "1")
 os.environ.setdefault("RELEASEBOARD_JOB_LEASE_SECONDS", "10")
 os.environ.setdefault("RELEASEBOARD_JOB_REPUBLISH_SECONDS", "5")
@@ -41,6 +50,7 @@ redis_url = os.environ.get("REDIS_URL", "")
 if redis_url:
     if _reachable(redis_url, 6379):
         os.environ["CELERY_BROKER_URL"] = redis_url
-        os.environ["RELEASEBOARD_BROKER_PREFIX"] = f"rbtest-{uuid.uuid4().hex[:8]}:"
+        # Set in every process, xdist workers included: each gets keys of its own.
+        os.environ["RELEASEBOARD_BROKER_PREFIX"] = f"rbtest-{uuid.uuid4().hex[:8]}{xdist_worker}:"
     elif required:
         raise SystemExit(f"REDIS_URL {redis_url} is not reachable and RELEASEBOARD_REQUIRE_SERVICES=1")

@@ -20,6 +20,7 @@ from releaseboard.branching.model import (
     full_name,
     validate_short_name,
 )
+from releaseboard.branching.refname import check_branch_name, git_accepts_branch_name
 from releaseboard.branching.versions import Version, bump_for, latest_version, parse_tag
 
 __all__ = [
@@ -31,9 +32,11 @@ __all__ = [
     "Version",
     "bump_for",
     "can_create_from",
+    "check_branch_name",
     "can_promote",
     "classify",
     "full_name",
+    "git_accepts_branch_name",
     "latest_version",
     "parse_tag",
     "validate_short_name",

@@ -33,7 +33,7 @@ RULES: dict[BranchKind, Rule] = {
 
 # Short names a developer may choose: lowercase letters, digits, ".", "_", "-", and "/"
 # for grouping, starting with a letter or digit. Everything git itself refuses is
-# refused again by check-ref-format below.
+# refused again by refname.check_branch_name on the full name.
 SHORT_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 MAX_SHORT_NAME = 100
 RESERVED = {"head", "master", "main", "staging", "refs", "heads", "tags", "remotes"}
@@ -86,8 +86,8 @@ def can_promote(source: BranchKind, target: BranchKind) -> bool:
 def full_name(names: BranchNames, kind: BranchKind, short: str) -> str:
     """The full branch name for a short name, after validating it (raises InvalidBranchName).
 
-    git's own check-ref-format is applied on top of this by the caller (vcs), since
-    this module does no I/O.
+    The caller also applies git's own rules to the full name (check_branch_name), since
+    a team's prefix is part of it.
     """
     validate_short_name(short)
     return names.prefix(kind) + short

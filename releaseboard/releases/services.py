@@ -93,11 +93,11 @@ def validate_repository(repository: Repository) -> None:
     except vcs.InvalidRemoteURL as exc:
         raise Refused(str(exc), field="remote_url") from None
     for field in ("master_branch", "staging_branch"):
-        if not vcs.check_branch_name(getattr(repository, field)):
+        if not branching.check_branch_name(getattr(repository, field)):
             raise Refused("git does not accept this as a branch name.", field=field)
     for field in ("feature_prefix", "hotfix_prefix"):
         value = getattr(repository, field)
-        if not value.endswith("/") or not vcs.check_branch_name(value + "x"):
+        if not value.endswith("/") or not branching.check_branch_name(value + "x"):
             raise Refused("A prefix is a valid branch name part ending in '/', e.g. 'feature/'.", field=field)
     try:
         split_command(repository.test_command)
@@ -178,7 +178,7 @@ def request_branch(
         full = branching.full_name(repository.names, branch_kind, name.strip())
     except branching.InvalidBranchName as exc:
         raise Refused(str(exc), field="name") from None
-    if not vcs.check_branch_name(full):
+    if not branching.check_branch_name(full):
         raise Refused(f"git does not accept '{full}' as a branch name.", field="name")
     ticket_url = ticket_url.strip()
     if ticket_url and not ticket_url.lower().startswith(("https://", "http://")):
