@@ -422,6 +422,29 @@ def test_a_worker_whose_mirror_lacks_the_tested_merge_rebuilds_it_and_promotes(
     assert (settings.WORK_DIR / "mirrors").is_dir()
 
 
+def test_a_worker_without_the_tested_merge_tree_rebuilds_tree_and_commit_and_promotes(
+    in_process, settings, tmp_path, repository, remote, developer, release_manager
+):
+    """The merge result is a tree no commit on the remote has (staging moved since the
+    branch forked): a worker whose mirror never saw the test recomputes it with merge-tree."""
+    ready(repository, developer)
+    first = passed_promotion(feature(repository, remote, developer, "first", {"f.py": "F = 1\n"}), developer)
+    later = feature(repository, remote, developer, "later", {"l.py": "L = 1\n"})
+    services.promote(first, actor=release_manager)
+    settle()
+    promotion = passed_promotion(later, developer)
+    assert promotion.merge_tree not in {remote.tree(promotion.staging_sha), remote.tree(promotion.branch_sha)}
+    settings.WORK_DIR = tmp_path / "other-machine"
+
+    services.promote(promotion, actor=release_manager)
+    settle()
+
+    job = jobs_of(promotion, "promote")[-1]
+    assert job.state == JobState.SUCCEEDED, job.message
+    assert remote.head("staging") == promotion.merge_sha
+    assert any("merge-tree" in s.command for s in job.steps.all())
+
+
 def test_the_same_form_submitted_twice_makes_one_branch_one_promotion_and_one_promote(
     in_process, client, repository, remote, developer, release_manager
 ):

@@ -15,6 +15,7 @@ from releaseboard.releases import selectors, services
 from releaseboard.releases.models import Repository
 from releaseboard.roles import Perm, require
 from releaseboard.web.access import repository_for
+from releaseboard.web.actions import act
 from releaseboard.web.forms import StartsWorkForm, posted_key
 from releaseboard.web.presenters import branch_cards, radar_summary, recent_releases
 from releaseboard.web.snapshot import snapshot_page
@@ -67,13 +68,13 @@ def repository_refresh(request: HttpRequest, repo: str) -> HttpResponse:
 @require_POST
 def staging_test(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.RUN_TESTS)
-    try:
-        job = services.test_staging(repository, actor=request.user, idempotency_key=posted_key(request.POST))
-    except services.Refused as exc:
-        messages.error(request, exc.message)
-        return redirect("web:board", repo=repository.name)
-    messages.success(request, f"Testing {repository.staging_branch}.")
-    return redirect("web:job_detail", job_id=job.pk)
+    return act(
+        request,
+        lambda: services.test_staging(repository, actor=request.user, idempotency_key=posted_key(request.POST)),
+        back=lambda: redirect("web:board", repo=repository.name),
+        then=lambda job: redirect("web:job_detail", job_id=job.pk),
+        success=f"Testing {repository.staging_branch}.",
+    )
 
 
 @login_required

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from releaseboard.releases import selectors, services
 from releaseboard.roles import Perm
 from releaseboard.web.access import branch_for, repository_for
+from releaseboard.web.actions import act
 from releaseboard.web.forms import RequestBranchForm, RequestPromotionForm, posted_key
 from releaseboard.web.presenters import can_request_promotion, promotion_request_refusal
 from releaseboard.web.timeline import branch_timeline
@@ -108,10 +109,10 @@ def branch_update(request: HttpRequest, repo: str, branch_id: int) -> HttpRespon
     branch = branch_for(request, repo, branch_id, Perm.VIEW)
     if not services.may_update_branch(request.user, branch):
         raise PermissionDenied("Only the branch's owner or a release manager may update it from staging.")
-    try:
-        job = services.update_branch(branch, actor=request.user, idempotency_key=posted_key(request.POST))
-    except services.Refused as exc:
-        messages.error(request, exc.message)
-        return redirect("web:branch_detail", repo=branch.repository.name, branch_id=branch.pk)
-    messages.success(request, f"Merging {branch.repository.staging_branch} into {branch.name}.")
-    return redirect("web:job_detail", job_id=job.pk)
+    return act(
+        request,
+        lambda: services.update_branch(branch, actor=request.user, idempotency_key=posted_key(request.POST)),
+        back=lambda: redirect("web:branch_detail", repo=branch.repository.name, branch_id=branch.pk),
+        then=lambda job: redirect("web:job_detail", job_id=job.pk),
+        success=f"Merging {branch.repository.staging_branch} into {branch.name}.",
+    )

@@ -15,6 +15,7 @@ from releaseboard.paging import keyset_page
 from releaseboard.releases.models import Release, ReleaseState, Repository
 from releaseboard.roles import Perm, has_perm
 from releaseboard.web.access import repository_for
+from releaseboard.web.actions import act
 from releaseboard.web.forms import posted_key
 from releaseboard.web.forms_deployments import CloseIncidentForm, DeployForm, IncidentForm, LockForm, RollbackForm
 from releaseboard.web.views_releases import _key
@@ -106,9 +107,10 @@ def environment_deploy(request: HttpRequest, repo: str, env: str) -> HttpRespons
         messages.error(request, "Choose a version from the list.")
         return _back(environment)
     data = form.cleaned_data
-    try:
+
+    def deploy() -> Deployment:
         release = services.release_by_version(environment.repository, data["version"]) if data["version"] else None
-        deployment = services.deploy(
+        return services.deploy(
             environment,
             actor=request.user,
             release=release,
@@ -116,10 +118,8 @@ def environment_deploy(request: HttpRequest, repo: str, env: str) -> HttpRespons
             forward=data["forward"],
             idempotency_key=form.key,
         )
-    except services.Refused as exc:
-        messages.error(request, exc.message)
-        return _back(environment)
-    return _started(request, deployment)
+
+    return act(request, deploy, back=lambda: _back(environment), then=lambda done: _started(request, done))
 
 
 @login_required
@@ -130,31 +130,30 @@ def environment_rollback(request: HttpRequest, repo: str, env: str) -> HttpRespo
     if not form.is_valid():
         messages.error(request, "Choose the release to roll back to and say why.")
         return _back(environment)
-    try:
+
+    def rollback() -> Deployment:
         release = services.release_by_version(environment.repository, form.cleaned_data["version"])
-        deployment = services.rollback(
+        return services.rollback(
             environment,
             actor=request.user,
             release=release,
             reason=form.cleaned_data["reason"],
             idempotency_key=form.key,
         )
-    except services.Refused as exc:
-        messages.error(request, exc.message)
-        return _back(environment)
-    return _started(request, deployment)
+
+    return act(request, rollback, back=lambda: _back(environment), then=lambda done: _started(request, done))
 
 
 @login_required
 @require_POST
 def environment_redeploy(request: HttpRequest, repo: str, env: str) -> HttpResponse:
     environment = _deployable(request, repo, env)
-    try:
-        deployment = services.redeploy(environment, actor=request.user, idempotency_key=posted_key(request.POST))
-    except services.Refused as exc:
-        messages.error(request, exc.message)
-        return _back(environment)
-    return _started(request, deployment)
+    return act(
+        request,
+        lambda: services.redeploy(environment, actor=request.user, idempotency_key=posted_key(request.POST)),
+        back=lambda: _back(environment),
+        then=lambda deployment: _started(request, deployment),
+    )
 
 
 @login_required

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -17,6 +16,7 @@ from releaseboard.jobs.models import Job, JobState
 from releaseboard.releases import selectors, services
 from releaseboard.roles import Perm, require
 from releaseboard.web.access import job_for
+from releaseboard.web.actions import act
 from releaseboard.web.forms import JobFilterForm, posted_key
 from releaseboard.web.presenters import live_log, subject_url
 
@@ -90,26 +90,26 @@ def job_attention(request: HttpRequest) -> HttpResponse:
 @require_POST
 def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     job = job_for(request, job_id, Perm.RETRY_JOB)
-    try:
-        new_job = services.retry_job(job, actor=request.user, idempotency_key=posted_key(request.POST))
-    except services.Refused as exc:
-        messages.error(request, exc.message)
-        return redirect("web:job_detail", job_id=job.pk)
-    messages.success(request, f"Retrying as job #{new_job.pk}.")
-    return redirect("web:job_detail", job_id=new_job.pk)
+    return act(
+        request,
+        lambda: services.retry_job(job, actor=request.user, idempotency_key=posted_key(request.POST)),
+        back=lambda: redirect("web:job_detail", job_id=job.pk),
+        then=lambda new_job: redirect("web:job_detail", job_id=new_job.pk),
+        success=lambda new_job: f"Retrying as job #{new_job.pk}.",
+    )
 
 
 @login_required
 @require_POST
 def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     job = job_for(request, job_id, Perm.CANCEL_JOB)
-    try:
-        job = services.cancel_job(job, actor=request.user)
-    except services.Refused as exc:
-        messages.error(request, exc.message)
-    else:
-        if job.is_final:
-            messages.success(request, f"Job #{job.pk} cancelled before it started.")
-        else:
-            messages.success(request, f"Job #{job.pk} was asked to stop; it stops at its next check.")
-    return redirect("web:job_detail", job_id=job.pk)
+    return act(
+        request,
+        lambda: services.cancel_job(job, actor=request.user),
+        back=lambda: redirect("web:job_detail", job_id=job.pk),
+        success=lambda done: (
+            f"Job #{done.pk} cancelled before it started."
+            if done.is_final
+            else f"Job #{done.pk} was asked to stop; it stops at its next check."
+        ),
+    )

@@ -21,6 +21,7 @@ from releaseboard.releases.runners.common import (
     PushOutcomeUnknown,
     apply_verdict,
     expect_move,
+    git_step,
     identity,
     push,
     remote_refs,
@@ -57,7 +58,17 @@ def run_promote(ctx: JobContext) -> str:
         if not selectors.has_passing_test(repository, promotion.merge_sha):
             raise JobFailed(JobReason.REFUSED, "The merge result has no passing test; run the tests again.")
         if not mirror.has_commit(promotion.merge_sha):
-            # Another worker made the merge commit; its inputs rebuild the identical commit.
+            # Another worker made the merge commit (and its tree): the same inputs rebuild
+            # the identical tree with merge-tree, then the identical commit.
+            if not mirror.has_commit(promotion.branch_sha):
+                raise JobFailed(
+                    JobReason.REFUSED,
+                    f"The tested commit {promotion.branch_sha[:10]} of {promotion.branch.name} is no longer on the "
+                    "remote (the branch was rewritten); run the tests again.",
+                )
+            merged = git_step(ctx, "merge", mirror.merge, promotion.staging_sha, promotion.branch_sha)
+            if not merged.clean or merged.tree != promotion.merge_tree:
+                raise JobFailed(JobReason.GIT_ERROR, "Could not rebuild the tested merge commit; run the tests again.")
             rebuilt = mirror.commit_tree(
                 promotion.merge_tree,
                 [promotion.staging_sha, promotion.branch_sha],

@@ -24,12 +24,12 @@ from releaseboard.releases.models import (
     TestRun,
 )
 from releaseboard.releases.runners.candidates import publish_candidate
-from releaseboard.review.junit import ENV_NAME as JUNIT_ENV
-from releaseboard.review.reports import record_test_report
-from releaseboard.review.service import record_review
 from releaseboard.releases.runners.common import git_step, identity
 from releaseboard.releases.runners.outcomes import fail_promotion, merge_message
 from releaseboard.releases.runners.sync import refresh
+from releaseboard.review.junit import ENV_NAME as JUNIT_ENV
+from releaseboard.review.reports import record_test_report
+from releaseboard.review.service import record_review
 
 # -- testing ------------------------------------------------------------------------------
 
