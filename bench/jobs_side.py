@@ -33,10 +33,11 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.benchdb import reset_postgres  # noqa: E402
 
 # Counts of git processes by subcommand, for every process this one starts (GitPython
 # included: it binds Popen at import, so the class method is wrapped, not the name).
@@ -61,20 +62,6 @@ def _counting_execute_child(self: Any, args: Any, *rest: Any, **kw: Any) -> Any:
 
 
 subprocess.Popen._execute_child = _counting_execute_child  # type: ignore[attr-defined]
-
-
-def reset_postgres(url: str) -> None:
-    """Drop and create the throwaway database (only one whose name says it is a bench DB)."""
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if "bench" not in name:
-        raise SystemExit(f"refusing to reset database {name!r}: use a throwaway one with 'bench' in its name")
-    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def setup_env(args: argparse.Namespace) -> None:
