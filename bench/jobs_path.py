@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -100,6 +101,12 @@ def generate(gen: Path, out: Path, files: int, commits: int) -> dict[str, Any]:
             )
         sh("git", "--git-dir", remote, "fast-import", "--quiet", input=b"".join(stream))
     return json.loads((out / "manifest.json").read_text())
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (the raw side's git processes)."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
 
 
 class Remote:
@@ -172,6 +179,7 @@ class RawSide:
     def promote(self, branch: str) -> dict[str, Any]:
         c = time.perf_counter
         self.n += 1
+        u0 = children_cpu()
         t0 = c()
         self.git(*FETCH)
         heads = self.heads()
@@ -183,18 +191,27 @@ class RawSide:
         msg = f"Promote {branch} to staging\n\nReleaseboard-Promotion: raw-{self.n}\n".encode()
         merge = self.git("commit-tree", "-p", staging, "-p", tip, "-F", "-", tree, input=msg, env=env).strip()
         t1 = c()
+        u1 = children_cpu()
         # What the test job needs before it runs the test command (not in the raw total).
         sh("git", "-C", str(self.worktree), "checkout", "-q", "--detach", "-f", merge)
         sh("git", "-C", str(self.worktree), "clean", "-q", "-ffdx")
         t2 = c()
+        u2 = children_cpu()
         self.git(*FETCH)
         now = self.heads()["staging"]
         self.git("push", "-q", f"--force-with-lease=refs/heads/staging:{now}", "origin", f"{merge}:refs/heads/staging")
         t3 = c()
-        return {"test": {"ms": (t1 - t0) * 1000}, "checkout_ms": (t2 - t1) * 1000, "push": {"ms": (t3 - t2) * 1000}}
+        u3 = children_cpu()
+        return {
+            "test": {"ms": (t1 - t0) * 1000, "cpu_ms": (u1 - u0) * 1000},
+            "checkout_ms": (t2 - t1) * 1000,
+            "checkout_cpu_ms": (u2 - u1) * 1000,
+            "push": {"ms": (t3 - t2) * 1000, "cpu_ms": (u3 - u2) * 1000},
+        }
 
     def release(self) -> dict[str, Any]:
         c = time.perf_counter
+        u0 = children_cpu()
         t0 = c()
         self.git(*FETCH)
         heads = self.heads()
@@ -208,7 +225,7 @@ class RawSide:
             "push", "-q", "--atomic", f"--force-with-lease=refs/heads/master:{master}", "origin",
             f"{staging}:refs/heads/master", f"{tag}:refs/tags/{name}",
         )  # fmt: skip
-        return {"job": {"ms": (c() - t0) * 1000}}
+        return {"job": {"ms": (c() - t0) * 1000, "cpu_ms": (children_cpu() - u0) * 1000}}
 
     def close(self) -> None:
         pass
@@ -389,6 +406,15 @@ def report(
         s.name: statistics.median(r["test"]["ms"] + r["push"]["ms"] for r in results[s.name]["promote"]) for s in sides
     }
     print(f"{'promotion (test+push)':<22}" + "".join(f"{promo[s.name]:>18.1f}" for s in sides))
+    cpu = {
+        s.name: statistics.median(r["test"]["cpu_ms"] + r["push"]["cpu_ms"] for r in results[s.name]["promote"])
+        for s in sides
+    }
+    print(f"{'CPU ms, promotion':<22}" + "".join(f"{cpu[s.name]:>18.1f}" for s in sides))
+    print(
+        f"{'CPU ms, release':<22}"
+        + "".join(f"{med(results[s.name]['release'], 'job', 'cpu_ms'):>18.1f}" for s in sides)
+    )
     rbs = [s for s in sides if s.kind == "releaseboard"]
     for label, key in (("git processes", "git"), ("SQL queries", "queries")):
         for job, (what, sub) in (
@@ -412,6 +438,8 @@ def report(
                 f"{s.name}: promotion {pr:.2f}x raw ({pc:.2f}x raw+checkout), release {rr:.2f}x raw "
                 f"(goal <= {GOAL_RATIO}x){'' if max(pr, rr) <= GOAL_RATIO else '  ABOVE GOAL'}"
             )
+            cr = med(results[s.name]["release"], "job", "cpu_ms") / med(results[raw.name]["release"], "job", "cpu_ms")
+            print(f"{s.name}: in CPU time, promotion {cpu[s.name] / cpu[raw.name]:.2f}x raw, release {cr:.2f}x raw")
     if args.compare_open and len(rbs) == 2:
         a, b = rbs
         for job, what, sub in (
