@@ -177,14 +177,28 @@ def main() -> int:
                 lanes[pk].append(services.request_promotion(branch, actor=dev, title=f"Promote {name}"))
         print(f"{sum(len(v) for v in lanes.values())} promotions requested", flush=True)
         promoting: dict[int, Any] = {}
+        failures: list[tuple[int, str]] = []
         deadline = time.monotonic() + args.timeout
         while lanes or promoting:
             for pk in list(promoting):
                 p = Promotion.objects.get(pk=promoting[pk].pk)
                 if p.state == PromotionState.PROMOTED:
                     del promoting[pk]
-                elif p.state == PromotionState.FAILED:
-                    raise SystemExit(f"promotion #{p.pk} failed: {p.state_message}")
+                elif (
+                    p.state == PromotionState.FAILED
+                    and not Job.objects.filter(
+                        subject_id=p.pk, kind__in=["promote", "test_promotion"], state__in=JobState.active()
+                    ).exists()
+                ):
+                    # What a release manager would do: read the message, click "Promote" again.
+                    failures.append((p.pk, p.state_message))
+                    if len(failures) > 5 * args.repositories * args.promotions:
+                        raise SystemExit(f"too many failures, the last: #{p.pk}: {p.state_message}")
+                    p = Promotion.objects.select_related("repository", "branch").get(pk=p.pk)
+                    if p.merge_sha and selectors.has_passing_test(p.repository, p.merge_sha):
+                        services.promote(p, actor=rm)
+                    else:
+                        services.retest_promotion(p, actor=rm)
             for pk in list(lanes):
                 if pk in promoting:
                     continue
@@ -259,6 +273,10 @@ def main() -> int:
     )
     print(f"all {total} landed once: Promotion rows, audit 'promotion.promoted', staging first-parent history")
     print(f"wall time {wall:.1f} s; {len(jobs)} jobs ({dict(kinds)}), {len(failed)} not succeeded")
+    if failures:
+        print(f"{len(failures)} promotions FAILED on the way and were promoted again by a second click:")
+        for message, n in collections.Counter(m for _, m in failures).most_common():
+            print(f"  {n} x {message[:300]}")
     print(f"throughput {len(jobs) / wall:.2f} jobs/s, {total / wall:.2f} promotions/s")
     print(f"queue wait (published -> started): p50 {pct(waits, 50):.2f} s, p95 {pct(waits, 95):.2f} s")
     print(f"job run time: p50 {statistics.median(runs):.2f} s, p95 {pct(runs, 95):.2f} s")
