@@ -30,10 +30,8 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -42,6 +40,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.jobs_report import report  # noqa: E402
+
 FETCH = [
     "fetch",
     "--prune",
@@ -51,7 +53,6 @@ FETCH = [
     "+refs/tags/*:refs/tags/*",
 ]
 IDENTITY = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid"}
-GOAL_RATIO, GOAL_OPEN = 1.5, 1.2
 EXTRAS = 300  # spare branches made once in the generated remote, to keep the open count
 
 
@@ -284,15 +285,6 @@ class ReleaseboardSide:
             self.proc.wait(timeout=60)
 
 
-def med(rows: list[dict[str, Any]], *path: str) -> float:
-    vals = []
-    for r in rows:
-        for p in path:
-            r = r[p]
-        vals.append(r)
-    return statistics.median(vals)
-
-
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -375,93 +367,6 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "profile": profile}, indent=1) + "\n")
     return 0
-
-
-def report(
-    args: argparse.Namespace, size: str, manifest: dict[str, Any], sides: list[Any], results: Any, profile: Any
-) -> None:
-    load = os.getloadavg()
-    print()
-    print(
-        f"repository: {size} ({manifest['files']} files, {manifest['master_commits']} commits on master), "
-        f"{args.rounds} rounds + 1 warm-up, sides interleaved; nproc={os.cpu_count()}, "
-        f"{sh('git', '--version').strip()}, Python {platform.python_version()}, "
-        f"load average {load[0]:.1f}/{load[1]:.1f}"
-    )
-    if args.celery:
-        r = results[sides[0].name]
-        print(f"click 'request promotion' -> test passed: median {med(r['promote'], 'tested_ms'):.0f} ms")
-        print(f"click 'promote' -> remote staging moved: median {med(r['promote'], 'moved_ms'):.0f} ms")
-        print(f"click 'promote to master' -> remote master moved: median {med(r['release'], 'moved_ms'):.0f} ms")
-        return
-    print(f"\n{'median ms':<22}" + "".join(f"{s.name:>18}" for s in sides))
-    rows = [
-        ("test job", ("promote", "test", "ms")),
-        ("promote job", ("promote", "push", "ms")),
-        ("release job", ("release", "job", "ms")),
-    ]
-    for label, (what, *path) in rows:
-        print(f"{label:<22}" + "".join(f"{med(results[s.name][what], *path):>18.1f}" for s in sides))
-    promo = {
-        s.name: statistics.median(r["test"]["ms"] + r["push"]["ms"] for r in results[s.name]["promote"]) for s in sides
-    }
-    print(f"{'promotion (test+push)':<22}" + "".join(f"{promo[s.name]:>18.1f}" for s in sides))
-    cpu = {
-        s.name: statistics.median(r["test"]["cpu_ms"] + r["push"]["cpu_ms"] for r in results[s.name]["promote"])
-        for s in sides
-    }
-    print(f"{'CPU ms, promotion':<22}" + "".join(f"{cpu[s.name]:>18.1f}" for s in sides))
-    print(
-        f"{'CPU ms, release':<22}"
-        + "".join(f"{med(results[s.name]['release'], 'job', 'cpu_ms'):>18.1f}" for s in sides)
-    )
-    rbs = [s for s in sides if s.kind == "releaseboard"]
-    for label, key in (("git processes", "git"), ("SQL queries", "queries")):
-        for job, (what, sub) in (
-            ("test", ("promote", "test")),
-            ("promote", ("promote", "push")),
-            ("release", ("release", "job")),
-        ):
-            print(f"{label + ' / ' + job:<22}" + "".join(f"{med(results[s.name][what], sub, key):>18.0f}" for s in rbs))
-    calls = [med(results[s.name]["promote"], "request_ms") + med(results[s.name]["promote"], "promote_ms") for s in rbs]
-    print(f"{'service calls (ms)':<22}" + "".join(f"{c:>18.1f}" for c in calls))
-    raw = next((s for s in sides if s.kind == "raw"), None)
-    if raw is not None:
-        rel_raw = med(results[raw.name]["release"], "job", "ms")
-        checkout = med(results[raw.name]["promote"], "checkout_ms")
-        print(f"\nraw worktree checkout of the merge (the test job does one; not in the raw total): {checkout:.1f} ms")
-        for s in rbs:
-            pr = promo[s.name] / promo[raw.name]
-            pc = promo[s.name] / (promo[raw.name] + checkout)
-            rr = med(results[s.name]["release"], "job", "ms") / rel_raw
-            print(
-                f"{s.name}: promotion {pr:.2f}x raw ({pc:.2f}x raw+checkout), release {rr:.2f}x raw "
-                f"(goal <= {GOAL_RATIO}x){'' if max(pr, rr) <= GOAL_RATIO else '  ABOVE GOAL'}"
-            )
-            cr = med(results[s.name]["release"], "job", "cpu_ms") / med(results[raw.name]["release"], "job", "cpu_ms")
-            print(f"{s.name}: in CPU time, promotion {cpu[s.name] / cpu[raw.name]:.2f}x raw, release {cr:.2f}x raw")
-    if args.compare_open and len(rbs) == 2:
-        a, b = rbs
-        for job, what, sub in (
-            ("test", "promote", "test"),
-            ("promote", "promote", "push"),
-            ("release", "release", "job"),
-        ):
-            ratio = med(results[b.name][what], sub, "ms") / med(results[a.name][what], sub, "ms")
-            print(f"{job} job: {b.name} / {a.name} = {ratio:.2f}x (goal <= {GOAL_OPEN}x)")
-        total = [
-            sum(
-                med(results[s.name][w], sub, "ms")
-                for w, sub in (("promote", "test"), ("promote", "push"), ("release", "job"))
-            )
-            for s in rbs
-        ]
-        print(f"all three jobs: {total[1] / total[0]:.2f}x{'' if total[1] / total[0] <= GOAL_OPEN else '  ABOVE GOAL'}")
-    if profile:
-        print("\ngit processes by subcommand, profiled promotion:")
-        for job in ("test", "push"):
-            print(f"  {job}: {profile[job]['git']} ({profile[job]['git_by']}), {profile[job]['queries']} SQL queries")
-        print(profile["profile"])
 
 
 if __name__ == "__main__":
