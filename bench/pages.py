@@ -15,6 +15,7 @@ bench/audit_listing.py's chain filler (real hashes), then a signed checkpoint.
 
     .venv/bin/python bench/pages.py                                   # SQLite
     .venv/bin/python bench/pages.py --database-url postgres://postgres@127.0.0.1:5432/rb_bench_pages
+    .venv/bin/python bench/pages.py --events 20000 --profile "board (100 open, radar)" --profile promotion
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=7, help="requests per page per size (default: %(default)s)")
     ap.add_argument("--events", type=int, default=1_000_000, help="audit events at full size")
     ap.add_argument("--json", default="")
+    ap.add_argument("--profile", action="append", default=[], help="after measuring, cProfile this page (repeatable)")
     args = ap.parse_args()
     setup(Path(args.workdir), args.database_url)
 
@@ -207,7 +209,24 @@ def main() -> int:
     print(f"unchanged board poll: HTTP {poll['status']}, {poll['bytes']} B body + ~{poll['header_bytes']} B headers")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    for name in args.profile:
+        profile(client, pages(repos[0])[name]())
     return 0
+
+
+def profile(client: Any, url: str) -> None:
+    """Where one request's time goes: the 30 entries with the most cumulative time."""
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    client.get(url)
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(30)
+    print(f"\nprofile of {url}:\n{out.getvalue()}")
 
 
 if __name__ == "__main__":
