@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.benchdb import reset_postgres  # noqa: E402
+from bench.benchdb import drop_redis_prefix, reset_postgres  # noqa: E402
 
 # Counts of git processes by subcommand, for every process this one starts (GitPython
 # included: it binds Popen at import, so the class method is wrapped, not the name).
@@ -121,6 +121,7 @@ class Side:
         services.save_repository(repo, actor=self.admin)
         self.repo_pk = repo.pk
         self.worker: subprocess.Popen | None = None
+        self.broker = (args.broker_url, args.broker_prefix) if args.broker_url else None
         if args.broker_url:
             self.wait_all_final(600, run_here=True)
             self.start_worker(args)
@@ -177,6 +178,8 @@ class Side:
             except subprocess.TimeoutExpired:
                 os.killpg(self.worker.pid, signal.SIGKILL)
                 self.worker.wait()
+        if self.broker:
+            drop_redis_prefix(*self.broker)
 
     def newest_job(self, kind: str) -> Any:
         from releaseboard.jobs.models import Job

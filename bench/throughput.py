@@ -42,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.benchdb import reset_postgres  # noqa: E402
+from bench.benchdb import drop_redis_prefix, reset_postgres  # noqa: E402
 
 
 def make_remote(path: Path, branches: int) -> list[str]:
@@ -246,6 +246,7 @@ def main() -> int:
     finally:
         for proc, _ in workers:
             stop(proc)
+        drop_redis_prefix(args.redis_url, shared["RELEASEBOARD_BROKER_PREFIX"])
 
     # -- checks --------------------------------------------------------------------------
     total = args.repositories * args.promotions
