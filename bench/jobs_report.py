@@ -96,7 +96,8 @@ def report(
             ("release", "release", "job"),
         ):
             ratio = med(results[b.name][what], sub, "ms") / med(results[a.name][what], sub, "ms")
-            print(f"{job} job: {b.name} / {a.name} = {ratio:.2f}x (goal <= {GOAL_OPEN}x)")
+            cratio = med(results[b.name][what], sub, "cpu_ms") / med(results[a.name][what], sub, "cpu_ms")
+            print(f"{job} job: {b.name} / {a.name} = {ratio:.2f}x wall, {cratio:.2f}x CPU (goal <= {GOAL_OPEN}x)")
         total = [
             sum(
                 med(results[s.name][w], sub, "ms")
