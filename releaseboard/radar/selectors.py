@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Q
+
 from releaseboard.radar.compute import open_branches
 from releaseboard.radar.models import PairMerge, pair_key
 from releaseboard.releases.models import Branch, BranchState, Repository
@@ -64,6 +66,14 @@ def _merges(repository: Repository, shas: list[str]) -> dict[tuple[str, str], Pa
     return {(m.low_sha, m.high_sha): m for m in rows}
 
 
+def _merges_with(repository: Repository, sha: str, others: list[str]) -> dict[tuple[str, str], PairMerge]:
+    """The cached merges of one head with each of `others`: n rows, not the n² of the map."""
+    rows = PairMerge.objects.filter(repository=repository).filter(
+        Q(low_sha=sha, high_sha__in=others) | Q(high_sha=sha, low_sha__in=others)
+    )
+    return {(m.low_sha, m.high_sha): m for m in rows}
+
+
 def _staging(repository: Repository) -> Branch | None:
     return (
         Branch.objects.filter(repository=repository, name=repository.staging_branch, state=BranchState.ACTIVE)
@@ -109,5 +119,5 @@ def landing_conflicts(branch: Branch) -> list[Cell]:
     others = [b for b in open_branches(branch.repository) if b.pk != branch.pk]
     if not branch.head_sha or not others:
         return []
-    merges = _merges(branch.repository, [branch.head_sha] + [b.head_sha for b in others])
+    merges = _merges_with(branch.repository, branch.head_sha, [b.head_sha for b in others])
     return [cell for cell in (_cell(merges, branch, other) for other in others) if cell.state == CONFLICT]
