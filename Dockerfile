@@ -7,9 +7,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DJANGO_SETTINGS_MODULE=releaseboard.settings
 
-# git for the mirrors; openssh-client for ssh:// and user@host:path remotes.
+# git for the mirrors; openssh-client for ssh:// and user@host:path remotes; procps (pgrep)
+# so a git call past its timeout is killed with its transport helpers.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git openssh-client \
+    && apt-get install -y --no-install-recommends git openssh-client procps \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
@@ -24,4 +25,4 @@ COPY . .
 
 USER releaseboard
 EXPOSE 8000
-CMD ["gunicorn", "releaseboard.wsgi", "--bind", "0.0.0.0:8000"]
+CMD ["gunicorn", "releaseboard.wsgi", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "8"]
