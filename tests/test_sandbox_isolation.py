@@ -179,11 +179,14 @@ def test_a_test_job_sees_none_of_the_workers_secrets(
         "RELEASEBOARD_CREDENTIALS_FILE": str(tmp_path / "creds-4411.json"),
         "AWS_SECRET_ACCESS_KEY": "aws-4411",
     }
-    for name, value in planted.items():
-        monkeypatch.setenv(name, value)
     repository.test_command = ENV_DUMP
     repository.save()
+    # Queued (and published) before the worker's environment is planted: Celery reads
+    # CELERY_BROKER_URL from the environment and would keep the planted broker for the
+    # rest of the session.
     services.test_staging(repository, actor=developer)
+    for name, value in planted.items():
+        monkeypatch.setenv(name, value)
     jobs = run_jobs(kind="test_staging")
     assert jobs and jobs[-1].state == JobState.SUCCEEDED, [(j.kind, j.message) for j in jobs]
     log = "".join(JobLogLine.objects.filter(job=jobs[-1]).order_by("seq").values_list("text", flat=True))
