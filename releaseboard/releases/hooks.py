@@ -99,3 +99,11 @@ branch_held = Observers("branch_held")
 # (refs/releaseboard/candidates/<promotion id>)? Integrations says yes when a repository
 # requires a CI status on the merge commit.
 candidates_wanted = Observers("candidates_wanted")
+# (ctx, mirror, promotion, staging, branch_sha, merge=…, merge_sha=…) — a promotion's merge
+# was computed (clean or conflicted): review keeps its commits, files and diff.
+merge_checked = Observers("merge_checked")
+# (ctx, report_path) — a build or test command ran; it may have written a JUnit report
+# where the environment variable JUNIT_ENV said.
+tests_ran = Observers("tests_ran")
+# The variable that tells a test command where to write a JUnit XML report.
+JUNIT_ENV = "RELEASEBOARD_JUNIT_XML"

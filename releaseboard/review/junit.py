@@ -10,7 +10,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-ENV_NAME = "RELEASEBOARD_JUNIT_XML"
 MAX_BYTES = 5 * 1024 * 1024
 MAX_FAILED = 25
 MAX_DETAIL_LINES = 30

@@ -14,7 +14,7 @@ from releaseboard import sandbox, vcs
 from releaseboard.audit.service import record as audit_record
 from releaseboard.jobs.execution import JobCancelled, JobContext, JobFailed
 from releaseboard.jobs.models import Job, JobReason, JobState
-from releaseboard.releases import services
+from releaseboard.releases import hooks, services
 from releaseboard.releases.models import (
     MergeCheck,
     Promotion,
@@ -27,9 +27,6 @@ from releaseboard.releases.runners.candidates import publish_candidate
 from releaseboard.releases.runners.common import git_step, identity
 from releaseboard.releases.runners.outcomes import fail_promotion, merge_message
 from releaseboard.releases.runners.sync import refresh
-from releaseboard.review.junit import ENV_NAME as JUNIT_ENV
-from releaseboard.review.reports import record_test_report
-from releaseboard.review.service import record_review
 
 # -- testing ------------------------------------------------------------------------------
 
@@ -70,14 +67,14 @@ def run_tests(
             result = sandbox.run(
                 sandbox.split_command(command),
                 cwd=Path(path),
-                env=sandbox.minimal_env(home, {"TMPDIR": str(home / "tmp"), JUNIT_ENV: str(home / "junit.xml")}),
+                env=sandbox.minimal_env(home, {"TMPDIR": str(home / "tmp"), hooks.JUNIT_ENV: str(home / "junit.xml")}),
                 timeout=repository.test_timeout,
                 on_output=ctx.log,
                 should_cancel=ctx.cancel_requested,
                 output_cap=settings.TEST_OUTPUT_CAP_BYTES,
             )
             ctx.finish_step(step, result.exit_code, result.outcome.value)
-            record_test_report(ctx, home / "junit.xml")  # read before HOME is removed
+            hooks.tests_ran.notify(ctx, home / "junit.xml")  # read before HOME is removed
             if result.outcome is sandbox.Outcome.CANCELLED:
                 ctx.raise_if_lost()
                 raise JobCancelled()
@@ -170,7 +167,7 @@ def run_test_promotion(ctx: JobContext) -> str:
     if not merge.clean:
         files = [f"{c.path} ({c.kind})" for c in merge.conflicts]
         _record_merge(ctx, promotion, MergeCheck.CONFLICT, staging, branch_sha, conflicts=files)
-        record_review(ctx, mirror, promotion, staging, branch_sha, merge=merge)
+        hooks.merge_checked.notify(ctx, mirror, promotion, staging, branch_sha, merge=merge)
         raise JobFailed(
             JobReason.MERGE_CONFLICT,
             f"{branch.name} conflicts with {repository.staging_branch} in: {', '.join(files)}. "
@@ -189,7 +186,7 @@ def run_test_promotion(ctx: JobContext) -> str:
         ctx, promotion, MergeCheck.CLEAN, staging, branch_sha, merge_sha=merge_sha, tree=merge.tree, timestamp=timestamp
     )
     ctx.log(f"Merge result {merge_sha} (tree {merge.tree})\n")
-    record_review(ctx, mirror, promotion, staging, branch_sha, merge_sha=merge_sha)
+    hooks.merge_checked.notify(ctx, mirror, promotion, staging, branch_sha, merge_sha=merge_sha)
     run_tests(ctx, repository, mirror, merge_sha, promotion)
     promotion.refresh_from_db()
     publish_candidate(ctx, repository, mirror, promotion)
