@@ -24,6 +24,7 @@ It times, as the median of --rounds runs:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -110,6 +111,7 @@ def fill(deployments: int, commits: int, now: datetime, seed: int = 5) -> None:
                 after.kind, after.previous_id = "rollback", before.pk
                 rollbacks.append(after)
             elif rng.random() < 0.03:
+                assert before.finished_at is not None  # only succeeded deployments, which have finished
                 started = before.finished_at + timedelta(minutes=30)
                 incidents.append(
                     Incident(
@@ -126,6 +128,8 @@ def fill(deployments: int, commits: int, now: datetime, seed: int = 5) -> None:
         batch = []
         for n in range(commits):
             d = prod[rng.randrange(len(prod))]
+            deployed = d.finished_at
+            assert deployed is not None
             lead = int(rng.lognormvariate(11, 1.2))  # median about 17 hours, a long tail
             batch.append(
                 DeploymentCommit(
@@ -133,9 +137,9 @@ def fill(deployments: int, commits: int, now: datetime, seed: int = 5) -> None:
                     repository_id=d.repository_id,
                     sha=f"{n:040x}",
                     subject="bench",
-                    authored_at=d.finished_at - timedelta(seconds=lead),
-                    started_at=d.finished_at - timedelta(seconds=lead),
-                    deployed_at=d.finished_at,
+                    authored_at=deployed - timedelta(seconds=lead),
+                    started_at=deployed - timedelta(seconds=lead),
+                    deployed_at=deployed,
                     lead_seconds=lead,
                 )
             )
@@ -181,11 +185,14 @@ def run(rounds: int, now: datetime) -> dict[str, Any]:
     from releaseboard.metrics import compute
     from releaseboard.releases.models import Repository
 
-    one = [Repository.objects.order_by("pk").first().pk]
+    first = Repository.objects.order_by("pk").first()
+    if first is None:
+        raise SystemExit("No repository in the bench database; fill() did not run.")
+    one = [first.pk]
     results: dict[str, Any] = {"vendor": connection.vendor}
     for days in compute.WINDOWS:
         results[f"report all {days}d"] = timed(
-            f"compute.report, all repositories, {days} days", lambda d=days: compute.report(None, d, now), rounds
+            f"compute.report, all repositories, {days} days", functools.partial(compute.report, None, days, now), rounds
         )
     results["report one 365d"] = timed(
         "compute.report, one repository, 365 days", lambda: compute.report(one, 365, now), rounds
@@ -205,7 +212,9 @@ def run(rounds: int, now: datetime) -> dict[str, Any]:
             assert response.status_code == 200, response.status_code
             results[f"page {label} queries"] = len(captured.captured_queries)
             results[f"page {label} 365d"] = timed(
-                f"whole page {url} ({len(captured.captured_queries)} queries)", lambda u=url: client.get(u), rounds
+                f"whole page {url} ({len(captured.captured_queries)} queries)",
+                functools.partial(client.get, url),
+                rounds,
             )
     return results
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.http import StreamingHttpResponse
 from django.test import Client
 
 from releaseboard.audit.models import AuditEvent
@@ -220,6 +221,7 @@ def test_job_events_stream_the_log_then_an_end_event(client: Client, developer: 
     headers = {**bearer(token_for(developer, ["read"])), "Last-Event-ID": "1"}
     response = client.get(f"/api/v1/jobs/{job.pk}/events", headers=headers)
     assert response["Content-Type"] == "text/event-stream"
+    assert isinstance(response, StreamingHttpResponse)
     body = b"".join(response.streaming_content).decode()
     assert "id: 1\n" not in body and "id: 2\nevent: log\n" in body
     assert body.rstrip().splitlines()[-2] == "event: end" and '"state": "failed"' in body

@@ -156,7 +156,7 @@ def objects(developer: User) -> dict[str, Any]:
     }
 
 
-BODIES = {
+BODIES: dict[str, dict[str, Any]] = {
     "branch": {"kind": "feature", "name": "matrix", "purpose": "Access matrix"},
     "promotion": {"branch": "feature/free"},
     "reason": {"reason": "Release day"},
@@ -177,7 +177,7 @@ def call(
         if method in ("get", "delete"):
             response = getattr(client, method)(f"/api/v1{path}", headers=headers)
         else:
-            payload = BODIES.get(body, body) if isinstance(body, str) else (body or {})
+            payload = BODIES[body] if isinstance(body, str) else (body or {})
             payload = {k: ids.get(v.strip("{}"), v) if isinstance(v, str) else v for k, v in payload.items()}
             response = client.post(f"/api/v1{path}", payload, content_type="application/json", headers=headers)
     finally:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
+from django.http import StreamingHttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -35,8 +36,8 @@ def shop(developer: Any, release_manager: Any) -> Repository:
 
 def exported(client: Client, kind: str, **filters: Any) -> str:
     response = client.get(reverse(f"web:audit_export_{kind}"), filters)
-    assert response.status_code == 200 and response.streaming
-    return b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+    assert response.status_code == 200 and isinstance(response, StreamingHttpResponse)
+    return response.getvalue().decode()
 
 
 def jsonl(client: Client, **filters: Any) -> list[dict[str, Any]]:
@@ -50,7 +51,7 @@ def listed(client: Client, **filters: Any) -> list[int]:
 def test_list_and_exports_apply_the_same_filters(client: Client, shop: Repository, ops: Any) -> None:
     client.force_login(ops)
     today = timezone.localdate()
-    for filters, seqs in [
+    cases: list[tuple[dict[str, Any], list[int]]] = [
         ({}, [3, 2, 1]),
         ({"repository": shop.pk}, [2, 1]),
         ({"actor": "dev"}, [3, 1]),
@@ -59,7 +60,8 @@ def test_list_and_exports_apply_the_same_filters(client: Client, shop: Repositor
         ({"date_from": (today + dt.timedelta(days=1)).isoformat()}, []),
         ({"date_to": (today - dt.timedelta(days=1)).isoformat()}, []),
         ({"actor": "dev", "repository": shop.pk, "date_from": today.isoformat()}, [1]),
-    ]:
+    ]
+    for filters, seqs in cases:
         assert listed(client, **filters) == seqs, filters
         assert [row["seq"] for row in jsonl(client, **filters)] == sorted(seqs), filters
         rows = list(csv.DictReader(io.StringIO(exported(client, "csv", **filters))))

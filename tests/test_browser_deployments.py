@@ -5,6 +5,7 @@ board and the Metrics page change with each step."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,16 +14,19 @@ from tests.conftest import wait_for
 from tests.deploy_flows import deployed, environments, release
 from tests.test_browser_journey import _login, _wait_for_job_page, browser  # noqa: F401 - the fixture
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def _deploy(page, base: str, env: str, version: str) -> None:
+def _deploy(page: Page, base: str, env: str, version: str) -> None:
     page.goto(f"{base}/r/shop/environments/{env}/")
     page.select_option("form.deploy-form select[name=version]", version)
     page.click("form.deploy-form button:has-text('Deploy')")
 
 
-def _figure(page, base: str, key: str) -> str:
+def _figure(page: Page, base: str, key: str) -> str:
     page.goto(f"{base}/r/shop/metrics/?days=30")
     return " ".join(page.inner_text(f"[data-metric='{key}'] .metric-working").split())
 

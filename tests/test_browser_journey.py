@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,6 +22,9 @@ from releaseboard.releases import services
 from releaseboard.releases.models import Branch, Promotion, PromotionState
 from tests.conftest import PASSWORD, wait_for, wait_for_job
 from tests.gitrepo import CALC
+
+if TYPE_CHECKING:  # imported in the fixture: without Chromium the tests skip before Playwright loads
+    from playwright.sync_api import Browser, Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -39,7 +43,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
     if not os.path.exists(CHROMIUM):
         if os.environ.get("RELEASEBOARD_REQUIRE_SERVICES") == "1":
             pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
@@ -54,8 +58,8 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         chromium.close()
 
 
-def _login(browser: object, base: str, username: str) -> object:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+def _login(browser: Browser, base: str, username: str) -> Page:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(f"{base}/accounts/login/")
@@ -66,9 +70,9 @@ def _login(browser: object, base: str, username: str) -> object:
     return page
 
 
-def _wait_for_job_page(page: object, state: str = "Succeeded") -> None:
+def _wait_for_job_page(page: Page, state: str = "Succeeded") -> None:
     # The state badge is swapped in by the live log poller when the job ends.
-    page.wait_for_selector(f"span[id$='-state']:has-text('{state}')", timeout=90_000)  # type: ignore[attr-defined]
+    page.wait_for_selector(f"span[id$='-state']:has-text('{state}')", timeout=90_000)
 
 
 def test_a_release_cycle_in_the_browser(

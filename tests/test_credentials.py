@@ -74,8 +74,10 @@ def test_the_longest_matching_prefix_wins_at_a_path_boundary(tmp_path):
             }
         )
     )
-    assert credentials_for("https://git.example.com/acme/shop.git", path).password == "acme-only"
-    assert credentials_for("https://git.example.com/other/x.git", path).password == "host-wide"
+    acme = credentials_for("https://git.example.com/acme/shop.git", path)
+    other = credentials_for("https://git.example.com/other/x.git", path)
+    assert acme and acme.password == "acme-only"
+    assert other and other.password == "host-wide"
     # A prefix is not a substring match: another host that merely starts the same gets nothing.
     assert credentials_for("https://git.example.com.evil.net/acme/shop.git", path) is None
     assert credentials_for("https://git.example.community/acme/shop.git", path) is None
@@ -127,11 +129,13 @@ def test_without_credentials_the_server_refuses(server):
 def test_fetch_push_and_ls_remote_authenticate_through_the_environment_only(tmp_path, remote, server, creds_file):
     url = server.url("remote.git")
     credentials = credentials_for(url, creds_file)
+    assert credentials is not None
     recorder = Recorder()
     mirror = Mirror(tmp_path / "m.git", url, allow_local=True, observer=recorder, credentials=credentials)
     mirror.fetch()
     assert mirror.heads()["staging"] == remote.head("staging")
     staging = mirror.branch_head("staging")
+    assert staging
     mirror.push([RefUpdate("refs/heads/feature/x", staging, "")])
     assert remote.head("feature/x") == staging
     assert mirror.ls_remote()["refs/heads/feature/x"] == staging

@@ -33,7 +33,7 @@ def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.C
 
 
 @pytest.fixture
-def var_dir(settings, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def var_dir(settings, tmp_path: Path) -> Path:
     settings.VAR_DIR = tmp_path / "var"
     settings.VAR_DIR.mkdir()
     # The real hasher takes about a second per password on a small machine.
@@ -155,7 +155,7 @@ def test_a_changed_password_is_reset_to_the_demo_password(db, var_dir: Path, mon
 def test_refuses_when_local_repositories_are_off(
     db,
     var_dir: Path,
-    settings,  # type: ignore[no-untyped-def]
+    settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("RELEASEBOARD_DEMO_PASSWORD", PASSWORD)

@@ -31,7 +31,9 @@ def test_demo_environments_and_history_make_every_figure_meaningful(settings, tm
     rows = Deployment.objects.filter(repository=repo)
     assert rows.exists() and not rows.filter(demo_history=False).exists()
     assert rows.filter(kind="rollback").count() == 1 and rows.filter(state="failed").count() == 1
-    assert Incident.objects.count() == 1 and Incident.objects.get().resolved_by_deployment.kind == "rollback"
+    assert Incident.objects.count() == 1
+    resolved_by = Incident.objects.get().resolved_by_deployment
+    assert resolved_by is not None and resolved_by.kind == "rollback"
     assert (tmp_path / "demo" / "environments").is_dir()
 
     report = compute.report([repo.pk], 90, timezone.now())

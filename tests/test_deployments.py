@@ -88,7 +88,7 @@ def test_a_failing_deploy_leaves_the_environment_on_its_previous_version_with_a_
 
     assert bad.state == "failed"
     assert "stays on v0.1.0" in bad.state_message and "deploy command failed" in bad.state_message
-    assert bad.job.reason == "deploy_failed"
+    assert bad.job is not None and bad.job.reason == "deploy_failed"
     log = "".join(JobLogLine.objects.filter(job=bad.job).values_list("text", flat=True))
     assert "FAIL exists" in log
     staging.refresh_from_db()
@@ -117,7 +117,7 @@ def test_a_rollback_pins_production_until_someone_deploys_forward_on_purpose(
     assert back.state == "succeeded" and back.kind == "rollback"
     assert deployed(tmp_path / "envs", production) == ["0.1.0", v1.sha]
     production.refresh_from_db()
-    assert production.current == back and back.previous.version == "0.2.0"
+    assert production.current == back and back.previous is not None and back.previous.version == "0.2.0"
 
     with pytest.raises(services.Refused, match="pinned to v0.1.0 by a rollback"):
         services.deploy(production, actor=ops, release=v2)

@@ -102,6 +102,7 @@ def test_a_drift_found_by_the_promote_job_itself_stops_it_before_the_push(
 
     # The promote job saw staging move, re-tested the merge on top, and refused to push.
     last = Job.objects.filter(kind="promote", subject_id=promotion.pk).order_by("id").last()
+    assert last is not None
     assert last.state == JobState.FAILED and last.reason == JobReason.REFUSED
     assert "changed outside Releaseboard" in last.message
     assert remote.head("staging") == theirs
@@ -275,6 +276,7 @@ def test_every_move_releaseboard_did_not_make_raises_the_alarm(
     alarm = DriftAlarm.objects.get(branch_name=branch, state=DriftState.OPEN)
     assert (alarm.expected_sha, alarm.found_sha) == (expected, found)
     event = AuditEvent.objects.filter(action="drift.detected").order_by("seq").last()
+    assert event is not None
     assert (event.from_sha, event.to_sha) == (expected, found) and event.result == "violation"
     assert AuditEvent.objects.filter(action="drift.detected").count() == (1 if expected else 2)
 

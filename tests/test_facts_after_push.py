@@ -26,6 +26,7 @@ def _branch(repository, remote, developer, name, files):
 
 def _staging_cell(repository, branch):
     row = next(r for r in radar.matrix(repository).rows if r.branch.pk == branch.pk)
+    assert row.staging is not None, "the repository has a staging branch"
     return row.staging.state
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def payloads(tmp_path: Path, marker: Path) -> list[str]:
     ]
 
 
-def fails_safely(call) -> object:  # type: ignore[no-untyped-def]
+def fails_safely(call: Callable[[], object]) -> object:
     """Run call; it may raise GitError/ValueError or return a 'no' answer, nothing else."""
     try:
         return call()

@@ -135,6 +135,7 @@ def test_a_hung_push_fails_after_its_timeout_and_changes_nothing(tmp_path, remot
     mirror = Mirror(tmp_path / "m.git", push_hanging.url("remote.git"), allow_local=True, network_timeout=TIMEOUT)
     mirror.fetch()  # fetches are answered
     staging = mirror.branch_head("staging")
+    assert staging
     with pytest.raises(GitTimeout, match="the remote did not answer within 2 s"):
         mirror.push([RefUpdate("refs/heads/feature/x", staging, "")])
     assert push_hanging.hung

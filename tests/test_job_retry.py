@@ -59,6 +59,18 @@ def test_a_running_job_is_not_retried(repository, release_manager):
         services.retry_job(running, actor=release_manager)
 
 
+def test_a_job_without_its_repository_or_subject_is_refused_with_what_to_do(repository, release_manager):
+    # Jobs keep scope_id and subject_id as plain numbers that may be empty: the retry says so
+    # instead of failing on a lookup of None.
+    unscoped = _job(repository, "sync", JobState.FAILED, scope_id=None)
+    with pytest.raises(services.Refused, match="does not name its repository; start it again"):
+        services.retry_job(unscoped, actor=release_manager)
+    no_subject = _job(repository, "promote", JobState.FAILED, subject_type="promotion", subject_id=None)
+    with pytest.raises(services.Refused, match="does not name its promotion; start it again"):
+        services.retry_job(no_subject, actor=release_manager)
+    assert Job.objects.count() == 2
+
+
 def test_retrying_a_failed_branch_creation_requests_the_branch_again(repository, release_manager, developer):
     branch = Branch.objects.create(
         repository=repository, name="feature/x", kind="feature", state=BranchState.FAILED, requested_by=developer

@@ -21,6 +21,11 @@ def _at(seconds_ago: float) -> datetime:
     return NOW - timedelta(seconds=seconds_ago)
 
 
+def _finished(deployment: Deployment) -> datetime:
+    assert deployment.finished_at is not None  # every deployment of this history has finished
+    return deployment.finished_at
+
+
 def _deployment(env: Environment, version: str, finished: datetime, **kw) -> Deployment:
     return Deployment.objects.create(
         environment=env,
@@ -68,7 +73,7 @@ def history(db):
             sha=f"{i:040d}",
             authored_at=_at(5 * D + lead),
             started_at=_at(5 * D + lead),
-            deployed_at=d4.finished_at,
+            deployed_at=_finished(d4),
             lead_seconds=lead,
         )
     DeploymentCommit.objects.create(
@@ -77,7 +82,7 @@ def history(db):
         sha="f" * 40,
         authored_at=_at(41 * D),
         started_at=_at(41 * D),
-        deployed_at=d0.finished_at,
+        deployed_at=_finished(d0),
         lead_seconds=D,
     )
     return repo
@@ -144,8 +149,9 @@ def test_the_metrics_page_shows_each_figure_with_its_working_and_links_to_its_ro
     # The fixture's history ends at a fixed NOW; the page counts back from today.
     shift = datetime.now(UTC) - NOW
     for d in Deployment.objects.all():
-        Deployment.objects.filter(pk=d.pk).update(finished_at=d.finished_at + shift)
+        Deployment.objects.filter(pk=d.pk).update(finished_at=_finished(d) + shift)
     for i in Incident.objects.all():
+        assert i.resolved_at is not None  # both incidents of the history are resolved
         Incident.objects.filter(pk=i.pk).update(started_at=i.started_at + shift, resolved_at=i.resolved_at + shift)
     for c in DeploymentCommit.objects.all():
         DeploymentCommit.objects.filter(pk=c.pk).update(deployed_at=c.deployed_at + shift)

@@ -209,6 +209,7 @@ def passed_promotion(branch, developer) -> Promotion:
     promotion = services.request_promotion(branch, actor=developer, title=f"Promote {branch.name}")
     settle()
     job = Job.objects.filter(kind="test_promotion", subject_id=promotion.pk).first()
+    assert job is not None, "requesting a promotion queues its test"
     assert job.state == JobState.SUCCEEDED, job.message
     promotion.refresh_from_db()
     assert selectors.has_passing_test(branch.repository, promotion.merge_sha)
@@ -283,7 +284,8 @@ def alive(pid: int) -> bool:
 
 RENAMED = {"calc.py": CALC.replace("def add(", "def plus("), "test_calc.py": TEST_CALC.replace("calc.add", "calc.plus")}
 USES_OLD_NAME = {
-    "total.py": "import calc\n\n\ndef total(xs):\n    result = 0\n    for x in xs:\n        result = calc.add(result, x)\n"
+    "total.py": "import calc\n\n\ndef total(xs):\n    result = 0\n    for x in xs:\n"
+    "        result = calc.add(result, x)\n"
     "    return result\n",
     "test_total.py": "import unittest\nimport total\n\n\nclass TotalTest(unittest.TestCase):\n"
     "    def test_total(self):\n        self.assertEqual(total.total([1, 2, 3]), 6)\n",

@@ -4,6 +4,7 @@ live log and summary poll, swap and stop, and the browser reports no CSP violati
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 from django.contrib.auth.models import User
@@ -14,10 +15,13 @@ from releaseboard.releases.models import Repository
 from tests.conftest import PASSWORD
 from tests.test_browser_journey import browser  # noqa: F401  (the Chromium fixture, shared)
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_live_log_polls_under_the_csp_without_violations(browser, live_server, db) -> None:  # noqa: F811
+def test_live_log_polls_under_the_csp_without_violations(browser: Browser, live_server, db) -> None:  # noqa: F811
     User.objects.create_superuser("root", "root@example.com", PASSWORD)
     repository = Repository.objects.create(name="shop", remote_url="/srv/git/shop.git", test_command="true")
     job = Job.objects.create(
@@ -31,7 +35,7 @@ def test_live_log_polls_under_the_csp_without_violations(browser, live_server, d
     )
     JobLogLine.objects.create(job=job, seq=1, text="$ git fetch\n")
 
-    page = browser.new_page()  # type: ignore[attr-defined]
+    page = browser.new_page()
     page.set_default_timeout(30_000)
     problems: list[str] = []
     # (No favicon is served; the browser's request for one is not our problem.)

@@ -22,7 +22,9 @@ def test_a_new_token_is_shown_once_and_then_listed_by_its_prefix(client: Client,
     client.force_login(developer)
     response = client.post("/settings/tokens/", {"name": "ci", "scopes": ["read", "branches"], "days": 30})
     assert response.status_code == 200
-    raw = re.search(r"rbp_[A-Za-z0-9_-]{43}", response.content.decode()).group(0)
+    shown = re.search(r"rbp_[A-Za-z0-9_-]{43}", response.content.decode())
+    assert shown, "the new token is shown once"
+    raw = shown.group(0)
     token = AccessToken.objects.get(user=developer, name="ci")
     assert token.scopes == ["branches", "read"] and token.digest == tokens.digest(raw)
     listing = client.get("/settings/tokens/").content.decode()
@@ -65,7 +67,8 @@ def test_create_token_prints_the_token_alone_on_its_last_line(developer: User) -
     )  # fmt: skip
     raw = out.getvalue().splitlines()[-1]
     assert re.fullmatch(r"rbp_[A-Za-z0-9_-]{43}", raw)
-    assert tokens.authenticate(raw, "127.0.0.1").user == developer
+    token = tokens.authenticate(raw, "127.0.0.1")
+    assert token is not None and token.user == developer
     with pytest.raises(CommandError, match="1 to 365 days"):
         call_command("create_token", "dev", "--scope", "read", "--days", "400", "--name", "x", stdout=out, stderr=err)
     with pytest.raises(CommandError, match="no user named"):

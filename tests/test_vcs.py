@@ -338,7 +338,9 @@ def conflicting(
     if feature_files:
         remote.commit_on("feature/clash", feature_files, "Feature side")
     mirror.fetch()
-    return mirror.merge(mirror.branch_head("staging"), mirror.branch_head("feature/clash"))
+    staging, feature = mirror.branch_head("staging"), mirror.branch_head("feature/clash")
+    assert staging and feature
+    return mirror.merge(staging, feature)
 
 
 def test_both_sides_changing_a_file_is_a_content_conflict(remote, mirror):
@@ -427,6 +429,7 @@ def release(remote: Remote, mirror: Mirror) -> tuple[str, str, str]:
     remote.commit_on("staging", {"feature.txt": "new\n"}, "A feature")
     mirror.fetch()
     master, staging = mirror.branch_head("master"), mirror.branch_head("staging")
+    assert master and staging
     tag = mirror.make_tag("v1.0.0", staging, "Release 1.0.0", tagger=BOT, timestamp=WHEN)
     return master, staging, tag
 
@@ -554,6 +557,7 @@ def status_of(path: Path) -> str:
 
 def two_commits(remote: Remote, mirror: Mirror) -> tuple[str, str]:
     first = mirror.branch_head("master")
+    assert first
     second = remote.commit_on("staging", {"second.txt": "2\n"}, "Second")
     mirror.fetch()
     return first, second
@@ -752,5 +756,5 @@ def test_a_stray_git_dir_in_the_workers_environment_does_not_redirect_the_mirror
     mirror = Mirror(tmp_path / "m.git", remote.url, allow_local=True)
     mirror.fetch()
     master = mirror.branch_head("master")
-    assert master == remote.head("master")
+    assert master and master == remote.head("master")
     assert [c.sha for c in mirror.commits_between(None, master)] == [master]

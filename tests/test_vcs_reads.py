@@ -113,6 +113,7 @@ def test_reads_start_no_git_command_per_call(tmp_path, mirror):
     recorder = Recorder()
     watched = Mirror(mirror.path, mirror.url, allow_local=True, observer=recorder)
     staging = watched.branch_head("staging")
+    assert staging
     for _ in range(3):
         watched.heads()
         watched.tags()
@@ -143,7 +144,9 @@ def cat_file_children() -> list[int]:
 def test_a_dropped_mirror_stops_its_object_readers_at_once(mirror):
     before = cat_file_children()
     reader = Mirror(mirror.path, mirror.url, allow_local=True)
-    reader.tree_of(reader.branch_head("staging"))
+    staging = reader.branch_head("staging")
+    assert staging
+    reader.tree_of(staging)
     assert len(cat_file_children()) > len(before)
     del reader  # no gc.collect(): GitPython's Repo sits in cycles, the Mirror does not
     assert cat_file_children() == before

@@ -81,13 +81,14 @@ def test_a_failing_receiver_is_retried_with_backoff_and_the_same_webhook_id(
         _emit("release.released", repository)
         first = _send_all()[0]
         assert first.state == DeliveryState.PENDING and first.attempts == 1 and first.status_code == 500
+        assert first.next_attempt_at and first.last_attempt_at
         assert first.next_attempt_at - first.last_attempt_at >= dt.timedelta(seconds=outbox.BACKOFF[0])
         assert outbox.deliver(first.pk) is None, "not before its time"
         for expected_attempt in (2, 3):
             Delivery.objects.filter(pk=first.pk).update(next_attempt_at=timezone.now())
             done = outbox.deliver(first.pk)
             assert done is not None and done.attempts == expected_attempt
-        assert done.state == DeliveryState.DELIVERED
+        assert done is not None and done.state == DeliveryState.DELIVERED
         assert [r.headers["webhook-id"] for r in hook.received] == [first.message_id] * 3
 
 

@@ -371,6 +371,8 @@ def run(job_id: int) -> None:
         return
     heartbeat = Heartbeat(ctx)
     heartbeat.start()
+    # A str: a runner's JobFailed carries the reason code it was given (JobReason values are str).
+    reason: str
     state, reason, message = JobState.FAILED, JobReason.ERROR, ""
     try:
         if ctx.job.attempt > ctx.job.max_attempts:

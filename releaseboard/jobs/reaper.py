@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 
@@ -36,8 +37,8 @@ def reap() -> dict[str, int]:
                 if moved:
                     audit_record("job.requeued", actor=None, repository=_scope(job), obj=job, result=JobReason.STALE)
                     counts["requeued"] += 1
-                    job_id = job.pk
-                    transaction.on_commit(lambda job_id=job_id: publish(job_id))
+                    # partial binds this job's id now, not the loop variable's last value.
+                    transaction.on_commit(functools.partial(publish, job.pk))
             else:
                 moved = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, lease_token=job.lease_token).update(
                     state=JobState.FAILED,
@@ -45,8 +46,7 @@ def reap() -> dict[str, int]:
                     finished_at=now,
                     lease_expires_at=None,
                     message=(
-                        f"The worker stopped answering {job.attempt} times; gave up. "
-                        "Check the worker logs, then retry."
+                        f"The worker stopped answering {job.attempt} times; gave up. Check the worker logs, then retry."
                     ),
                 )
                 if moved:

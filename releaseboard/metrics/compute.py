@@ -8,6 +8,7 @@ production-tier environment that succeeded, counted by the time they finished.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,7 +99,7 @@ def restored_incidents(repository_ids: list[int] | None, since: datetime, until:
     return _scope(rows, repository_ids)
 
 
-def nearest_rank(sorted_values: list[float], p: float) -> float | None:
+def nearest_rank(sorted_values: Sequence[float], p: float) -> float | None:
     """The p-th percentile by nearest rank: the value at 1-based rank ceil(p/100 * n)."""
     if not sorted_values:
         return None

@@ -29,8 +29,10 @@ class PairMerge(models.Model):
     def __str__(self) -> str:
         return f"{self.low_sha[:10]} × {self.high_sha[:10]}"
 
+    # Not named clean: that is Model.clean(), which full_clean() calls; a property there made
+    # full_clean() fail with "'bool' object is not callable".
     @property
-    def clean(self) -> bool:
+    def merges_cleanly(self) -> bool:
         return not self.conflicts
 
 

@@ -28,7 +28,9 @@ class RepositoryForm(forms.ModelForm):
         ]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        # ModelForm.clean() returns cleaned_data; the stubs allow None for overrides that return nothing.
+        data = self.cleaned_data
         candidate = Repository(**{k: v for k, v in data.items() if k in self.Meta.fields})
         try:
             services.validate_repository(candidate)

@@ -35,11 +35,15 @@ def retry_job(job: Job, *, actor: Any, idempotency_key: str | None = None) -> Jo
             "A release or a copy of master to staging is not retried as it was: open its page again, "
             "review what it would do now, and confirm there."
         )
+    if job.scope_id is None:
+        raise Refused(f"Job #{job.pk} does not name its repository; start it again from the repository's page.")
     repository = Repository.objects.get(pk=job.scope_id)
     if job.kind == "sync":
         return refresh(repository, actor=actor, idempotency_key=idempotency_key)
     if job.kind == "test_staging":
         return test_staging(repository, actor=actor, idempotency_key=idempotency_key)
+    if job.subject_id is None:
+        raise Refused(f"Job #{job.pk} does not name its {job.subject_type or 'subject'}; start it again from its page.")
     if job.kind == "test_promotion":
         return retest_promotion(Promotion.objects.get(pk=job.subject_id), actor=actor, idempotency_key=idempotency_key)
     if job.kind == "promote":
