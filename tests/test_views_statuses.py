@@ -190,3 +190,30 @@ def test_for_page_reads_any_number_of_commits_in_two_queries(shop: Repository) -
         return len(captured.captured_queries)
 
     assert count(1) == count(20) == 2
+
+
+def test_the_page_query_data_set_has_statuses_on_every_page_it_counts(client: Client, release_manager: Any) -> None:
+    """tests/test_page_queries.py counts the board, promotion and release pages on this data."""
+    from bench.dataset import grow, repository
+
+    repo = repository("counted")
+    grow(repo, release_manager)
+    promotion = Promotion.objects.filter(repository=repo, state="open").order_by("id").first()
+    assert promotion is not None
+    board = _page(client, release_manager, reverse("web:board", args=[repo.name]))
+    assert board.count("✓ ci/build") >= 2 and "✓ lint" in board
+    detail = _page(client, release_manager, reverse("web:promotion_detail", args=[repo.name, promotion.pk]))
+    assert "Open ci/build in CI" in detail and "Open lint in CI" in detail
+    release = _page(client, release_manager, reverse("web:release_new", args=[repo.name]))
+    assert 'data-target="staging_head"' in release and "Open ci/build in CI" in release
+
+
+def test_a_reported_status_changes_the_board_for_its_poller(
+    client: Client, shop: Repository, promotion: Promotion, developer: Any
+) -> None:
+    client.force_login(developer)
+    url = reverse("web:board", args=["shop"])
+    token = client.get(url).context["board_token"]
+    statuses.report(shop, sha=HEAD, context="ci/build", state="failure", actor=developer)
+    response = client.get(url, {"since": token}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "✗ ci/build" in response.content.decode()
