@@ -78,6 +78,8 @@ def test_the_promotion_page_says_which_ci_to_open_for_a_failing_required_context
     _status(shop, HEAD, "lint", "success", "https://ci.example.com/lint/1")
     page = _page(client, developer, reverse("web:promotion_detail", args=["shop", promotion.pk]))
     assert "Checks" in page
+    # The same sentence the promote button's refusal gives.
+    assert statuses.evaluate(shop, GateTarget.BRANCH_HEAD, HEAD).explain() in page
     assert f'<a href="{SCAN}" rel="noopener noreferrer" target="_blank">Open security/scan in CI</a>' in page
     assert "https://scanner.example.com/6" not in page, "only the latest status of a context counts"
     assert (
