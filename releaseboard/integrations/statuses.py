@@ -230,8 +230,8 @@ class ContextLine:
 
 @dataclass
 class CommitChecks:
-    """The contexts of one commit for one gate target: the required ones first (in the
-    order the admin listed them), then any other context CI reported."""
+    """The contexts of one commit for one gate target: the required ones first, then any
+    other context CI reported, each by name."""
 
     target: str
     sha: str
@@ -282,9 +282,9 @@ def for_page(repository: Any, wanted: list[tuple[str, str]]) -> dict[tuple[str, 
         .values("newest")
     )
     reported: dict[str, dict[str, CommitStatus]] = {}
-    for status in CommitStatus.objects.filter(id__in=newest).order_by("context"):
-        reported.setdefault(status.sha, {})[status.context] = status
-    found = {}
+    for row in CommitStatus.objects.filter(id__in=newest).order_by("context"):
+        reported.setdefault(row.sha, {})[row.context] = row
+    found: dict[tuple[str, str], CommitChecks] = {}
     for target, sha in wanted:
         on_commit = reported.get(sha, {})
         required = rules.get(target, [])
