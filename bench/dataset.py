@@ -1,7 +1,7 @@
 """Rows for page tests and page benchmarks, written straight to the database (no git):
 repositories, branches in every state, promotions, releases, jobs with steps and log
-lines, and audit events. `grow()` adds the same mix again, so a test can compare one
-page at two sizes."""
+lines, audit events, and CI statuses (required and reported ones). `grow()` adds the
+same mix again, so a test can compare one page at two sizes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from releaseboard.audit.service import record
+from releaseboard.integrations.models import CommitStatus, GateTarget, RequiredContext
 from releaseboard.jobs.models import Job, JobLogLine, JobState, JobStep
 from releaseboard.releases.models import (
     Branch,
@@ -42,6 +43,7 @@ class Mix:
     jobs: int = 5
     log_lines: int = 20
     audit_events: int = 10
+    statuses: int = 2  # reports per context on each open promotion's branch head and on staging
 
 
 def repository(name: str) -> Repository:
@@ -69,6 +71,7 @@ def grow(repo: Repository, user: User, mix: Mix = Mix()) -> None:
                 ahead=1,
             )
             if i % 2 == 0:
+                _statuses(repo, branch.head_sha, mix.statuses)
                 Promotion.objects.create(
                     repository=repo,
                     branch=branch,
@@ -130,6 +133,12 @@ def grow(repo: Repository, user: User, mix: Mix = Mix()) -> None:
             JobLogLine.objects.bulk_create(
                 JobLogLine(job=job, seq=s, text=f"line {s} of job {n}") for s in range(1, mix.log_lines + 1)
             )
+        # Far from the counter's SHAs, so no feature branch shares a head with them.
+        for name, n in ((repo.master_branch, 2**100 + 2), (repo.staging_branch, 2**100 + 3)):
+            Branch.objects.get_or_create(
+                repository=repo, name=name, defaults={"kind": name, "state": BranchState.ACTIVE, "head_sha": _sha(n)}
+            )
+        _statuses(repo, _sha(2**100 + 3), mix.statuses)
         for i in range(mix.audit_events):
             record("branch.requested", actor=user, repository=repo, message=f"event {i}")
 
@@ -276,3 +285,23 @@ def bulk_grow(repos: list[Repository], user: User, size: Size) -> None:
             ),
             batch_size=2000,
         )
+
+
+def _statuses(repo: Repository, sha: str, reports: int) -> None:
+    """A required context and a reported-only one on `sha`, each reported `reports` times
+    (pending, then the latest state), as CI leaves them."""
+    if not reports:
+        return
+    for target in (GateTarget.BRANCH_HEAD, GateTarget.STAGING_HEAD):
+        RequiredContext.objects.get_or_create(repository=repo, context="ci/build", applies_to=target)
+    CommitStatus.objects.bulk_create(
+        CommitStatus(
+            repository=repo,
+            sha=sha,
+            context=context,
+            state="pending" if r < reports - 1 else "success",
+            target_url=f"https://ci.example.com/{context}/{r}",
+        )
+        for context in ("ci/build", "lint")
+        for r in range(reports)
+    )

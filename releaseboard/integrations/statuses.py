@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from releaseboard.audit.service import record as audit_record
@@ -183,3 +184,121 @@ def evaluate(repository: Any, target: str, sha: str, *, since: dt.datetime | Non
 
 def has_gates(repository: Any, target: str) -> bool:
     return RequiredContext.objects.filter(repository=repository, applies_to=target).exists()
+
+
+# How a page marks each state in a compact badge (the word is always next to it).
+SYMBOLS = {"success": "✓", "failure": "✗", "error": "✗", "timed_out": "✗", "pending": "…", "missing": "…"}
+
+
+def http_url(value: str) -> str:
+    """`value` if it is an http(s) URL, else "": whatever was stored (an older row, a
+    direct database write), a page never turns it into a javascript: or data: link."""
+    value = (value or "").strip()
+    return value if value.lower().startswith(("http://", "https://")) else ""
+
+
+@dataclass(frozen=True)
+class ContextLine:
+    """One context on one commit, as a page shows it."""
+
+    context: str
+    state: str  # success, pending, failure, error, or missing (required, not reported yet)
+    description: str
+    target_url: str  # http(s) only, else ""
+    required: bool
+
+    @property
+    def passed(self) -> bool:
+        return self.state == StatusState.SUCCESS
+
+    @property
+    def failed(self) -> bool:
+        return self.state in (StatusState.FAILURE, StatusState.ERROR, "timed_out")
+
+    @property
+    def word(self) -> str:
+        return {"missing": "not reported", "timed_out": "timed out"}.get(self.state, self.state)
+
+    @property
+    def symbol(self) -> str:
+        return SYMBOLS.get(self.state, "…")
+
+    @property
+    def tone(self) -> str:
+        return "good" if self.passed else "bad" if self.failed else "busy"
+
+
+@dataclass
+class CommitChecks:
+    """The contexts of one commit for one gate target: the required ones first, then any
+    other context CI reported, each by name."""
+
+    target: str
+    sha: str
+    lines: list[ContextLine] = field(default_factory=list)
+
+    @property
+    def gate(self) -> Gate:
+        required = [
+            ContextCheck(line.context, line.state, line.description, line.target_url)
+            for line in self.lines
+            if line.required
+        ]
+        return Gate(self.target, self.sha, required)
+
+    @property
+    def blocking(self) -> list[ContextLine]:
+        return [line for line in self.lines if line.required and not line.passed]
+
+    @property
+    def failed(self) -> bool:
+        return any(line.failed for line in self.blocking)
+
+    @property
+    def explanation(self) -> str:
+        """Gate.explain() when a required context is not green, else ""."""
+        return self.gate.explain() if self.blocking else ""
+
+    @property
+    def label(self) -> str:
+        return GateTarget(self.target).label.split(",")[0]
+
+
+def for_page(repository: Any, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], CommitChecks]:
+    """The contexts of many (gate target, sha) pairs of one repository in two queries,
+    whatever their number: the repository's required contexts, and the latest status of
+    each (sha, context) among the SHAs asked for. Pairs without a SHA are left out."""
+    wanted = [(target, sha) for target, sha in wanted if sha]
+    if not wanted:
+        return {}
+    rules: dict[str, list[str]] = {}
+    for target, context in RequiredContext.objects.filter(repository=repository).values_list("applies_to", "context"):
+        rules.setdefault(target, []).append(context)
+    shas = sorted({sha for _, sha in wanted})
+    newest = (
+        CommitStatus.objects.filter(repository=repository, sha__in=shas)
+        .values("sha", "context")
+        .annotate(newest=Max("id"))
+        .values("newest")
+    )
+    reported: dict[str, dict[str, CommitStatus]] = {}
+    for row in CommitStatus.objects.filter(id__in=newest).order_by("context"):
+        reported.setdefault(row.sha, {})[row.context] = row
+    found: dict[tuple[str, str], CommitChecks] = {}
+    for target, sha in wanted:
+        on_commit = reported.get(sha, {})
+        required = rules.get(target, [])
+        checks = CommitChecks(target, sha)
+        for context in [*required, *(c for c in on_commit if c not in required)]:
+            status = on_commit.get(context)
+            checks.lines.append(
+                ContextLine(
+                    context,
+                    status.state if status is not None else "missing",
+                    status.description if status is not None else "",
+                    http_url(status.target_url) if status is not None else "",
+                    context in required,
+                )
+            )
+        found[(target, sha)] = checks
+    return found

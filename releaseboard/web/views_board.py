@@ -16,6 +16,7 @@ from releaseboard.releases.models import Repository
 from releaseboard.roles import Perm, require
 from releaseboard.web.access import repository_for
 from releaseboard.web.actions import act
+from releaseboard.web.checks import board_checks
 from releaseboard.web.forms import StartsWorkForm, posted_key
 from releaseboard.web.presenters import branch_cards, radar_summary, recent_releases
 from releaseboard.web.snapshot import snapshot_page
@@ -45,6 +46,9 @@ def board(request: HttpRequest, repo: str) -> HttpResponse:
         "releases": recent_releases(repository.pk),
         "radar": matrix,
         "radar_summary": radar_summary(matrix),
+        "ci_checks": board_checks(
+            repository, list(data.promotions.values()), data.staging.head_sha if data.staging else ""
+        ),
     }
     # The board polls itself every few seconds and then needs only its own region.
     template = "web/board.html#board" if request.htmx else "web/board.html"

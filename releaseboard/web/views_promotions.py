@@ -15,6 +15,7 @@ from releaseboard.releases.models import PromotionState
 from releaseboard.review.models import PromotionReview
 from releaseboard.roles import Perm
 from releaseboard.web.access import promotion_for
+from releaseboard.web.checks import promotion_checks
 from releaseboard.web.diffview import file_views, render_patch
 from releaseboard.web.forms import posted_key
 from releaseboard.web.presenters import live_log, promotion_phase, review_context
@@ -44,6 +45,7 @@ def promotion_detail(request: HttpRequest, repo: str, promotion_id: int) -> Http
         "promote_refusal": guard.promotion_refusal(promotion) if actionable and passing else "",
         "can_retest_now": actionable,
         "radar_landing": radar.landing_conflicts(promotion.branch) if actionable else [],
+        "ci_checks": promotion_checks(promotion),
         # Keep the status fresh while a job works on this promotion; stop when none does.
         "polling": promotion.state == PromotionState.PROMOTING or any(j.is_active for j in jobs),
     }

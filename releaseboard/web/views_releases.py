@@ -16,6 +16,7 @@ from releaseboard.releases import selectors, services
 from releaseboard.releases.models import Repository
 from releaseboard.roles import Perm, has_perm
 from releaseboard.web.access import repository_for
+from releaseboard.web.checks import staging_checks
 from releaseboard.web.forms import ReleaseForm
 from releaseboard.web.snapshot import snapshot_page
 
@@ -30,10 +31,11 @@ def release_new(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.PROMOTE)
     preview = selectors.release_preview(repository)
     waiting = _commits_behind(repository, preview, request.user)
+    # The staging head's CI statuses: a release is refused until the required ones are green.
+    ci = staging_checks(repository, preview.staging_sha)
     if request.htmx:
-        return render(
-            request, "web/release_new.html#commits", {"repository": repository, "preview": preview, "waiting": waiting}
-        )
+        context = {"repository": repository, "preview": preview, "waiting": waiting, "ci": ci}
+        return render(request, "web/release_new.html#commits", context)
     if request.method == "POST":
         form = ReleaseForm(request.POST)
     else:
@@ -63,7 +65,7 @@ def release_new(request: HttpRequest, repo: str) -> HttpResponse:
             if job is None:  # not expected: the service creates the job with the release
                 return redirect("web:release_list", repo=repository.name)
             return redirect("web:job_detail", job_id=job.pk)
-    context = {"repository": repository, "preview": preview, "form": form, "waiting": waiting}
+    context = {"repository": repository, "preview": preview, "form": form, "waiting": waiting, "ci": ci}
     return render(request, "web/release_new.html", context)
 
 
