@@ -37,7 +37,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 BRANCHES = 50
 HOTFIXES_FROM = 40  # branches 40..49 are hotfixes, cut from master; the others features, from staging
@@ -111,7 +111,7 @@ class FastImport:
             ["git", "-C", str(bare), "fast-import", "--quiet", "--done"], stdin=subprocess.PIPE, bufsize=1 << 20
         )
         assert self.proc.stdin is not None
-        self.out: BinaryIO = self.proc.stdin
+        self.out: IO[bytes] = self.proc.stdin
         self.rng = rng
         self.marks = 0
         self.when = EPOCH
@@ -356,12 +356,12 @@ def generate(out: Path, *, files: int = 100, commits: int = 200, staging: int = 
 
     for b, name in enumerate(names):
         tree = dict(snapshots[base[b]])
-        changes = sorted(own[b].lines.items())
-        parts = max(1, min(len(changes), rng.randint(1, 3)))
+        edits = sorted(own[b].lines.items())
+        parts = max(1, min(len(edits), rng.randint(1, 3)))
         parent: int | None = staging_marks[base[b]]
         for n in range(parts):
             touched = set()
-            for (path, line), text in changes[n::parts]:
+            for (path, line), text in edits[n::parts]:
                 lines = list(tree[path])
                 lines[line] = text
                 tree[path] = tuple(lines)

@@ -17,11 +17,12 @@ def sh(*argv: str) -> str:
 
 
 def med(rows: list[dict[str, Any]], *path: str) -> float:
-    vals = []
-    for r in rows:
+    vals: list[float] = []
+    for row in rows:
+        value: Any = row
         for p in path:
-            r = r[p]
-        vals.append(r)
+            value = value[p]
+        vals.append(float(value))
     return statistics.median(vals)
 
 

@@ -254,11 +254,11 @@ def main() -> int:
     promoted = [p for p in promotions if p.state == PromotionState.PROMOTED]
     assert len(promoted) == total, f"{len(promoted)} of {total} promoted"
     assert len({p.promoted_sha for p in promoted}) == total, "two promotions share a merge commit"
-    audited = collections.Counter(
+    audited: collections.Counter[Any] = collections.Counter(
         AuditEvent.objects.filter(action="promotion.promoted").values_list("object_id", flat=True)
     )
     assert all(audited[str(p.pk)] == 1 or audited[p.pk] == 1 for p in promoted), f"audit: {audited}"
-    on_remote = collections.Counter()
+    on_remote: collections.Counter[str] = collections.Counter()
     for pk, path in remotes.items():
         log = subprocess.run(
             ["git", "--git-dir", str(path), "log", "--first-parent", "--format=%H %P", "refs/heads/staging"],

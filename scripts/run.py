@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_SECONDS = 10
@@ -34,6 +34,7 @@ COLOURS = {"web": "\033[32m", "worker": "\033[34m", "beat": "\033[35m", "setup":
 RESET = "\033[0m"
 
 _print_lock = threading.Lock()
+_prctl: Any
 try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded before any fork
 except (OSError, AttributeError):

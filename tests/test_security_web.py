@@ -352,7 +352,7 @@ def test_a_javascript_ticket_link_is_shown_as_text_not_as_a_link(
 # -- sign-in lockout -------------------------------------------------------------------------
 
 
-def sign_in(client: Client, username: str, password: str, **extra: str) -> Any:
+def sign_in(client: Client, username: str, password: str, **extra: Any) -> Any:
     return client.post(reverse("login"), {"username": username, "password": password}, **extra)
 
 

@@ -21,8 +21,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from releaseboard.integrations.models import Delivery, Subscription
 from releaseboard.deployments.models import Deployment, Environment, Incident
+from releaseboard.integrations.models import Delivery, Subscription
 from releaseboard.jobs.models import Job
 from releaseboard.releases.models import Branch, Promotion, PromotionState, Repository
 from releaseboard.review.models import PromotionReview
@@ -35,7 +35,7 @@ ADMIN_LOGIN = "admin-login"
 ADMIN_INDEX = "admin-index"  # the admin's log-out sends those who may not enter to its index (then its sign-in)
 R = "releases_repository"  # the model the admin families are tried on
 
-# key,                                  method, htmx, needs,        anon,        dev,         rm,          ops,         admin, outsider
+# key, method, htmx, needs, then the status for: anonymous, developer, release manager, ops, admin, outsider
 TABLE: list[tuple[str, str, bool, str, Any, Any, Any, Any, Any, Any]] = [
     ("web:repository_list", "get", False, "", LOGIN, 200, 200, 200, 200, 403),
     ("web:favicon", "get", False, "", 302, 302, 302, 302, 302, 302),
@@ -373,7 +373,7 @@ def url_for(key: str, needs: str, objects: dict[str, Any]) -> str:
         "admin_site": {"content_type_id": ContentType.objects.get_for_model(Repository).pk, "object_id": repository.pk},
         "admin_app": {"app_label": "releases"},
         "token": {"token_id": 999999},
-        "admin_user": {"id": User.objects.order_by("pk").first().pk if User.objects.exists() else 1},
+        "admin_user": {"id": getattr(User.objects.order_by("pk").first(), "pk", 1)},
     }[needs]
     return reverse(name, kwargs=kwargs)
 

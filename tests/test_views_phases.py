@@ -29,8 +29,8 @@ def promotion(db: None, developer: Any) -> Promotion:
     )
 
 
-def record_test(promotion: Promotion, result: str) -> None:
-    TestRun.objects.create(
+def record_test(promotion: Promotion, result: str) -> TestRun:
+    return TestRun.objects.create(
         repository=promotion.repository, promotion=promotion, commit_sha=MERGE, tree_sha="e" * 40, result=result
     )
 

@@ -185,7 +185,7 @@ def test_for_page_reads_any_number_of_commits_in_two_queries(shop: Repository) -
             sha = f"{i + 1:040x}"
             _status(shop, sha, "ci/build", "pending")
             _status(shop, sha, "ci/build", "success")
-            pairs.append((GateTarget.MERGE_COMMIT, sha))
+            pairs.append((GateTarget.MERGE_COMMIT.value, sha))
         with CaptureQueriesContext(connection) as captured:
             found = statuses.for_page(shop, pairs)
         assert all(found[pair].lines[0].state == "success" for pair in pairs)

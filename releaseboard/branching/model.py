@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 
-class BranchKind(str, enum.Enum):
+class BranchKind(enum.StrEnum):
     MASTER = "master"
     STAGING = "staging"
     FEATURE = "feature"

@@ -24,7 +24,8 @@ class StartsWorkForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         initial = dict(kwargs.pop("initial", None) or {})
         initial.setdefault("idempotency_key", uuid.uuid4())
-        super().__init__(*args, initial=initial, **kwargs)
+        kwargs["initial"] = initial
+        super().__init__(*args, **kwargs)
 
     @property
     def key(self) -> str | None:

@@ -14,10 +14,11 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from releaseboard.audit import checkpoint, export, runs, selectors
-from releaseboard.audit.models import Checkpoint
+from releaseboard.audit.models import AuditEvent, Checkpoint
 from releaseboard.audit.verify import verify_recent
 from releaseboard.roles import Perm, require
 from releaseboard.web.forms import AuditFilterForm
+from releaseboard.web.requests import HtmxHttpRequest
 
 PAGE_SIZE = 50
 
@@ -57,7 +58,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     require(request.user, Perm.VIEW_AUDIT)
     form = _query_form(request)
     if form.is_bound and not form.is_valid():
-        page = selectors.EventPage(items=[], newer_after=None, older_before=None)
+        page: selectors.EventPage[AuditEvent] = selectors.EventPage(items=[], newer_after=None, older_before=None)
     else:
         data = form.cleaned_data if form.is_bound else {}
         page = selectors.page_of_events(
@@ -66,7 +67,9 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     return render(request, "web/audit_list.html", {"form": form, "page": page})
 
 
-def _export(request: HttpRequest, lines: Any, content_type: str, extension: str) -> HttpResponse:
+def _export(
+    request: HttpRequest, lines: Any, content_type: str, extension: str
+) -> HttpResponse | StreamingHttpResponse:
     require(request.user, Perm.VIEW_AUDIT)
     form = _query_form(request)
     if form.is_bound and not form.is_valid():
@@ -79,20 +82,20 @@ def _export(request: HttpRequest, lines: Any, content_type: str, extension: str)
 
 
 @login_required
-def audit_export_csv(request: HttpRequest) -> HttpResponse:
+def audit_export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     return _export(request, export.csv_lines, "text/csv; charset=utf-8", "csv")
 
 
 @login_required
-def audit_export_jsonl(request: HttpRequest) -> HttpResponse:
+def audit_export_jsonl(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     return _export(request, export.jsonl_lines, "application/jsonl; charset=utf-8", "jsonl")
 
 
 @login_required
-def audit_verify(request: HttpRequest) -> HttpResponse:
+def audit_verify(request: HtmxHttpRequest) -> HttpResponse:
     require(request.user, Perm.VIEW_AUDIT)
     run = runs.latest()
-    context = {"run": run, "run_stalled": run is not None and runs.is_stalled(run)}
+    context: dict[str, Any] = {"run": run, "run_stalled": run is not None and runs.is_stalled(run)}
     if request.htmx and request.GET.get("fragment") == "run":
         # The poller of a running full verification: only its progress box.
         response = render(request, "web/audit_verify.html#full-run", context)

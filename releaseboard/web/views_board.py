@@ -19,6 +19,7 @@ from releaseboard.web.actions import act
 from releaseboard.web.checks import board_checks
 from releaseboard.web.forms import StartsWorkForm, posted_key
 from releaseboard.web.presenters import branch_cards, radar_summary, recent_releases
+from releaseboard.web.requests import HtmxHttpRequest
 from releaseboard.web.snapshot import snapshot_page
 
 
@@ -30,7 +31,7 @@ def repository_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @snapshot_page
-def board(request: HttpRequest, repo: str) -> HttpResponse:
+def board(request: HtmxHttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
     token = selectors.board_token(repository, request.user, timezone.now())
     if request.htmx and request.GET.get("since") == token:

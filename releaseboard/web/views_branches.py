@@ -15,6 +15,7 @@ from releaseboard.web.access import branch_for, repository_for
 from releaseboard.web.actions import act
 from releaseboard.web.forms import RequestBranchForm, RequestPromotionForm, posted_key
 from releaseboard.web.presenters import can_request_promotion, promotion_request_refusal
+from releaseboard.web.requests import HtmxHttpRequest
 from releaseboard.web.timeline import branch_timeline
 
 
@@ -56,7 +57,7 @@ def _final_name(form: RequestBranchForm) -> str:
 
 
 @login_required
-def branch_detail(request: HttpRequest, repo: str, branch_id: int) -> HttpResponse:
+def branch_detail(request: HtmxHttpRequest, repo: str, branch_id: int) -> HttpResponse:
     branch = branch_for(request, repo, branch_id, Perm.VIEW)
     context = {
         "repository": branch.repository,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -19,6 +21,7 @@ from releaseboard.web.access import job_for
 from releaseboard.web.actions import act
 from releaseboard.web.forms import JobFilterForm, posted_key
 from releaseboard.web.presenters import live_log, subject_url
+from releaseboard.web.requests import HtmxHttpRequest
 
 PAGE_SIZE = 50
 
@@ -38,12 +41,12 @@ def job_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+def job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
     job = job_for(request, job_id, Perm.VIEW)
     heartbeat_age = None
     if job.state == JobState.RUNNING and job.heartbeat_at is not None:
         heartbeat_age = int((timezone.now() - job.heartbeat_at).total_seconds())
-    context = {
+    context: dict[str, Any] = {
         "job": job,
         "steps": job.steps.all(),
         "heartbeat_age": heartbeat_age,

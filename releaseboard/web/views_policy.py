@@ -60,7 +60,8 @@ def _done(request: HttpRequest, repository: Repository, change: Callable[[], Any
 
 def _invalid(request: HttpRequest, repository: Repository, form: forms.Form) -> HttpResponse:
     errors = "; ".join(
-        f"{field}: {' '.join(e)}" if field != "__all__" else " ".join(e) for field, e in form.errors.items()
+        f"{field}: {' '.join(str(m) for m in e)}" if field != "__all__" else " ".join(str(m) for m in e)
+        for field, e in form.errors.items()
     )
     messages.error(request, f"Nothing was changed: {errors}")
     return redirect("web:policy", repo=repository.name)

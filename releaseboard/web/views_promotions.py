@@ -19,12 +19,13 @@ from releaseboard.web.checks import promotion_checks
 from releaseboard.web.diffview import file_views, render_patch
 from releaseboard.web.forms import posted_key
 from releaseboard.web.presenters import live_log, promotion_phase, review_context
+from releaseboard.web.requests import HtmxHttpRequest
 from releaseboard.web.snapshot import snapshot_page
 
 
 @login_required
 @snapshot_page
-def promotion_detail(request: HttpRequest, repo: str, promotion_id: int) -> HttpResponse:
+def promotion_detail(request: HtmxHttpRequest, repo: str, promotion_id: int) -> HttpResponse:
     promotion = promotion_for(request, repo, promotion_id, Perm.VIEW)
     repository = promotion.repository
     jobs = list(selectors.jobs_for("promotion", promotion.pk).select_related("created_by"))
@@ -89,7 +90,7 @@ def promotion_promote(request: HttpRequest, repo: str, promotion_id: int) -> Htt
 
 
 @login_required
-def promotion_file(request: HttpRequest, repo: str, promotion_id: int, index: int) -> HttpResponse:
+def promotion_file(request: HtmxHttpRequest, repo: str, promotion_id: int, index: int) -> HttpResponse:
     """One file's diff from the stored review: large files load only when asked for."""
     promotion = promotion_for(request, repo, promotion_id, Perm.VIEW)
     review = PromotionReview.objects.filter(promotion=promotion).first()

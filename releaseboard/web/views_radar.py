@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from releaseboard.radar import selectors as radar
 from releaseboard.releases.models import Branch
 from releaseboard.roles import Perm
 from releaseboard.web.access import repository_for
+from releaseboard.web.requests import HtmxHttpRequest
 
 
 @login_required
-def radar_cell(request: HttpRequest, repo: str, branch_id: int, other_id: int) -> HttpResponse:
+def radar_cell(request: HtmxHttpRequest, repo: str, branch_id: int, other_id: int) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
     branch = get_object_or_404(Branch, pk=branch_id, repository=repository)
     other = get_object_or_404(Branch, pk=other_id, repository=repository)

@@ -18,6 +18,7 @@ from releaseboard.roles import Perm, has_perm
 from releaseboard.web.access import repository_for
 from releaseboard.web.checks import staging_checks
 from releaseboard.web.forms import ReleaseForm
+from releaseboard.web.requests import HtmxHttpRequest
 from releaseboard.web.snapshot import snapshot_page
 
 # Releases carry their notes, so a page holds fewer of them than the audit log does.
@@ -27,7 +28,7 @@ PAGE_SIZE = 25
 @login_required
 @require_http_methods(["GET", "POST"])
 @snapshot_page
-def release_new(request: HttpRequest, repo: str) -> HttpResponse:
+def release_new(request: HtmxHttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.PROMOTE)
     preview = selectors.release_preview(repository)
     waiting = _commits_behind(repository, preview, request.user)

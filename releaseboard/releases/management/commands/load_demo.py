@@ -246,7 +246,8 @@ def _branches(master_cart: str, master_tests: str) -> dict[str, tuple[str, str, 
             "Percentage discounts on the total",
             {
                 "cart.py": master_cart.replace(
-                    'def total(items):\n    """What the customer pays, tax included."""\n    amount = subtotal(items)\n',
+                    'def total(items):\n    """What the customer pays, tax included."""\n'
+                    "    amount = subtotal(items)\n",
                     'def total(items, discount_percent=0):\n    """What the customer pays, tax included."""\n'
                     "    amount = subtotal(items)\n    amount -= amount * discount_percent // 100\n",
                 ),
@@ -258,7 +259,8 @@ def _branches(master_cart: str, master_tests: str) -> dict[str, tuple[str, str, 
             "Coupons take cents off the total",
             {
                 "cart.py": master_cart.replace(
-                    'def total(items):\n    """What the customer pays, tax included."""\n    amount = subtotal(items)\n',
+                    'def total(items):\n    """What the customer pays, tax included."""\n'
+                    "    amount = subtotal(items)\n",
                     'def total(items, coupon_cents=0):\n    """What the customer pays, tax included."""\n'
                     "    amount = max(subtotal(items) - coupon_cents, 0)\n",
                 ),
