@@ -2,21 +2,32 @@
 and ahead of staging, which hotfixes on staging it lacks, and which other open branches'
 unmerged commits it carries (promoting it would bring those along).
 
-Runs from record_heads after each fetch. All git here is read-only and local to the
-mirror; the results are stored on Branch so the web never runs git.
+Runs from record_heads after each fetch, and after a job moves staging. All git here is
+read-only and local to the mirror; the results are stored on Branch so the web never runs
+git. The git is two processes however many branches are open (branch_graph.py: one parent
+map of what the open branches have and staging lacks, one of staging's newest
+STAGING_WINDOW commits); a branch that forked before that window, or a landed hotfix
+older than it, is counted with a git process of its own, and the job log says so. When
+staging, the open heads and the landed hotfixes are those of the last computation, no git
+runs at all.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from releaseboard import branching, vcs
 from releaseboard.jobs.execution import JobContext
+from releaseboard.releases.branch_graph import StagingWindow, head_reach
 from releaseboard.releases.models import Branch, BranchState, Promotion, PromotionState, Repository
+from releaseboard.vcs.history import parent_map
 
 # A hotfix counts while it waits on staging for a release, and for this long after it was
 # released: a branch forked before it is still tested without the fix until updated.
@@ -25,6 +36,14 @@ RECENT_HOTFIX_LIMIT = 20
 # The unmerged commits listed per branch to find shared ones. A branch further ahead than
 # this is compared on its newest commits only (and may then miss a dependency).
 DEPENDENCY_SCAN_LIMIT = 5000
+# Staging's newest commits read for the behind counts. A branch that forked before them
+# (or on a side line of staging older than them) is counted by a git process of its own.
+STAGING_WINDOW = 5000
+# The most commits, over all open branches together, that they may have and staging
+# lack for the two-process path; past it every branch is counted on its own (the old way).
+UNMERGED_LIMIT = 50_000
+# Bumped when the facts' meaning changes, so a stored key does not skip a recomputation.
+FACTS_VERSION = 2
 
 WORK_KINDS = (branching.BranchKind.FEATURE.value, branching.BranchKind.HOTFIX.value)
 
@@ -40,7 +59,13 @@ class BranchFacts:
 def _quiet(mirror: vcs.Mirror) -> vcs.Mirror:
     # These are a few read-only queries per branch on every job; recorded as steps they
     # would bury each job's own commands. The job log gets one summary line instead.
-    return vcs.Mirror(mirror.path, mirror.url, allow_local=mirror.allow_local)
+    return vcs.Mirror(
+        mirror.path,
+        mirror.url,
+        allow_local=mirror.allow_local,
+        network_timeout=settings.GIT_NETWORK_TIMEOUT_SECONDS,
+        local_timeout=settings.GIT_LOCAL_TIMEOUT_SECONDS,
+    )
 
 
 def unmerged_commits(mirror: vcs.Mirror, staging: str, head: str) -> set[str]:
@@ -97,17 +122,37 @@ def hotfixes_on_staging(repository: Repository) -> list[Promotion]:
     return list(recent.select_related("branch").order_by("-promoted_at", "-id")[:RECENT_HOTFIX_LIMIT])
 
 
-def analyse(
+def _open_branches(branches: list[Branch], heads: dict[str, str]) -> list[Branch]:
+    return sorted((b for b in branches if b.state == BranchState.ACTIVE and heads.get(b.name)), key=lambda b: b.pk)
+
+
+def _set_dependencies(
+    facts: dict[int, BranchFacts], open_branches: list[Branch], unmerged: dict[str, set[str]], heads: dict[str, str]
+) -> None:
+    by_name = {b.name: b for b in open_branches}
+    for name, depends in dependencies(unmerged, heads).items():
+        facts[by_name[name].pk].depends_on = [{**d, "branch": by_name[d["name"]].pk} for d in depends]
+
+
+def _add_missing(facts: BranchFacts, hotfix: Promotion) -> None:
+    if hotfix.branch.name not in [m["name"] for m in facts.missing_hotfixes]:
+        facts.missing_hotfixes.append({"name": hotfix.branch.name, "promotion": hotfix.pk})
+
+
+def _skips_hotfix(branch: Branch, hotfix: Promotion) -> bool:
+    return branch.pk == hotfix.branch_id or branch.name == hotfix.branch.name
+
+
+def analyse_per_branch(
     mirror: vcs.Mirror, repository: Repository, heads: dict[str, str], branches: list[Branch]
 ) -> dict[int, BranchFacts]:
-    """The facts of each feature/hotfix branch in `branches`, by primary key."""
+    """The facts with git processes per branch (and per hotfix × branch): the reference the
+    two-process `analyse` is tested against, and its fallback past UNMERGED_LIMIT."""
     staging = heads.get(repository.staging_branch)
     facts = {b.pk: BranchFacts() for b in branches}
     if not staging:
         return facts
-    open_branches = sorted(
-        (b for b in branches if b.state == BranchState.ACTIVE and heads.get(b.name)), key=lambda b: b.pk
-    )
+    open_branches = _open_branches(branches, heads)
     unmerged: dict[str, set[str]] = {}
     for branch in open_branches:
         head = heads[branch.name]
@@ -115,29 +160,100 @@ def analyse(
         facts[branch.pk].behind, facts[branch.pk].ahead = behind, ahead
         if ahead:
             unmerged[branch.name] = unmerged_commits(mirror, staging, head)
-    by_name = {b.name: b for b in open_branches}
-    for name, depends in dependencies(unmerged, heads).items():
-        facts[by_name[name].pk].depends_on = [{**d, "branch": by_name[d["name"]].pk} for d in depends]
+    _set_dependencies(facts, open_branches, unmerged, heads)
     for hotfix in hotfixes_on_staging(repository):
         if not mirror.has_commit(hotfix.branch_sha):
             continue
         for branch in open_branches:
-            if branch.pk == hotfix.branch_id or branch.name == hotfix.branch.name:
-                continue
-            missing = [m["name"] for m in facts[branch.pk].missing_hotfixes]
-            if hotfix.branch.name not in missing and not mirror.is_ancestor(hotfix.branch_sha, heads[branch.name]):
-                facts[branch.pk].missing_hotfixes.append({"name": hotfix.branch.name, "promotion": hotfix.pk})
+            if not _skips_hotfix(branch, hotfix) and not mirror.is_ancestor(hotfix.branch_sha, heads[branch.name]):
+                _add_missing(facts[branch.pk], hotfix)
     return facts
 
 
+def analyse(
+    mirror: vcs.Mirror,
+    repository: Repository,
+    heads: dict[str, str],
+    branches: list[Branch],
+    notes: list[str] | None = None,
+    hotfixes: list[Promotion] | None = None,
+) -> dict[int, BranchFacts]:
+    """The facts of each feature/hotfix branch in `branches`, by primary key, with two git
+    processes (plus one per branch or hotfix the staging window cannot answer for, each
+    noted in `notes`)."""
+    notes = [] if notes is None else notes
+    staging = heads.get(repository.staging_branch)
+    facts = {b.pk: BranchFacts() for b in branches}
+    if not staging:
+        return facts
+    open_branches = _open_branches(branches, heads)
+    tips = sorted({heads[b.name] for b in open_branches})
+    subgraph = parent_map(mirror, tips, [staging], limit=UNMERGED_LIMIT)
+    if len(subgraph) >= UNMERGED_LIMIT:
+        notes.append(f"over {UNMERGED_LIMIT} unmerged commits: each branch counted on its own")
+        return analyse_per_branch(mirror, repository, heads, branches)
+    window = StagingWindow(parent_map(mirror, [staging], limit=STAGING_WINDOW))
+    reach = {}
+    unmerged: dict[str, set[str]] = {}
+    for branch in open_branches:
+        head = heads[branch.name]
+        found = head_reach(subgraph, head)
+        mask = window.reach(found.boundary)
+        behind = None if mask is None else window.behind(mask)
+        if behind is None:
+            behind, _ = mirror.count_between(staging, head)
+            notes.append(f"{branch.name} forked before staging's newest {STAGING_WINDOW} commits: counted on its own")
+        facts[branch.pk].behind, facts[branch.pk].ahead = behind, len(found.unmerged)
+        reach[branch.pk] = (found.unmerged, mask)
+        if found.unmerged:
+            unmerged[branch.name] = set(found.unmerged)
+    _set_dependencies(facts, open_branches, unmerged, heads)
+    for hotfix in hotfixes_on_staging(repository) if hotfixes is None else hotfixes:
+        sha = hotfix.branch_sha
+        if sha not in subgraph and sha not in window.bit and not mirror.has_commit(sha):
+            continue
+        for branch in open_branches:
+            if _skips_hotfix(branch, hotfix):
+                continue
+            commits, mask = reach[branch.pk]
+            has = True if sha in commits else None if mask is None else window.has(mask, sha)
+            if has is None:
+                has = mirror.is_ancestor(sha, heads[branch.name])
+                notes.append(
+                    f"{hotfix.branch.name} is older than staging's window: checked on {branch.name} on its own"
+                )
+            if not has:
+                _add_missing(facts[branch.pk], hotfix)
+    return facts
+
+
+def facts_key(staging: str | None, heads: dict[str, str], branches: list[Branch], hotfixes: list[Promotion]) -> str:
+    """A digest of everything the facts are computed from: equal keys, equal facts."""
+    inputs = [
+        FACTS_VERSION,
+        staging,
+        sorted([b.pk, b.name, b.state, heads.get(b.name)] for b in branches),
+        [[h.pk, h.branch_id, h.branch.name, h.branch_sha] for h in hotfixes],
+    ]
+    return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()
+
+
 def record(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str]) -> None:
-    """Compute the facts of the repository's feature/hotfix branches and store those that changed."""
+    """Compute the facts of the repository's feature/hotfix branches and store those that
+    changed; nothing at all (no git) when their inputs are those of the last computation."""
     branches = list(
         Branch.objects.filter(repository=repository, kind__in=WORK_KINDS).exclude(
             state__in=[BranchState.REQUESTED, BranchState.GONE]
         )
     )
-    facts = analyse(_quiet(mirror), repository, heads, branches)
+    staging = heads.get(repository.staging_branch)
+    hotfixes = hotfixes_on_staging(repository) if staging else []
+    key = facts_key(staging, heads, branches, hotfixes)
+    if Repository.objects.filter(pk=repository.pk, facts_key=key).exists():
+        ctx.log(f"branches: {len(branches)} unchanged since the last check against {repository.staging_branch}\n")
+        return
+    notes: list[str] = []
+    facts = analyse(_quiet(mirror), repository, heads, branches, notes, hotfixes)
     changed = 0
     with ctx.atomic():
         for branch in branches:
@@ -151,7 +267,10 @@ def record(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: d
             if any(getattr(branch, k) != v for k, v in values.items()):
                 Branch.objects.filter(pk=branch.pk).update(**values)
                 changed += 1
+        Repository.objects.filter(pk=repository.pk).update(facts_key=key)
     stale = sum(1 for f in facts.values() if f.behind)
+    for note in notes:
+        ctx.log(f"branches: {note}\n")
     ctx.log(
         f"branches: {len(branches)} checked against {repository.staging_branch}, {stale} behind, {changed} changed\n"
     )

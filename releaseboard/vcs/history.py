@@ -1,12 +1,16 @@
-"""Who put which commits on a branch: for the drift alarm, which names the commits
-Releaseboard did not push, with their authors and committers."""
+"""Who put which commits on a branch (for the drift alarm, which names the commits
+Releaseboard did not push, with their authors and committers), and the shape of history
+as parent maps (for the branch facts, which do their reachability arithmetic in Python)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from releaseboard.vcs.mirror import Mirror
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -44,4 +48,31 @@ def commits_not_in(mirror: Mirror, tip: str, exclude: Sequence[str], limit: int 
         if record:
             sha, author, author_email, committer, committer_email, subject = record.split("\x1f", 5)
             result.append(CommitPeople(sha, subject, author, author_email, committer, committer_email))
+    return result
+
+
+def parent_map(
+    mirror: Mirror, tips: Sequence[str], exclude: Sequence[str] = (), limit: int | None = None
+) -> dict[str, tuple[str, ...]]:
+    """{commit: its parents} for the commits reachable from any of `tips` and from none of
+    `exclude`, in one `git rev-list --parents --topo-order`.
+
+    The dict keeps git's order, children before parents, so the first `limit` commits are
+    closed under descendants: every commit between a tip and a listed commit is listed too.
+    Parents may lie outside the map (the commits `exclude` has, or past `limit`). Only full
+    SHAs are accepted: each becomes an argument of its own, and a name could be an option.
+    """
+    for sha in (*tips, *exclude):
+        if not _SHA.match(sha):
+            raise ValueError(f"parent_map needs full commit SHAs, not {sha!r}")
+    if not tips:
+        return {}
+    count = [f"--max-count={limit}"] if limit is not None else []
+    out = mirror.git(
+        "rev-list", "--parents", "--topo-order", *count, "--end-of-options", *tips, *(f"^{s}" for s in exclude), "--"
+    )
+    result: dict[str, tuple[str, ...]] = {}
+    for line in out.splitlines():
+        sha, *parents = line.split()
+        result[sha] = tuple(parents)
     return result
