@@ -65,7 +65,7 @@ def generate(path: Path, commits: int, branches: int) -> dict[str, str]:
             commit("refs/heads/staging", i, [i - 1] if i > 1 else [], f"staging {i}")
     mark = 11 * commits
     for b in range(branches):
-        fork = commits - (b * 37) % 1000
+        fork = commits - (b * 37) % min(1000, commits - 1)
         previous = mark
         for k in range(1 + b % 4):
             mark += 1
