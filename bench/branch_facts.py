@@ -5,11 +5,12 @@ branch, as each job computes them after its fetch, with 5, 50 and 100 open branc
     per-branch   intelligence.analyse_per_branch(): the old way, `git rev-list --left-right
                  --count` and `git rev-list` per branch, `git merge-base --is-ancestor` per
                  landed hotfix × branch
-    two-process  intelligence.analyse(): one `rev-list --parents` of what the open branches
-                 have and staging lacks, one of staging's newest STAGING_WINDOW commits,
+    three        intelligence.analyse(): one `rev-list --parents` of what the open branches
+                 have and staging lacks, one `merge-base --octopus` of where they meet
+                 staging, one `rev-list --parents` of staging's commits after that base;
                  reachability in Python
-    raw          those two rev-list commands alone, run with subprocess (the git floor of
-                 two-process)
+    raw          those three git commands alone, run with subprocess (the git floor of
+                 three)
 
 The repository is generated here with `git fast-import` (no other input): a staging of
 --commits linear commits (empty trees: the facts read history only), a landed hotfix
@@ -83,6 +84,17 @@ def generate(path: Path, commits: int, branches: int) -> dict[str, str]:
     return dict(line.split() for line in out.splitlines())
 
 
+def boundaries(path: Path, tips: list[str], staging: str) -> list[str]:
+    """Where the branches meet staging: the parents of their unmerged commits that staging
+    has, and the heads staging has (the input of the raw merge-base)."""
+    out = subprocess.run(
+        ["git", "-C", str(path), "rev-list", "--parents", *tips, f"^{staging}"], capture_output=True, text=True
+    ).stdout
+    graph = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
+    found = {p for parents in graph.values() for p in parents if p not in graph}
+    return sorted(found | {t for t in tips if t not in graph})
+
+
 def setup_django(workdir: Path) -> None:
     # Its own SQLite file, so the benchmark never touches the development database.
     os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench-branch-facts.sqlite3'}"
@@ -152,16 +164,21 @@ def measure(workdir: Path, size: int, args: argparse.Namespace, started: list[in
     repository, branches = rows(f"r{size}", path, heads)
     mirror = vcs.Mirror(path, str(path), allow_local=True)
     tips = sorted({sha for name, sha in heads.items() if name != "staging"})
+    git = ["git", "-C", str(path)]
+    base = subprocess.run(
+        [*git, "merge-base", "--octopus", *boundaries(path, tips, heads["staging"])], capture_output=True, text=True
+    ).stdout.strip()
     raw_argv = [
-        ["git", "-C", str(path), "rev-list", "--parents", "--topo-order", *tips, f"^{heads['staging']}"],
-        ["git", "-C", str(path), "rev-list", "--parents", "--topo-order", "--max-count=5000", heads["staging"]],
+        [*git, "rev-list", "--parents", "--topo-order", *tips, f"^{heads['staging']}"],
+        [*git, "merge-base", "--octopus", *boundaries(path, tips, heads["staging"])],
+        [*git, "rev-list", "--parents", "--topo-order", "--max-count=5000", heads["staging"], f"^{base}"],
     ]
     sides = {
         "per-branch": lambda: intelligence.analyse_per_branch(mirror, repository, heads, branches),
-        "two-process": lambda: intelligence.analyse(mirror, repository, heads, branches),
+        "three": lambda: intelligence.analyse(mirror, repository, heads, branches),
         "raw": lambda: [subprocess.run(argv, capture_output=True, check=True) for argv in raw_argv],
     }
-    assert sides["per-branch"]() == sides["two-process"](), "the two ways disagree"
+    assert sides["per-branch"]() == sides["three"](), "the two ways disagree"
     times: dict[str, list[float]] = {side: [] for side in sides}
     counts: dict[str, int] = {}
     for round_ in range(args.rounds + 1):

@@ -1,7 +1,7 @@
-"""The branch facts from two git processes (one parent map of the open branches' unmerged
-commits, one of staging's newest commits) are the facts git gives per branch, on a
-generated history with branches of many shapes; and a job's git does not grow with the
-number of open branches."""
+"""The branch facts from three git processes (one parent map of the open branches'
+unmerged commits, one common ancestor of where they meet staging, one parent map of
+staging after it) are the facts git gives per branch, on a generated history with
+branches of many shapes; and a job's git does not grow with the number of open branches."""
 
 from __future__ import annotations
 
@@ -103,7 +103,9 @@ def _varied(history: History) -> tuple[dict[str, str], dict[str, str], str]:
         "unrelated": history.line(None, 2)[-1],
         "octopus": history.commit(x, y, early[-1]),
     }
-    hotfixes = {"landed": hotfix, "open": history.line(c[3], 1)[0]}
+    # "rewound" landed on staging, which was then put back: only the branches that have
+    # parent's first commit carry it (a commit staging lacks).
+    hotfixes = {"landed": hotfix, "open": history.line(c[3], 1)[0], "rewound": parent[0]}
     for name, sha in {**features, **hotfixes}.items():
         history.set_branch(name, sha)
     return features, hotfixes, hotfix
@@ -114,15 +116,15 @@ def _rows(history: History, name: str, features: dict[str, str], hotfixes: dict[
     for short, kind, names in (("feature/", "feature", features), ("hotfix/", "hotfix", hotfixes)):
         for branch in names:
             Branch.objects.create(repository=repository, name=f"{short}{branch}", kind=kind, state=BranchState.ACTIVE)
-    landed_branch = Branch.objects.get(repository=repository, name="hotfix/landed")
-    Promotion.objects.create(
-        repository=repository,
-        branch=landed_branch,
-        title="landed",
-        state=PromotionState.PROMOTED,
-        branch_sha=landed,
-        promoted_at=timezone.now(),
-    )
+    for branch in Branch.objects.filter(repository=repository, name__in=["hotfix/landed", "hotfix/rewound"]):
+        Promotion.objects.create(
+            repository=repository,
+            branch=branch,
+            title=branch.name,
+            state=PromotionState.PROMOTED,
+            branch_sha=landed if branch.name == "hotfix/landed" else hotfixes["rewound"],
+            promoted_at=timezone.now(),
+        )
     return repository
 
 
@@ -136,7 +138,7 @@ def _by_name(facts: dict[int, intelligence.BranchFacts]) -> dict[str, dict[str, 
     return {names[pk]: vars(f) for pk, f in facts.items()}
 
 
-def test_two_process_facts_equal_the_per_branch_git_answers_on_varied_branch_shapes(tmp_path, monkeypatch):
+def test_constant_process_facts_equal_the_per_branch_git_answers_on_varied_branch_shapes(tmp_path, monkeypatch):
     history = History(tmp_path / "remote.git")
     features, hotfixes, landed = _varied(history)
     repository = _rows(history, "shop", features, hotfixes, landed)
@@ -145,20 +147,32 @@ def test_two_process_facts_equal_the_per_branch_git_answers_on_varied_branch_sha
     branches = list(Branch.objects.filter(repository=repository))
 
     expected = _by_name(intelligence.analyse_per_branch(mirror, repository, heads, branches))
-    assert len(expected) == 22
+    assert len(expected) == 23
     for window in (intelligence.STAGING_WINDOW, 40, 12, 3):
         # Small windows: branches that forked before them are counted on their own.
         monkeypatch.setattr(intelligence, "STAGING_WINDOW", window)
         notes: list[str] = []
         assert _by_name(intelligence.analyse(mirror, repository, heads, branches, notes)) == expected, window
-        assert bool(notes) == (window < 40), notes
+        # Only the branch with no history in common with staging is counted on its own,
+        # unless the window is cut inside what the branches lack (32 commits since "early" forked).
+        unrelated = [n for n in notes if n.startswith("feature/unrelated")]
+        assert unrelated == ["feature/unrelated shares no history with staging: counted on its own"]
+        assert bool(set(notes) - set(unrelated)) == (window < 40), (window, notes)
 
     assert (expected["feature/at-staging"]["behind"], expected["feature/at-staging"]["ahead"]) == (0, 0)
     assert expected["feature/unrelated"]["behind"] == 34 and expected["feature/unrelated"]["ahead"] == 2
-    missing = {name for name, f in expected.items() if f["missing_hotfixes"]}
+    missing = {name for name, f in expected.items() if "hotfix/landed" in [m["name"] for m in f["missing_hotfixes"]]}
     assert "feature/early" in missing and "feature/merged-staging-before-hotfix" in missing
     assert not missing & {"feature/merged-staging-after-hotfix", "feature/has-hotfix-directly", "feature/late"}
-    assert {d["name"] for d in expected["feature/child"]["depends_on"]} == {"feature/parent"}
+    assert {d["name"] for d in expected["feature/child"]["depends_on"]} == {"feature/parent", "hotfix/rewound"}
+    rewound = {
+        name for name, f in expected.items() if "hotfix/rewound" not in [m["name"] for m in f["missing_hotfixes"]]
+    }
+    assert rewound == {
+        "hotfix/rewound",
+        *(f"feature/{n}" for n in ("parent", "parent-copy", "child")),
+        *(f"feature/{n}" for n in ("merges-parent", "also-merges-parent", "merges-two")),
+    }
 
 
 def _counting_processes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
@@ -172,6 +186,10 @@ def _counting_processes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
     monkeypatch.setattr(gitpython.cmd, "safer_popen", popen)
     return started
+
+
+def _commands(started: list[list[str]]) -> list[str]:
+    return [next(arg for arg in argv if arg in ("rev-list", "merge-base", "cat-file", "rev-parse")) for argv in started]
 
 
 def _context(repository: Repository) -> JobContext:
@@ -206,7 +224,7 @@ def test_a_record_runs_the_same_few_git_processes_with_5_and_with_20_open_branch
 
     intelligence.record(ctx, repository, mirror, heads)
 
-    assert [argv[argv.index("rev-list") + 1 :][:1] for argv in started] == [["--parents"], ["--parents"]], started
+    assert _commands(started) == ["rev-list", "merge-base", "rev-list"], started
     facts = Branch.objects.filter(repository=repository, name__startswith="feature/")
     assert sorted(b.ahead for b in facts) == sorted(1 + i % 4 for i in range(count))
     assert all(b.missing_hotfixes for b in facts)
@@ -217,6 +235,6 @@ def test_a_record_runs_the_same_few_git_processes_with_5_and_with_20_open_branch
     moved = history.commit(features["f0"])
     history.set_branch("f0", moved)
     intelligence.record(ctx, repository, mirror, heads | {"feature/f0": moved})
-    assert len(started) == 2
+    assert _commands(started) == ["rev-list", "merge-base", "rev-list"], started
     assert Branch.objects.get(repository=repository, name="feature/f0").ahead == 2
     Job.objects.filter(pk=ctx.job.pk).update(state=JobState.SUCCEEDED, finished_at=timezone.now())

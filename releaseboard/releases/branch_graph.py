@@ -3,11 +3,11 @@
 
 The unmerged side is the subgraph of commits some open branch has and staging lacks; a
 branch's unmerged commits are what it reaches in it, and where its walk leaves the
-subgraph (its boundary) are commits staging has. The staging side is a window of
-staging's newest commits in topological order, closed under descendants: the ancestors
-a branch shares with staging are those of its boundary, found with one bitmask per
-window commit (its ancestors within the window), so each branch costs a few ORs and a
-popcount instead of a walk or a git process.
+subgraph (its boundary) are commits staging has. The staging side is staging's commits
+after a common ancestor of all the boundaries (what every branch has), in topological
+order: the commits a branch shares with staging are those its boundary reaches, found
+with one bitmask per staging commit (its ancestors there), so each branch costs a few
+ORs and a popcount instead of a walk or a git process.
 """
 
 from __future__ import annotations
@@ -44,41 +44,52 @@ def head_reach(unmerged_map: Mapping[str, tuple[str, ...]], head: str) -> HeadRe
 
 
 class StagingWindow:
-    """Staging's newest commits (commit -> parents, children first, descendant-closed) with
-    each one's ancestors as a bitmask. Bits 0..n-1 are the window's commits; the bits
-    above are the frontier: parents just outside the window, which stand for all of the
-    older history (everything older is an ancestor of some frontier commit)."""
+    """Staging's commits after `base` (a common ancestor of every open branch's boundary,
+    so every branch has what `base` has), children first and closed under descendants,
+    with each one's ancestors within the window as a bitmask.
 
-    def __init__(self, window: Mapping[str, tuple[str, ...]]) -> None:
+    Complete (git listed all of them): a parent outside the window is an ancestor of
+    `base`, which every branch has, so it adds nothing. Cut at the limit: bits 0..n-1 are
+    the window's commits and the bits above are its frontier, the parents just outside,
+    which stand for all the older history (everything older is an ancestor of one of
+    them); a branch whose history does not reach every frontier commit cannot be counted
+    from the window.
+    """
+
+    def __init__(self, window: Mapping[str, tuple[str, ...]], *, complete: bool) -> None:
         order = list(window)
         self.size = len(order)
+        self.complete = complete
         self.bit = {sha: i for i, sha in enumerate(order)}
-        for sha in order:
-            for parent in window[sha]:
-                if parent not in self.bit:
-                    self.bit[parent] = len(self.bit)
+        if not complete:
+            for sha in order:
+                for parent in window[sha]:
+                    if parent not in self.bit:
+                        self.bit[parent] = len(self.bit)
         self.frontier = ((1 << len(self.bit)) - 1) ^ ((1 << self.size) - 1)
         self._window_bits = (1 << self.size) - 1
         self.ancestors: dict[str, int] = {}
         for sha in reversed(order):  # parents before children
             mask = 1 << self.bit[sha]
             for parent in window[sha]:
-                mask |= self.ancestors.get(parent, 1 << self.bit[parent])
+                found = self.ancestors.get(parent)
+                mask |= found if found is not None else 0 if complete else 1 << self.bit[parent]
             self.ancestors[sha] = mask
 
     def reach(self, boundary: Iterable[str]) -> int | None:
-        """The bitmask of what `boundary` reaches, or None if a commit of it is not in the window."""
+        """The bitmask of what `boundary` (commits staging has) reaches, or None when a
+        commit of it lies past a cut window."""
         mask = 0
         for sha in boundary:
             found = self.ancestors.get(sha)
-            if found is None:
+            if found is None and not self.complete:
                 return None
-            mask |= found
+            mask |= found or 0  # complete: outside the window means `base` or older
         return mask
 
     def behind(self, mask: int) -> int | None:
-        """Staging's commits not in `mask`, or None when that needs history past the window
-        (the mask does not reach every frontier commit, so some older commits may be missing)."""
+        """Staging's commits not in `mask` (nor in `base`'s history), or None when that needs
+        history past a cut window (the mask does not reach every frontier commit)."""
         if mask & self.frontier != self.frontier:
             return None
         return self.size - (mask & self._window_bits).bit_count()

@@ -4,12 +4,13 @@ unmerged commits it carries (promoting it would bring those along).
 
 Runs from record_heads after each fetch, and after a job moves staging. All git here is
 read-only and local to the mirror; the results are stored on Branch so the web never runs
-git. The git is two processes however many branches are open (branch_graph.py: one parent
-map of what the open branches have and staging lacks, one of staging's newest
-STAGING_WINDOW commits); a branch that forked before that window, or a landed hotfix
-older than it, is counted with a git process of its own, and the job log says so. When
-staging, the open heads and the landed hotfixes are those of the last computation, no git
-runs at all.
+git. The git is three processes however many branches are open (branch_graph.py): the
+parent map of what the open branches have and staging lacks, a common ancestor of where
+they meet staging, and the parent map of staging's commits after it (at most
+STAGING_WINDOW). Counted with a git process of its own, and named in the job log: a
+branch that shares no history with staging, each branch when the window is cut before
+it, and a landed hotfix the window cannot place. When staging, the open heads and the
+landed hotfixes are those of the last computation, no git runs at all.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from releaseboard import branching, vcs
 from releaseboard.jobs.execution import JobContext
 from releaseboard.releases.branch_graph import StagingWindow, head_reach
 from releaseboard.releases.models import Branch, BranchState, Promotion, PromotionState, Repository
-from releaseboard.vcs.history import parent_map
+from releaseboard.vcs.history import common_ancestor, parent_map
 
 # A hotfix counts while it waits on staging for a release, and for this long after it was
 # released: a branch forked before it is still tested without the fix until updated.
@@ -36,11 +37,12 @@ RECENT_HOTFIX_LIMIT = 20
 # The unmerged commits listed per branch to find shared ones. A branch further ahead than
 # this is compared on its newest commits only (and may then miss a dependency).
 DEPENDENCY_SCAN_LIMIT = 5000
-# Staging's newest commits read for the behind counts. A branch that forked before them
-# (or on a side line of staging older than them) is counted by a git process of its own.
+# Staging's commits read for the behind counts: those after where the oldest open branch
+# forked. Past this many, a branch the window does not reach back to is counted by a git
+# process of its own. (The window's bitmasks take up to STAGING_WINDOW² / 2 bits: 1.5 MB.)
 STAGING_WINDOW = 5000
 # The most commits, over all open branches together, that they may have and staging
-# lack for the two-process path; past it every branch is counted on its own (the old way).
+# lack for the constant-process path; past it every branch is counted on its own (the old way).
 UNMERGED_LIMIT = 50_000
 # Bumped when the facts' meaning changes, so a stored key does not skip a recomputation.
 FACTS_VERSION = 2
@@ -147,7 +149,7 @@ def analyse_per_branch(
     mirror: vcs.Mirror, repository: Repository, heads: dict[str, str], branches: list[Branch]
 ) -> dict[int, BranchFacts]:
     """The facts with git processes per branch (and per hotfix × branch): the reference the
-    two-process `analyse` is tested against, and its fallback past UNMERGED_LIMIT."""
+    constant-process `analyse` is tested against, and its fallback past UNMERGED_LIMIT."""
     staging = heads.get(repository.staging_branch)
     facts = {b.pk: BranchFacts() for b in branches}
     if not staging:
@@ -178,33 +180,38 @@ def analyse(
     notes: list[str] | None = None,
     hotfixes: list[Promotion] | None = None,
 ) -> dict[int, BranchFacts]:
-    """The facts of each feature/hotfix branch in `branches`, by primary key, with two git
-    processes (plus one per branch or hotfix the staging window cannot answer for, each
-    noted in `notes`)."""
+    """The facts of each feature/hotfix branch in `branches`, by primary key, with three
+    git processes (plus one per branch or hotfix the staging window cannot answer for,
+    each noted in `notes`)."""
     notes = [] if notes is None else notes
     staging = heads.get(repository.staging_branch)
     facts = {b.pk: BranchFacts() for b in branches}
-    if not staging:
-        return facts
     open_branches = _open_branches(branches, heads)
-    tips = sorted({heads[b.name] for b in open_branches})
-    subgraph = parent_map(mirror, tips, [staging], limit=UNMERGED_LIMIT)
+    if not staging or not open_branches:
+        return facts
+    subgraph = parent_map(mirror, sorted({heads[b.name] for b in open_branches}), [staging], limit=UNMERGED_LIMIT)
     if len(subgraph) >= UNMERGED_LIMIT:
         notes.append(f"over {UNMERGED_LIMIT} unmerged commits: each branch counted on its own")
         return analyse_per_branch(mirror, repository, heads, branches)
-    window = StagingWindow(parent_map(mirror, [staging], limit=STAGING_WINDOW))
-    reach = {}
+    reach = {b.pk: head_reach(subgraph, heads[b.name]) for b in open_branches}
+    # Every branch has what `base` has, so only staging's commits after it are read.
+    base = common_ancestor(mirror, sorted(set().union(*(r.boundary for r in reach.values()))) or [staging])
+    listed = parent_map(mirror, [staging], [base] if base else [], limit=STAGING_WINDOW)
+    window = StagingWindow(listed, complete=len(listed) < STAGING_WINDOW)
+    masks: dict[int, int | None] = {}
     unmerged: dict[str, set[str]] = {}
     for branch in open_branches:
-        head = heads[branch.name]
-        found = head_reach(subgraph, head)
-        mask = window.reach(found.boundary)
+        found = reach[branch.pk]
+        # No boundary: the branch shares no history with staging (every commit of staging is behind).
+        masks[branch.pk] = mask = window.reach(found.boundary) if found.boundary else None
         behind = None if mask is None else window.behind(mask)
         if behind is None:
-            behind, _ = mirror.count_between(staging, head)
-            notes.append(f"{branch.name} forked before staging's newest {STAGING_WINDOW} commits: counted on its own")
+            behind, _ = mirror.count_between(staging, heads[branch.name])
+            why = (
+                "forked before the window of staging's commits" if found.boundary else "shares no history with staging"
+            )
+            notes.append(f"{branch.name} {why}: counted on its own")
         facts[branch.pk].behind, facts[branch.pk].ahead = behind, len(found.unmerged)
-        reach[branch.pk] = (found.unmerged, mask)
         if found.unmerged:
             unmerged[branch.name] = set(found.unmerged)
     _set_dependencies(facts, open_branches, unmerged, heads)
@@ -212,11 +219,23 @@ def analyse(
         sha = hotfix.branch_sha
         if sha not in subgraph and sha not in window.bit and not mirror.has_commit(sha):
             continue
+        # Older than the window but in `base`'s history: every branch with a boundary has it.
+        in_base: bool | None = None
         for branch in open_branches:
             if _skips_hotfix(branch, hotfix):
                 continue
-            commits, mask = reach[branch.pk]
-            has = True if sha in commits else None if mask is None else window.has(mask, sha)
+            mask = masks[branch.pk]
+            # A commit staging lacks is in a head's history iff it is among its unmerged commits;
+            # so is any commit of a branch that shares no history with staging (no boundary).
+            own = reach[branch.pk]
+            if sha in subgraph or not own.boundary:
+                has: bool | None = sha in own.unmerged
+            else:
+                has = None if mask is None else window.has(mask, sha)
+            if has is None and window.complete and base and mask is not None:
+                if in_base is None:
+                    in_base = mirror.is_ancestor(sha, base)
+                has = in_base  # not in base's history, the window's, nor its own: not the head's
             if has is None:
                 has = mirror.is_ancestor(sha, heads[branch.name])
                 notes.append(

@@ -51,6 +51,22 @@ def commits_not_in(mirror: Mirror, tip: str, exclude: Sequence[str], limit: int 
     return result
 
 
+def _check_shas(what: str, shas: Sequence[str]) -> None:
+    for sha in shas:
+        if not _SHA.match(sha):
+            raise ValueError(f"{what} needs full commit SHAs, not {sha!r}")
+
+
+def common_ancestor(mirror: Mirror, commits: Sequence[str]) -> str | None:
+    """A best common ancestor of all of `commits` (`git merge-base --octopus`), or None
+    when they share no history. Full SHAs only, as for parent_map."""
+    _check_shas("common_ancestor", commits)
+    if len(set(commits)) == 1:
+        return commits[0]
+    out = mirror.git("merge-base", "--octopus", "--end-of-options", *commits, check=False)
+    return out.strip() or None
+
+
 def parent_map(
     mirror: Mirror, tips: Sequence[str], exclude: Sequence[str] = (), limit: int | None = None
 ) -> dict[str, tuple[str, ...]]:
@@ -62,9 +78,7 @@ def parent_map(
     Parents may lie outside the map (the commits `exclude` has, or past `limit`). Only full
     SHAs are accepted: each becomes an argument of its own, and a name could be an option.
     """
-    for sha in (*tips, *exclude):
-        if not _SHA.match(sha):
-            raise ValueError(f"parent_map needs full commit SHAs, not {sha!r}")
+    _check_shas("parent_map", [*tips, *exclude])
     if not tips:
         return {}
     count = [f"--max-count={limit}"] if limit is not None else []
