@@ -246,12 +246,13 @@ def analyse(
     return facts
 
 
-def facts_key(staging: str | None, heads: dict[str, str], branches: list[Branch], hotfixes: list[Promotion]) -> str:
+def facts_key(repository: Repository, heads: dict[str, str], branches: list[Branch], hotfixes: list[Promotion]) -> str:
     """A digest of everything the facts are computed from: equal keys, equal facts."""
     inputs = [
         FACTS_VERSION,
-        staging,
-        sorted([b.pk, b.name, b.state, heads.get(b.name)] for b in branches),
+        repository.staging_branch,
+        heads.get(repository.staging_branch),
+        sorted([b.pk, b.name, b.kind, b.state, heads.get(b.name)] for b in branches),
         [[h.pk, h.branch_id, h.branch.name, h.branch_sha] for h in hotfixes],
     ]
     return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()
@@ -267,23 +268,23 @@ def record(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: d
     )
     staging = heads.get(repository.staging_branch)
     hotfixes = hotfixes_on_staging(repository) if staging else []
-    key = facts_key(staging, heads, branches, hotfixes)
+    key = facts_key(repository, heads, branches, hotfixes)
     if Repository.objects.filter(pk=repository.pk, facts_key=key).exists():
         ctx.log(f"branches: {len(branches)} unchanged since the last check against {repository.staging_branch}\n")
         return
     notes: list[str] = []
     facts = analyse(_quiet(mirror), repository, heads, branches, notes, hotfixes)
     changed = 0
+    fields = ("behind", "ahead", "missing_hotfixes", "depends_on")
     with ctx.atomic():
+        # The stored key vouches for every row: so two jobs of one repository store in turn,
+        # each comparing with the rows as the other left them, not as they were read above.
+        list(Repository.objects.select_for_update().filter(pk=repository.pk).values_list("pk", flat=True))
+        stored = {row[0]: row[1:] for row in Branch.objects.filter(pk__in=facts).values_list("pk", *fields)}
         for branch in branches:
             new = facts[branch.pk]
-            values = {
-                "behind": new.behind,
-                "ahead": new.ahead,
-                "missing_hotfixes": new.missing_hotfixes,
-                "depends_on": new.depends_on,
-            }
-            if any(getattr(branch, k) != v for k, v in values.items()):
+            values = {k: getattr(new, k) for k in fields}
+            if stored.get(branch.pk) != tuple(values.values()):
                 Branch.objects.filter(pk=branch.pk).update(**values)
                 changed += 1
         Repository.objects.filter(pk=repository.pk).update(facts_key=key)
