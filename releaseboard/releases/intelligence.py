@@ -2,21 +2,33 @@
 and ahead of staging, which hotfixes on staging it lacks, and which other open branches'
 unmerged commits it carries (promoting it would bring those along).
 
-Runs from record_heads after each fetch. All git here is read-only and local to the
-mirror; the results are stored on Branch so the web never runs git.
+Runs from record_heads after each fetch, and after a job moves staging. All git here is
+read-only and local to the mirror; the results are stored on Branch so the web never runs
+git. The git is three processes however many branches are open (branch_graph.py): the
+parent map of what the open branches have and staging lacks, a common ancestor of where
+they meet staging, and the parent map of staging's commits after it (at most
+STAGING_WINDOW). Counted with a git process of its own, and named in the job log: a
+branch that shares no history with staging, each branch when the window is cut before
+it, and a landed hotfix the window cannot place. When staging, the open heads and the
+landed hotfixes are those of the last computation, no git runs at all.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from releaseboard import branching, vcs
 from releaseboard.jobs.execution import JobContext
+from releaseboard.releases.branch_graph import StagingWindow, head_reach
 from releaseboard.releases.models import Branch, BranchState, Promotion, PromotionState, Repository
+from releaseboard.vcs.history import common_ancestor, parent_map
 
 # A hotfix counts while it waits on staging for a release, and for this long after it was
 # released: a branch forked before it is still tested without the fix until updated.
@@ -25,6 +37,15 @@ RECENT_HOTFIX_LIMIT = 20
 # The unmerged commits listed per branch to find shared ones. A branch further ahead than
 # this is compared on its newest commits only (and may then miss a dependency).
 DEPENDENCY_SCAN_LIMIT = 5000
+# Staging's commits read for the behind counts: those after where the oldest open branch
+# forked. Past this many, a branch the window does not reach back to is counted by a git
+# process of its own. (The window's bitmasks take up to STAGING_WINDOW² / 2 bits: 1.5 MB.)
+STAGING_WINDOW = 5000
+# The most commits, over all open branches together, that they may have and staging
+# lack for the constant-process path; past it every branch is counted on its own (the old way).
+UNMERGED_LIMIT = 50_000
+# Bumped when the facts' meaning changes, so a stored key does not skip a recomputation.
+FACTS_VERSION = 2
 
 WORK_KINDS = (branching.BranchKind.FEATURE.value, branching.BranchKind.HOTFIX.value)
 
@@ -40,7 +61,13 @@ class BranchFacts:
 def _quiet(mirror: vcs.Mirror) -> vcs.Mirror:
     # These are a few read-only queries per branch on every job; recorded as steps they
     # would bury each job's own commands. The job log gets one summary line instead.
-    return vcs.Mirror(mirror.path, mirror.url, allow_local=mirror.allow_local)
+    return vcs.Mirror(
+        mirror.path,
+        mirror.url,
+        allow_local=mirror.allow_local,
+        network_timeout=settings.GIT_NETWORK_TIMEOUT_SECONDS,
+        local_timeout=settings.GIT_LOCAL_TIMEOUT_SECONDS,
+    )
 
 
 def unmerged_commits(mirror: vcs.Mirror, staging: str, head: str) -> set[str]:
@@ -97,17 +124,37 @@ def hotfixes_on_staging(repository: Repository) -> list[Promotion]:
     return list(recent.select_related("branch").order_by("-promoted_at", "-id")[:RECENT_HOTFIX_LIMIT])
 
 
-def analyse(
+def _open_branches(branches: list[Branch], heads: dict[str, str]) -> list[Branch]:
+    return sorted((b for b in branches if b.state == BranchState.ACTIVE and heads.get(b.name)), key=lambda b: b.pk)
+
+
+def _set_dependencies(
+    facts: dict[int, BranchFacts], open_branches: list[Branch], unmerged: dict[str, set[str]], heads: dict[str, str]
+) -> None:
+    by_name = {b.name: b for b in open_branches}
+    for name, depends in dependencies(unmerged, heads).items():
+        facts[by_name[name].pk].depends_on = [{**d, "branch": by_name[d["name"]].pk} for d in depends]
+
+
+def _add_missing(facts: BranchFacts, hotfix: Promotion) -> None:
+    if hotfix.branch.name not in [m["name"] for m in facts.missing_hotfixes]:
+        facts.missing_hotfixes.append({"name": hotfix.branch.name, "promotion": hotfix.pk})
+
+
+def _skips_hotfix(branch: Branch, hotfix: Promotion) -> bool:
+    return branch.pk == hotfix.branch_id or branch.name == hotfix.branch.name
+
+
+def analyse_per_branch(
     mirror: vcs.Mirror, repository: Repository, heads: dict[str, str], branches: list[Branch]
 ) -> dict[int, BranchFacts]:
-    """The facts of each feature/hotfix branch in `branches`, by primary key."""
+    """The facts with git processes per branch (and per hotfix × branch): the reference the
+    constant-process `analyse` is tested against, and its fallback past UNMERGED_LIMIT."""
     staging = heads.get(repository.staging_branch)
     facts = {b.pk: BranchFacts() for b in branches}
     if not staging:
         return facts
-    open_branches = sorted(
-        (b for b in branches if b.state == BranchState.ACTIVE and heads.get(b.name)), key=lambda b: b.pk
-    )
+    open_branches = _open_branches(branches, heads)
     unmerged: dict[str, set[str]] = {}
     for branch in open_branches:
         head = heads[branch.name]
@@ -115,43 +162,135 @@ def analyse(
         facts[branch.pk].behind, facts[branch.pk].ahead = behind, ahead
         if ahead:
             unmerged[branch.name] = unmerged_commits(mirror, staging, head)
-    by_name = {b.name: b for b in open_branches}
-    for name, depends in dependencies(unmerged, heads).items():
-        facts[by_name[name].pk].depends_on = [{**d, "branch": by_name[d["name"]].pk} for d in depends]
+    _set_dependencies(facts, open_branches, unmerged, heads)
     for hotfix in hotfixes_on_staging(repository):
         if not mirror.has_commit(hotfix.branch_sha):
             continue
         for branch in open_branches:
-            if branch.pk == hotfix.branch_id or branch.name == hotfix.branch.name:
-                continue
-            missing = [m["name"] for m in facts[branch.pk].missing_hotfixes]
-            if hotfix.branch.name not in missing and not mirror.is_ancestor(hotfix.branch_sha, heads[branch.name]):
-                facts[branch.pk].missing_hotfixes.append({"name": hotfix.branch.name, "promotion": hotfix.pk})
+            if not _skips_hotfix(branch, hotfix) and not mirror.is_ancestor(hotfix.branch_sha, heads[branch.name]):
+                _add_missing(facts[branch.pk], hotfix)
     return facts
 
 
+def analyse(
+    mirror: vcs.Mirror,
+    repository: Repository,
+    heads: dict[str, str],
+    branches: list[Branch],
+    notes: list[str] | None = None,
+    hotfixes: list[Promotion] | None = None,
+) -> dict[int, BranchFacts]:
+    """The facts of each feature/hotfix branch in `branches`, by primary key, with three
+    git processes (plus one per branch or hotfix the staging window cannot answer for,
+    each noted in `notes`)."""
+    notes = [] if notes is None else notes
+    staging = heads.get(repository.staging_branch)
+    facts = {b.pk: BranchFacts() for b in branches}
+    open_branches = _open_branches(branches, heads)
+    if not staging or not open_branches:
+        return facts
+    subgraph = parent_map(mirror, sorted({heads[b.name] for b in open_branches}), [staging], limit=UNMERGED_LIMIT)
+    if len(subgraph) >= UNMERGED_LIMIT:
+        notes.append(f"over {UNMERGED_LIMIT} unmerged commits: each branch counted on its own")
+        return analyse_per_branch(mirror, repository, heads, branches)
+    reach = {b.pk: head_reach(subgraph, heads[b.name]) for b in open_branches}
+    # Every branch has what `base` has, so only staging's commits after it are read.
+    base = common_ancestor(mirror, sorted(set().union(*(r.boundary for r in reach.values()))) or [staging])
+    listed = parent_map(mirror, [staging], [base] if base else [], limit=STAGING_WINDOW)
+    window = StagingWindow(listed, complete=len(listed) < STAGING_WINDOW)
+    masks: dict[int, int | None] = {}
+    unmerged: dict[str, set[str]] = {}
+    for branch in open_branches:
+        found = reach[branch.pk]
+        # No boundary: the branch shares no history with staging (every commit of staging is behind).
+        masks[branch.pk] = mask = window.reach(found.boundary) if found.boundary else None
+        behind = None if mask is None else window.behind(mask)
+        if behind is None:
+            behind, _ = mirror.count_between(staging, heads[branch.name])
+            why = (
+                "forked before the window of staging's commits" if found.boundary else "shares no history with staging"
+            )
+            notes.append(f"{branch.name} {why}: counted on its own")
+        facts[branch.pk].behind, facts[branch.pk].ahead = behind, len(found.unmerged)
+        if found.unmerged:
+            unmerged[branch.name] = set(found.unmerged)
+    _set_dependencies(facts, open_branches, unmerged, heads)
+    for hotfix in hotfixes_on_staging(repository) if hotfixes is None else hotfixes:
+        sha = hotfix.branch_sha
+        if sha not in subgraph and sha not in window.bit and not mirror.has_commit(sha):
+            continue
+        # Older than the window but in `base`'s history: every branch with a boundary has it.
+        in_base: bool | None = None
+        for branch in open_branches:
+            if _skips_hotfix(branch, hotfix):
+                continue
+            mask = masks[branch.pk]
+            # A commit staging lacks is in a head's history iff it is among its unmerged commits;
+            # so is any commit of a branch that shares no history with staging (no boundary).
+            own = reach[branch.pk]
+            if sha in subgraph or not own.boundary:
+                has: bool | None = sha in own.unmerged
+            else:
+                has = None if mask is None else window.has(mask, sha)
+            if has is None and window.complete and base and mask is not None:
+                if in_base is None:
+                    in_base = mirror.is_ancestor(sha, base)
+                has = in_base  # not in base's history, the window's, nor its own: not the head's
+            if has is None:
+                has = mirror.is_ancestor(sha, heads[branch.name])
+                notes.append(
+                    f"{hotfix.branch.name} is older than staging's window: checked on {branch.name} on its own"
+                )
+            if not has:
+                _add_missing(facts[branch.pk], hotfix)
+    return facts
+
+
+def facts_key(repository: Repository, heads: dict[str, str], branches: list[Branch], hotfixes: list[Promotion]) -> str:
+    """A digest of everything the facts are computed from: equal keys, equal facts."""
+    inputs = [
+        FACTS_VERSION,
+        repository.staging_branch,
+        heads.get(repository.staging_branch),
+        sorted([b.pk, b.name, b.kind, b.state, heads.get(b.name)] for b in branches),
+        [[h.pk, h.branch_id, h.branch.name, h.branch_sha] for h in hotfixes],
+    ]
+    return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()
+
+
 def record(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str]) -> None:
-    """Compute the facts of the repository's feature/hotfix branches and store those that changed."""
+    """Compute the facts of the repository's feature/hotfix branches and store those that
+    changed; nothing at all (no git) when their inputs are those of the last computation."""
     branches = list(
         Branch.objects.filter(repository=repository, kind__in=WORK_KINDS).exclude(
             state__in=[BranchState.REQUESTED, BranchState.GONE]
         )
     )
-    facts = analyse(_quiet(mirror), repository, heads, branches)
+    staging = heads.get(repository.staging_branch)
+    hotfixes = hotfixes_on_staging(repository) if staging else []
+    key = facts_key(repository, heads, branches, hotfixes)
+    if Repository.objects.filter(pk=repository.pk, facts_key=key).exists():
+        ctx.log(f"branches: {len(branches)} unchanged since the last check against {repository.staging_branch}\n")
+        return
+    notes: list[str] = []
+    facts = analyse(_quiet(mirror), repository, heads, branches, notes, hotfixes)
     changed = 0
+    fields = ("behind", "ahead", "missing_hotfixes", "depends_on")
     with ctx.atomic():
+        # The stored key vouches for every row: so two jobs of one repository store in turn,
+        # each comparing with the rows as the other left them, not as they were read above.
+        list(Repository.objects.select_for_update().filter(pk=repository.pk).values_list("pk", flat=True))
+        stored = {row[0]: row[1:] for row in Branch.objects.filter(pk__in=facts).values_list("pk", *fields)}
         for branch in branches:
             new = facts[branch.pk]
-            values = {
-                "behind": new.behind,
-                "ahead": new.ahead,
-                "missing_hotfixes": new.missing_hotfixes,
-                "depends_on": new.depends_on,
-            }
-            if any(getattr(branch, k) != v for k, v in values.items()):
+            values = {k: getattr(new, k) for k in fields}
+            if stored.get(branch.pk) != tuple(values.values()):
                 Branch.objects.filter(pk=branch.pk).update(**values)
                 changed += 1
+        Repository.objects.filter(pk=repository.pk).update(facts_key=key)
     stale = sum(1 for f in facts.values() if f.behind)
+    for note in notes:
+        ctx.log(f"branches: {note}\n")
     ctx.log(
         f"branches: {len(branches)} checked against {repository.staging_branch}, {stale} behind, {changed} changed\n"
     )

@@ -37,6 +37,9 @@ class Repository(models.Model):
     # process: the commits staging has over master, and whether master is in staging.
     staging_ahead = models.JSONField(default=list, blank=True)
     master_in_staging = models.BooleanField(null=True, blank=True)
+    # A digest of what the branch facts were last computed from (staging, the open heads,
+    # the landed hotfixes): a job that finds the same skips the computation and its git.
+    facts_key = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["name"]
