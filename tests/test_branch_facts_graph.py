@@ -114,8 +114,10 @@ def _varied(history: History) -> tuple[dict[str, str], dict[str, str], str]:
 def _rows(history: History, name: str, features: dict[str, str], hotfixes: dict[str, str], landed: str) -> Repository:
     repository = Repository.objects.create(name=name, remote_url=str(history.path), test_command="true")
     for short, kind, names in (("feature/", "feature", features), ("hotfix/", "hotfix", hotfixes)):
-        for branch in names:
-            Branch.objects.create(repository=repository, name=f"{short}{branch}", kind=kind, state=BranchState.ACTIVE)
+        for branch_name in names:
+            Branch.objects.create(
+                repository=repository, name=f"{short}{branch_name}", kind=kind, state=BranchState.ACTIVE
+            )
     for branch in Branch.objects.filter(repository=repository, name__in=["hotfix/landed", "hotfix/rewound"]):
         Promotion.objects.create(
             repository=repository,
@@ -226,7 +228,7 @@ def test_a_record_runs_the_same_few_git_processes_with_5_and_with_20_open_branch
 
     assert _commands(started) == ["rev-list", "merge-base", "rev-list"], started
     facts = Branch.objects.filter(repository=repository, name__startswith="feature/")
-    assert sorted(b.ahead for b in facts) == sorted(1 + i % 4 for i in range(count))
+    assert sorted(b.ahead or 0 for b in facts) == sorted(1 + i % 4 for i in range(count))
     assert all(b.missing_hotfixes for b in facts)
 
     started.clear()
