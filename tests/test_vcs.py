@@ -24,7 +24,7 @@ from releaseboard.vcs import (
     check_remote_url,
     ls_remote,
 )
-from releaseboard.vcs.mirror import WORKTREE_SLOTS
+from releaseboard.vcs.worktrees import WORKTREE_SLOTS
 from tests.gitrepo import Remote, git
 
 BOT = Identity("Releaseboard", "releaseboard@example.com")

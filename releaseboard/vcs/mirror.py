@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import os
 import re
-import shutil
 import stat
 import time
 import weakref
@@ -32,8 +31,8 @@ from releaseboard.vcs.results import (
     RefUpdate,
     parse_merge_tree,
 )
+from releaseboard.vcs.worktrees import Worktrees
 
-WORKTREE_SLOTS = 8
 # A git lock or temporary pack file this old, found while we hold the mirror lock, was
 # left by a git process that was killed (a worker crash, a job timeout): no live fetch of
 # ours can own it. The age guards against a git we did not start (an admin's fsck).
@@ -48,7 +47,7 @@ _PUSH_REF = PLAIN_REF
 CANDIDATE_REF = re.compile(r"^refs/releaseboard/candidates/[0-9]{1,18}$")
 
 
-class Mirror:
+class Mirror(Worktrees):
     """A bare repository at `path` that mirrors `url`'s branches and tags.
 
     Mutating steps (fetch, worktree checkouts) take a file lock, so jobs that share a
@@ -431,59 +430,4 @@ class Mirror:
             observer=self.observer,
             credentials=self.credentials,
             timeout=self.network_timeout,
-        )
-
-    # -- worktrees for test runs --------------------------------------------------------
-
-    @contextlib.contextmanager
-    def checkout(self, worktrees: Path, commit: str) -> Iterator[Path]:
-        """Check `commit` out in a free persistent worktree slot, clean, for a test run.
-
-        A worker running several jobs at once gets one slot each; a slot is reused by the
-        next job (checkout --detach -f, clean -ffdx), never cloned afresh.
-        """
-        if not _SHA.match(commit):
-            raise ValueError(f"not a full commit SHA: {commit!r}")
-        worktrees.mkdir(parents=True, exist_ok=True)
-        for slot in range(WORKTREE_SLOTS):
-            handle = open(worktrees / f"slot-{slot}.lock", "w")  # noqa: SIM115  (held across the yield)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            try:
-                path = worktrees / f"slot-{slot}"
-                self._prepare_worktree(path, commit)
-                yield path
-                return
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-                handle.close()
-        raise GitError(["worktree"], 1, "", f"all {WORKTREE_SLOTS} worktree slots are busy")
-
-    def _prepare_worktree(self, path: Path, commit: str) -> None:
-        with self.locked():
-            if not (path / ".git").exists():
-                if path.exists():
-                    # A half-written worktree from a crashed job: start it again.
-                    shutil.rmtree(path)
-                self.git("worktree", "prune")
-                self.git("worktree", "add", "--detach", "-f", "--end-of-options", str(path), commit)
-                return
-        # A job that crashed mid-checkout leaves index.lock behind; it would block us forever.
-        gitdir = Path((path / ".git").read_text().partition("gitdir:")[2].strip())
-        (gitdir / "index.lock").unlink(missing_ok=True)
-        # checkout has no --end-of-options in git 2.39; the commit is a full SHA (checked above).
-        run_git(
-            ["-C", str(path), "checkout", "--detach", "-f", commit],
-            allow_local=self.allow_local,
-            observer=self.observer,
-            timeout=self.local_timeout,
-        )
-        run_git(
-            ["-C", str(path), "clean", "-ffdx"],
-            allow_local=self.allow_local,
-            observer=self.observer,
-            timeout=self.local_timeout,
         )
