@@ -53,7 +53,7 @@ def test_a_staging_rewound_by_hand_after_a_copy_raises_the_alarm_and_removes_the
     assert vanished.branch_id in {b.pk for b in board.features} and board.promotions[vanished.branch_id] == vanished
     client.force_login(developer)
     page = client.get(f"/r/{repository.name}/").content.decode()
-    assert "Removed from staging outside Releaseboard: it is no longer waiting for anything" in page
+    assert "removed its merge commit from staging outside Releaseboard" in page
     # The branch is active again and can be promoted anew.
     branch = Branch.objects.get(pk=vanished.branch_id)
     assert branch.state == BranchState.ACTIVE
