@@ -3,14 +3,18 @@ in-process), called with tokens as scripts call it."""
 
 from __future__ import annotations
 
+import io
+import re
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.test import Client
 
 from releaseboard.deployments.models import Deployment, Environment, Incident
 from releaseboard.tokens import service as tokens
+from releaseboard.tokens.models import AccessToken
 from tests.conftest import run_jobs
 from tests.deploy_flows import deployed, environments, release
 
@@ -193,3 +197,20 @@ def test_ops_open_and_close_an_incident_and_the_metrics_count_it(
     assert ops_script.get("/repos/shop/incidents", open=True).json() == []
     assert [i["id"] for i in ops_script.get("/repos/shop/incidents").json()] == [incident["id"]]
     assert Incident.objects.get().close_note == "Restarted payments"
+
+
+def test_the_tokens_page_and_create_token_offer_the_deploy_scope(ops: User) -> None:
+    client = Client()
+    client.force_login(ops)
+    page = client.get("/settings/tokens/").content.decode()
+    assert 'value="deploy"' in page and "roll back and lock environments" in page
+    response = client.post("/settings/tokens/", {"name": "deploy-bot", "scopes": ["read", "deploy"], "days": 30})
+    assert response.status_code == 200
+    raw = re.search(r"rbp_[A-Za-z0-9_-]{43}", response.content.decode()).group(0)
+    assert AccessToken.objects.get(user=ops, name="deploy-bot").scopes == ["deploy", "read"]
+    me = Client(headers={"Authorization": f"Bearer {raw}"}).get("/api/v1/me").json()
+    assert me["scopes"] == ["deploy", "read"]
+
+    out = io.StringIO()
+    call_command("create_token", ops.username, "--scope", "deploy", "--name", "cli", stdout=out, stderr=io.StringIO())
+    assert AccessToken.objects.get(user=ops, name="cli").scopes == ["deploy"]
