@@ -25,6 +25,14 @@ def _reachable(url: str, default_port: int) -> bool:
 
 
 os.environ.setdefault("RELEASEBOARD_VAR_DIR", tempfile.mkdtemp(prefix="releaseboard-test-"))
+# pytest-xdist workers inherit the controller's directory; each gets its own below it.
+# Their databases are separate, so the same repository id in two workers would otherwise
+# share one mirror and one work tree under WORK_DIR (and one filesystem broker).
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    _own = os.path.join(os.environ["RELEASEBOARD_VAR_DIR"], worker)
+    if os.path.basename(os.environ["RELEASEBOARD_VAR_DIR"]) != worker:
+        os.makedirs(_own, exist_ok=True)
+        os.environ["RELEASEBOARD_VAR_DIR"] = _own
 os.environ.setdefault("RELEASEBOARD_JOB_HEARTBEAT_SECONDS", "1")
 os.environ.setdefault("RELEASEBOARD_JOB_LEASE_SECONDS", "10")
 os.environ.setdefault("RELEASEBOARD_JOB_REPUBLISH_SECONDS", "5")
