@@ -132,7 +132,10 @@ def objects(developer: User) -> dict[str, Any]:
         repository=repository, name="feature/login", kind="feature", head_sha="c" * 40, requested_by=developer
     )
     promotion = Promotion.objects.create(repository=repository, branch=branch, title="Login form")
-    Branch.objects.create(repository=repository, name="feature/free", kind="feature", head_sha="d" * 40)
+    # The developer asked for it: only its requester (or a release manager) may request its promotion.
+    Branch.objects.create(
+        repository=repository, name="feature/free", kind="feature", head_sha="d" * 40, requested_by=developer
+    )
     job = Job.objects.create(
         kind="sync", title="Refresh shop", scope_id=repository.pk, scope_name="shop", state=JobState.FAILED
     )
