@@ -24,10 +24,11 @@ from django.test import Client
 from django.utils.timezone import now
 
 from releaseboard.api.main import api
+from releaseboard.deployments.models import Deployment, DeploymentState, Environment, Incident, Tier
 from releaseboard.integrations.models import Delivery, Subscription
 from releaseboard.jobs.models import Job, JobState
 from releaseboard.policy.models import DriftAlarm, FreezeWindow, HotfixException
-from releaseboard.releases.models import Branch, Promotion, Release, Repository
+from releaseboard.releases.models import Branch, Promotion, Release, ReleaseState, Repository
 from releaseboard.tokens import service as tokens
 from releaseboard.tokens.models import Scope
 
@@ -104,6 +105,21 @@ TABLE: list[tuple[str, str, str, Any, int, int, int, int, int]] = [
         202,
         403,
     ),
+    # Deployments: "staging" is protected and runs v0.2.0; developers and admins may not deploy there.
+    ("get", "/repos/{repo}/environments", "read", None, 200, 200, 200, 200, 404),
+    ("get", "/repos/{repo}/environments/{env}", "read", None, 200, 200, 200, 200, 404),
+    ("post", "/repos/{repo}/environments/{env}/deploy", "deploy", {}, 403, 201, 201, 403, 404),
+    ("post", "/repos/{repo}/environments/{env}/rollback", "deploy", "rollback", 403, 201, 201, 403, 404),
+    ("post", "/repos/{repo}/environments/{env}/redeploy", "deploy", None, 403, 201, 201, 403, 404),
+    ("post", "/repos/{repo}/environments/{env}/lock", "deploy", "reason", 403, 200, 200, 403, 404),
+    ("post", "/repos/{repo}/environments/{env}/unlock", "deploy", None, 403, 409, 409, 403, 404),  # not locked
+    ("get", "/repos/{repo}/deployments/{deployment_id}", "read", None, 200, 200, 200, 200, 404),
+    # Incidents are Ops' own (Perm.MANAGE_INCIDENTS).
+    ("get", "/repos/{repo}/incidents", "read", None, 200, 200, 200, 200, 404),
+    ("post", "/repos/{repo}/incidents", "deploy", "incident", 403, 403, 201, 403, 404),
+    ("post", "/repos/{repo}/incidents/{incident_id}/close", "deploy", "note", 403, 403, 200, 403, 404),
+    ("get", "/repos/{repo}/metrics", "read", None, 200, 200, 200, 200, 404),
+    ("get", "/metrics", "read", None, 200, 200, 200, 200, 403),
 ]
 
 
@@ -116,6 +132,7 @@ def objects(developer: User) -> dict[str, Any]:
         repository=repository, name="feature/login", kind="feature", head_sha="c" * 40, requested_by=developer
     )
     promotion = Promotion.objects.create(repository=repository, branch=branch, title="Login form")
+    # The developer asked for it: only its requester (or a release manager) may request its promotion.
     Branch.objects.create(
         repository=repository, name="feature/free", kind="feature", head_sha="d" * 40, requested_by=developer
     )
@@ -140,7 +157,9 @@ def objects(developer: User) -> dict[str, Any]:
     delivery = Delivery.objects.create(
         subscription=subscription, message_id="msg_matrix", event_type="release.created", body="{}"
     )
+    deployments = _deployments(repository, release, developer)
     return {
+        **deployments,
         "repo": "shop",
         "sha": "b" * 40,
         "webhook_id": subscription.pk,
@@ -156,6 +175,36 @@ def objects(developer: User) -> dict[str, Any]:
     }
 
 
+def _deployments(repository: Repository, older: Release, developer: User) -> dict[str, Any]:
+    """Staging (protected) runs v0.2.0, which v0.1.0 is older than; production ran it too,
+    and an open incident blames that production deployment."""
+    Release.objects.filter(pk=older.pk).update(state=ReleaseState.RELEASED)
+    newer = Release.objects.create(
+        repository=repository, version="0.2.0", tag="v0.2.0", sha="b" * 40, state=ReleaseState.RELEASED
+    )
+    staging = Environment.objects.create(
+        repository=repository, name="staging", tier=Tier.STAGING, deploy_command="true"
+    )
+    production = Environment.objects.create(
+        repository=repository, name="production", tier=Tier.PRODUCTION, deploy_command="true"
+    )
+    done = {"state": DeploymentState.SUCCEEDED, "created_at": now(), "finished_at": now() - dt.timedelta(hours=1)}
+    common = {"repository": repository, "release": newer, "version": "0.2.0", "sha": "b" * 40, **done}
+    on_staging = Deployment.objects.create(environment=staging, tier=Tier.STAGING, **common)
+    on_production = Deployment.objects.create(environment=production, tier=Tier.PRODUCTION, **common)
+    Environment.objects.filter(pk=staging.pk).update(current=on_staging)
+    Environment.objects.filter(pk=production.pk).update(current=on_production)
+    incident = Incident.objects.create(
+        repository=repository, cause=on_production, started_at=now(), description="Checkout fails", opened_by=developer
+    )
+    return {
+        "env": "staging",
+        "deployment_id": on_staging.pk,
+        "production_deployment_id": on_production.pk,
+        "incident_id": incident.pk,
+    }
+
+
 BODIES: dict[str, dict[str, Any]] = {
     "branch": {"kind": "feature", "name": "matrix", "purpose": "Access matrix"},
     "promotion": {"branch": "feature/free"},
@@ -164,6 +213,9 @@ BODIES: dict[str, dict[str, Any]] = {
     "exception": {"promotion": "{promotion_id}", "reason": "Urgent"},
     "adopt": {"reason": "Reviewed the commit", "found_sha": "f" * 40},
     "status": {"context": "ci/lint", "state": "success", "target_url": "https://ci.example.com/1"},
+    "rollback": {"to_version": "0.1.0", "reason": "Checkout fails"},
+    "incident": {"deployment": "{production_deployment_id}", "description": "Checkout fails"},
+    "note": {"note": "Restarted the payment service"},
     "webhook": {"url": "https://93.184.215.14/other", "events": ["promotion.promoted"], "repo": "shop"},
 }
 

@@ -28,9 +28,10 @@ def _reachable(url: str, default_port: int) -> bool:
 
 os.environ.setdefault("RELEASEBOARD_VAR_DIR", tempfile.mkdtemp(prefix="releaseboard-test-"))
 # An xdist worker inherits the controller's environment, var dir included: it takes a
-# folder of its own in there, so workers never share mirrors or broker queues.
+# folder of its own in there, so workers never share mirrors, work trees or broker queues
+# (their databases are separate, so the same repository id would otherwise collide).
 xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-if xdist_worker:
+if xdist_worker and os.path.basename(os.environ["RELEASEBOARD_VAR_DIR"]) != xdist_worker:
     own_var_dir = os.path.join(os.environ["RELEASEBOARD_VAR_DIR"], xdist_worker)
     os.makedirs(own_var_dir, exist_ok=True)
     os.environ["RELEASEBOARD_VAR_DIR"] = own_var_dir

@@ -105,9 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--action")
     leaf(audit, "verify", m.cmd_audit_verify, "verify the hash chain (exit 1 if broken)")
 
-    from .integrations import add_commands
+    from . import deployments, integrations
 
-    add_commands(top, leaf)
+    integrations.add_commands(top, leaf)
+    deployments.add_commands(top, leaf)
 
     completion = leaf(top, "completion", m.cmd_completion, "print a shell completion script")
     completion.add_argument("shell", choices=["bash"])

@@ -17,6 +17,7 @@ from releaseboard.roles import roles_of
 from . import (
     problems,
     routes_audit,
+    routes_deployments,
     routes_jobs,
     routes_policy,
     routes_repos,
@@ -36,9 +37,9 @@ api = ReleaseboardAPI(
         "`Authorization: Bearer rbp_…` (Settings → Tokens) or the browser session (with CSRF). "
         "Errors are application/problem+json with a stable `code`. Every POST takes an "
         "`Idempotency-Key` header: a POST that starts a job (branch, promotion, promote, release, "
-        "refresh, tests, copy master, update, retry) answers a retry with what the first request made. "
-        "Policy changes and cancel make no job; repeating them is refused as a conflict (409, e.g. "
-        "'already locked'), so nothing happens twice either."
+        "refresh, tests, copy master, update, retry, deploy, rollback, redeploy) answers a retry with "
+        "what the first request made. Policy changes, locks and cancel make no job; repeating them is "
+        "refused as a conflict (409, e.g. 'already locked'), so nothing happens twice either."
     ),
     urls_namespace="api",
     auth=[BearerToken(), SessionCookie()],
@@ -67,6 +68,7 @@ api.add_router("", routes_policy.router)
 api.add_router("", routes_tokens.router)
 api.add_router("", routes_statuses.router)
 api.add_router("", routes_webhooks.router)
+api.add_router("", routes_deployments.router)
 
 
 def _in_own_context(run: Callable[..., Any]) -> Callable[..., Any]:

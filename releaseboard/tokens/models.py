@@ -12,6 +12,7 @@ class Scope(models.TextChoices):
     BRANCHES = "branches", "branches: request branches and promotions, update from staging, test again"
     PROMOTE = "promote", "promote: promote to staging, release, copy master to staging, locks and jobs"
     STATUSES = "statuses", "statuses: report CI statuses"
+    DEPLOY = "deploy", "deploy: deploy, roll back and lock environments; open and close incidents"
     ADMIN = "admin", "admin: revoke tokens through the API (an admin: anyone's)"
 
 
