@@ -206,7 +206,9 @@ def test_the_tokens_page_and_create_token_offer_the_deploy_scope(ops: User) -> N
     assert 'value="deploy"' in page and "roll back and lock environments" in page
     response = client.post("/settings/tokens/", {"name": "deploy-bot", "scopes": ["read", "deploy"], "days": 30})
     assert response.status_code == 200
-    raw = re.search(r"rbp_[A-Za-z0-9_-]{43}", response.content.decode()).group(0)
+    shown = re.search(r"rbp_[A-Za-z0-9_-]{43}", response.content.decode())
+    assert shown is not None, "the new token is shown once"
+    raw = shown.group(0)
     assert AccessToken.objects.get(user=ops, name="deploy-bot").scopes == ["deploy", "read"]
     me = Client(headers={"Authorization": f"Bearer {raw}"}).get("/api/v1/me").json()
     assert me["scopes"] == ["deploy", "read"]
