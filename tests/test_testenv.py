@@ -8,20 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from django.conf import settings
-
 from tests.conftest import ROOT
 
 REPORT = "RELEASEBOARD_TEST_REPORT_DIR"
-
-
-@pytest.mark.parametrize("n", range(4))
-def test_inner_report_the_work_dir(n: int) -> None:
-    """Run only by the test below, in two xdist workers: each says where its work goes."""
-    if REPORT not in os.environ:
-        pytest.skip("run by test_each_xdist_worker_has_its_own_var_and_work_directory")
-    (Path(os.environ[REPORT]) / f"{os.environ.get('PYTEST_XDIST_WORKER', '-')}-{n}").write_text(str(settings.WORK_DIR))
 
 
 def test_each_xdist_worker_has_its_own_var_and_work_directory(tmp_path: Path) -> None:
@@ -29,7 +18,7 @@ def test_each_xdist_worker_has_its_own_var_and_work_directory(tmp_path: Path) ->
     env.pop("PYTEST_XDIST_WORKER", None)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "load",
-         "tests/test_testenv.py", "-k", "inner"],
+         "tests/xdist_probe.py"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
