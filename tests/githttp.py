@@ -57,36 +57,7 @@ class GitHTTPServer:
                     server.release.wait(120)  # say nothing until the test ends
                     return
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                env = {
-                    "PATH": "/usr/bin:/bin",
-                    "GIT_PROJECT_ROOT": str(root),
-                    "GIT_HTTP_EXPORT_ALL": "1",
-                    "REQUEST_METHOD": self.command,
-                    "PATH_INFO": path,
-                    "QUERY_STRING": query,
-                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-                    "CONTENT_LENGTH": str(len(body)),
-                    "REMOTE_USER": username or "anonymous",
-                    "REMOTE_ADDR": "127.0.0.1",
-                    "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
-                    "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
-                }
-                proc = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True)
-                head, _, payload = proc.stdout.partition(b"\r\n\r\n")
-                status = 200
-                headers = []
-                for line in head.decode().split("\r\n"):
-                    name, _, value = line.partition(":")
-                    if name.lower() == "status":
-                        status = int(value.split()[0])
-                    elif name:
-                        headers.append((name, value.strip()))
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                send_cgi_reply(self, http_backend(self, root, body, remote_user=username or "anonymous"))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
