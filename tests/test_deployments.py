@@ -13,7 +13,9 @@ from releaseboard.policy.models import Lock
 from tests.conftest import run_jobs
 from tests.deploy_flows import deployed, environments, release
 
-pytestmark = pytest.mark.django_db
+# Committed data: a job that runs longer than a heartbeat renews its lease from another
+# connection, which must see the job's row (on PostgreSQL a test transaction would hide it).
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
