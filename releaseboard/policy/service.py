@@ -16,7 +16,7 @@ from releaseboard.policy.guard import reset_since
 from releaseboard.policy.models import DriftAlarm, DriftState, FreezeWindow, HotfixException, Lock
 from releaseboard.refusals import Refused
 from releaseboard.releases.models import Promotion, PromotionState, Repository
-from releaseboard.roles import Perm, require
+from releaseboard.roles import Perm, perms_of, require
 
 
 def _name(user: Any) -> str:
@@ -169,6 +169,12 @@ def request_exception(promotion: Promotion, *, actor: Any, reason: str) -> Hotfi
             message=row.reason,
         )
     return row
+
+
+def may_approve(exception: HotfixException, actor: Any, perms: set[Perm] | None = None) -> bool:
+    """Whether `actor` may approve: a release manager who did not ask for it (four eyes)."""
+    perms = perms_of(actor) if perms is None else perms
+    return Perm.PROMOTE in perms and not exception.approved and exception.requested_by_id != getattr(actor, "pk", None)
 
 
 def approve_exception(exception: HotfixException, *, actor: Any) -> HotfixException:

@@ -11,7 +11,7 @@ from releaseboard.branching import BranchKind
 from releaseboard.jobs.models import Job, JobLogLine, JobState
 from releaseboard.policy import guard
 from releaseboard.radar import selectors as radar
-from releaseboard.releases import selectors
+from releaseboard.releases import selectors, services
 from releaseboard.releases.models import (
     Branch,
     BranchState,
@@ -22,7 +22,7 @@ from releaseboard.releases.models import (
     TestRun,
 )
 from releaseboard.review.models import PromotionReview, TestReport
-from releaseboard.roles import Perm, has_perm
+from releaseboard.roles import Perm, has_perm, perms_of
 from releaseboard.web import diffview, logview, phases
 
 
@@ -33,6 +33,7 @@ class BranchCard:
     test: TestRun | None
     status: str
     phase: phases.Phase | None = None
+    may_update: bool = False  # "Update from staging" is offered (the service's own rule)
 
 
 def promotion_phase(promotion: Promotion, test: TestRun | None, passing: bool, job: Job | None) -> phases.Phase:
@@ -41,9 +42,11 @@ def promotion_phase(promotion: Promotion, test: TestRun | None, passing: bool, j
     return phases.phase(promotion, test, passing, refusal=refusal, job=job)
 
 
-def branch_cards(board: selectors.Board) -> list[BranchCard]:
+def branch_cards(board: selectors.Board, user: Any = None) -> list[BranchCard]:
     """One card per feature/hotfix branch, with its open promotion, latest test and
-    state, in two extra queries for all the tests and jobs."""
+    state, and what `user` may do with it, in three extra queries for all the tests, jobs
+    and the user's roles."""
+    perms = perms_of(user) if user is not None else set()
     branches = [*board.features, *board.hotfixes]
     merge_shas = [p.merge_sha for p in board.promotions.values() if p.merge_sha]
     tests: dict[str, TestRun] = {}
@@ -73,7 +76,13 @@ def branch_cards(board: selectors.Board) -> list[BranchCard]:
             status = "Could not be created; see its job."
         else:
             status = "No promotion requested yet."
-        cards.append(BranchCard(branch, promotion, test, status, phase))
+        may_update = (
+            user is not None
+            and branch.state == BranchState.ACTIVE
+            and bool(branch.behind)
+            and services.may_update_branch(user, branch, perms)
+        )
+        cards.append(BranchCard(branch, promotion, test, status, phase, may_update))
     return cards
 
 

@@ -43,7 +43,7 @@ def board(request: HtmxHttpRequest, repo: str) -> HttpResponse:
         "board_token": token,
         "repository": repository,
         "board": data,
-        "cards": branch_cards(data),
+        "cards": branch_cards(data, request.user),
         "releases": recent_releases(repository.pk),
         "radar": matrix,
         "radar_summary": radar_summary(matrix),

@@ -51,7 +51,7 @@ def job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
         "steps": job.steps.all(),
         "heartbeat_age": heartbeat_age,
         "subject_url": subject_url(job),
-        "retryable": job.kind in services.RETRYABLE_KINDS and job.state in (JobState.FAILED, JobState.CANCELLED),
+        "retryable": services.is_retryable(job),
     }
     # The summary polls itself while the job runs (steps, heartbeat, final message).
     if request.htmx:

@@ -19,7 +19,7 @@ from releaseboard.policy import service as policy
 from releaseboard.policy.models import DriftAlarm, FreezeWindow, HotfixException, Lock
 from releaseboard.refusals import Refused
 from releaseboard.releases.models import Promotion, PromotionState, Repository
-from releaseboard.roles import Perm
+from releaseboard.roles import Perm, perms_of
 from releaseboard.web.access import repository_for
 
 
@@ -71,6 +71,12 @@ def _invalid(request: HttpRequest, repository: Repository, form: forms.Form) -> 
 def policy_page(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
     now = timezone.now()
+    perms = perms_of(request.user)
+    exceptions = list(
+        HotfixException.objects.filter(promotion__repository=repository).select_related(
+            "promotion__branch", "requested_by", "approved_by"
+        )[:20]
+    )
     context = {
         "repository": repository,
         "alarms": guard.open_alarms(repository),
@@ -84,9 +90,8 @@ def policy_page(request: HttpRequest, repo: str) -> HttpResponse:
         "windows": FreezeWindow.objects.filter(repository=repository),
         "freeze": guard.freeze_now(repository, now),
         "next_freeze": guard.next_freeze(repository, now),
-        "exceptions": HotfixException.objects.filter(promotion__repository=repository).select_related(
-            "promotion__branch", "requested_by", "approved_by"
-        )[:20],
+        "exceptions": exceptions,
+        "approvable": {e.pk for e in exceptions if policy.may_approve(e, request.user, perms)},
         "hotfix_promotions": Promotion.objects.filter(
             repository=repository,
             branch__kind="hotfix",

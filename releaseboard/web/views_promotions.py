@@ -32,7 +32,7 @@ def promotion_detail(request: HtmxHttpRequest, repo: str, promotion_id: int) -> 
     latest_job = jobs[0] if jobs else None
     test = selectors.latest_test(repository, promotion.merge_sha)
     passing = selectors.has_passing_test(repository, promotion.merge_sha)
-    actionable = promotion.state in (PromotionState.OPEN, PromotionState.FAILED)
+    actionable = services.is_actionable(promotion)
     phase = promotion_phase(promotion, test, passing, latest_job)
     context = {
         "repository": repository,

@@ -26,10 +26,13 @@ from releaseboard.releases.services.cycle import (
 from releaseboard.releases.services.jobs import (
     RETRYABLE_KINDS,
     cancel_job,
+    is_retryable,
     retry_job,
 )
 from releaseboard.releases.services.promotions import (
+    ACTIONABLE_STATES,
     _test_promotion_job,
+    is_actionable,
     promote,
     promote_job,
     request_promotion,
@@ -43,7 +46,10 @@ from releaseboard.releases.services.repositories import (
 )
 
 __all__ = [
+    "ACTIONABLE_STATES",
     "Refused",
+    "is_actionable",
+    "is_retryable",
     "RETRYABLE_KINDS",
     "_active_job",
     "_existing",

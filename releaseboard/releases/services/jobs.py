@@ -23,6 +23,11 @@ from releaseboard.roles import Perm, require
 RETRYABLE_KINDS = {"sync", "test_staging", "test_promotion", "promote", "create_branch"}
 
 
+def is_retryable(job: Job) -> bool:
+    """Whether Retry is offered: a failed or cancelled job of a kind that is safe to run again."""
+    return job.state in (JobState.FAILED, JobState.CANCELLED) and job.kind in RETRYABLE_KINDS
+
+
 def retry_job(job: Job, *, actor: Any, idempotency_key: str | None = None) -> Job:
     """ "Retry" a failed or cancelled job where that is safe (release managers)."""
     require(actor, Perm.RETRY_JOB)

@@ -24,6 +24,15 @@ from releaseboard.roles import Perm, has_perm, require
 # -- promotions --------------------------------------------------------------------------
 
 
+# A promotion is open for testing and promoting until it lands, is closed or discarded.
+ACTIONABLE_STATES = (PromotionState.OPEN, PromotionState.FAILED)
+
+
+def is_actionable(promotion: Promotion) -> bool:
+    """Whether the promotion may be tested again or promoted (the pages offer the buttons)."""
+    return promotion.state in ACTIONABLE_STATES
+
+
 def request_promotion(
     branch: Branch, *, actor: Any, title: str, description: str = "", idempotency_key: str | None = None
 ) -> Promotion:
@@ -89,7 +98,7 @@ def retest_promotion(promotion: Promotion, *, actor: Any, idempotency_key: str |
     require(actor, Perm.RUN_TESTS)
     if (replayed := _replayed(idempotency_key)) is not None:
         return replayed
-    if promotion.state not in (PromotionState.OPEN, PromotionState.FAILED):
+    if promotion.state not in ACTIONABLE_STATES:
         raise Refused(f"Promotion #{promotion.pk} is {promotion.get_state_display().lower()}; nothing to test.")
 
     def create() -> Job:
@@ -98,7 +107,7 @@ def retest_promotion(promotion: Promotion, *, actor: Any, idempotency_key: str |
         # a second click (or a second person) is answered with it.
         if (queued := _active_job("test_promotion", locked, [JobState.QUEUED])) is not None:
             return queued
-        if locked.state not in (PromotionState.OPEN, PromotionState.FAILED):
+        if locked.state not in ACTIONABLE_STATES:
             raise Refused(f"Promotion #{promotion.pk} is {locked.get_state_display().lower()}; nothing to test.")
         Promotion.objects.filter(pk=promotion.pk).update(state=PromotionState.OPEN, state_message="", retests=0)
         audit_record("promotion.retest_requested", actor=actor, repository=promotion.repository, obj=promotion)
@@ -126,7 +135,7 @@ def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = N
             f"Four-eyes rule: {promotion.repository.name} needs a second person to promote a change. "
             f"You requested promotion #{promotion.pk}, so another release manager must promote it."
         )
-    if promotion.state not in (PromotionState.OPEN, PromotionState.FAILED):
+    if promotion.state not in ACTIONABLE_STATES:
         raise Refused(f"Promotion #{promotion.pk} is {promotion.get_state_display().lower()}.")
     if not selectors.has_passing_test(promotion.repository, promotion.merge_sha):
         raise Refused("The merge result has no passing test yet. Wait for the test job, or run the tests again.")
@@ -138,9 +147,9 @@ def promote(promotion: Promotion, *, actor: Any, idempotency_key: str | None = N
         # Conditional on the state: of two clicks at the same moment only the first moves
         # the promotion to PROMOTING (the second's UPDATE waits for the first's commit and
         # then matches no row) and the second is answered with the first's job.
-        moved = Promotion.objects.filter(
-            pk=promotion.pk, state__in=(PromotionState.OPEN, PromotionState.FAILED)
-        ).update(state=PromotionState.PROMOTING, state_message="", promoted_by=actor, retests=0)
+        moved = Promotion.objects.filter(pk=promotion.pk, state__in=ACTIONABLE_STATES).update(
+            state=PromotionState.PROMOTING, state_message="", promoted_by=actor, retests=0
+        )
         if not moved:
             current = Promotion.objects.get(pk=promotion.pk)
             if (first := _active_job("promote", current)) is not None:
