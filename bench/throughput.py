@@ -203,6 +203,9 @@ def main() -> int:
             lanes[pk] = collections.deque()
             for name in names:
                 branch = Branch.objects.select_related("repository").get(repository_id=pk, name=name)
+                # The developer owns it, as one who requested it would (the promotion rule).
+                Branch.objects.filter(pk=branch.pk).update(requested_by=dev)
+                branch.requested_by = dev
                 lanes[pk].append(services.request_promotion(branch, actor=dev, title=f"Promote {name}"))
         print(f"{sum(len(v) for v in lanes.values())} promotions requested", flush=True)
         promoting: dict[int, Any] = {}

@@ -281,12 +281,15 @@ def record(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: d
         # each comparing with the rows as the other left them, not as they were read above.
         list(Repository.objects.select_for_update().filter(pk=repository.pk).values_list("pk", flat=True))
         stored = {row[0]: row[1:] for row in Branch.objects.filter(pk__in=facts).values_list("pk", *fields)}
+        rows = []
         for branch in branches:
             new = facts[branch.pk]
             values = {k: getattr(new, k) for k in fields}
             if stored.get(branch.pk) != tuple(values.values()):
-                Branch.objects.filter(pk=branch.pk).update(**values)
-                changed += 1
+                rows.append(Branch(pk=branch.pk, **values))
+        # One statement per hundred changed rows (staging moved: every branch's "behind" did).
+        Branch.objects.bulk_update(rows, fields, batch_size=100)
+        changed = len(rows)
         Repository.objects.filter(pk=repository.pk).update(facts_key=key)
     stale = sum(1 for f in facts.values() if f.behind)
     for note in notes:
