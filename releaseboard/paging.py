@@ -31,6 +31,13 @@ class Page(Generic[T]):
         return len(self.items)
 
 
+def cursor(value: str | None) -> int | None:
+    """A pager cursor from a query string; anything but a positive whole number means the
+    first page (a mangled link should not be an error page)."""
+    value = value or ""
+    return int(value) if value.isdigit() and 0 < int(value) < 2**62 else None
+
+
 def keyset_page(
     rows: QuerySet[Any], key: str, *, before: int | None = None, after: int | None = None, size: int = 50
 ) -> Page[Any]:

@@ -609,7 +609,7 @@ class PrivateRedis:
         self.proc = None
 
     def flush(self) -> None:
-        redis.Redis(port=self.port).flushdb()
+        redis.Redis(host="127.0.0.1", port=self.port).flushdb()  # the test's own server
 
 
 @pytest.fixture

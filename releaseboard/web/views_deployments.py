@@ -11,14 +11,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from releaseboard.deployments import incidents, selectors, services
 from releaseboard.deployments.models import Deployment, Environment, Incident, Tier
-from releaseboard.paging import keyset_page
+from releaseboard.paging import cursor, keyset_page
 from releaseboard.releases.models import Release, ReleaseState, Repository
 from releaseboard.roles import Perm, has_perm
 from releaseboard.web.access import repository_for
 from releaseboard.web.actions import act
 from releaseboard.web.forms import posted_key
 from releaseboard.web.forms_deployments import CloseIncidentForm, DeployForm, IncidentForm, LockForm, RollbackForm
-from releaseboard.web.views_releases import _key
 
 HISTORY_PAGE = 30
 
@@ -71,8 +70,8 @@ def environment_detail(request: HttpRequest, repo: str, env: str) -> HttpRespons
     page = keyset_page(
         selectors.history(environment),
         "id",
-        before=_key(request, "before"),
-        after=_key(request, "after"),
+        before=cursor(request.GET.get("before")),
+        after=cursor(request.GET.get("after")),
         size=HISTORY_PAGE,
     )
     context = {

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from releaseboard.deployments.selectors import where_deployed
-from releaseboard.paging import keyset_page
+from releaseboard.paging import cursor, keyset_page
 from releaseboard.releases import selectors, services
 from releaseboard.releases.models import Repository
 from releaseboard.roles import Perm, has_perm
@@ -94,15 +94,10 @@ def _commits_behind(repository: Repository, preview: selectors.ReleasePreview, u
 def release_list(request: HttpRequest, repo: str) -> HttpResponse:
     repository = repository_for(request, repo, Perm.VIEW)
     releases = repository.releases.select_related("released_by").prefetch_related("promotions__branch")
-    page = keyset_page(releases, "id", before=_key(request, "before"), after=_key(request, "after"), size=PAGE_SIZE)
+    page = keyset_page(
+        releases, "id", before=cursor(request.GET.get("before")), after=cursor(request.GET.get("after")), size=PAGE_SIZE
+    )
     deployed = where_deployed([r.pk for r in page])  # where each release ran, one query
     for release in page:
         release.deployed = deployed.get(release.pk, [])
     return render(request, "web/release_list.html", {"repository": repository, "page": page})
-
-
-def _key(request: HttpRequest, name: str) -> int | None:
-    """A pager cursor from the query string; anything but a positive whole number means
-    the first page (a bad link should not be an error page)."""
-    value = request.GET.get(name, "")
-    return int(value) if value.isdigit() and 0 < int(value) < 2**62 else None

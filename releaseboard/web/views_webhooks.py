@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from releaseboard.integrations import events, outbox, subscriptions
 from releaseboard.integrations.models import Delivery, Subscription, WebhookFormat
-from releaseboard.paging import keyset_page
+from releaseboard.paging import cursor, keyset_page
 from releaseboard.releases.models import Repository
 from releaseboard.roles import Perm, has_perm
 
@@ -71,19 +71,14 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
     return render(request, "web/webhooks.html", {"form": form, "subscriptions": found})
 
 
-def _key(request: HttpRequest, name: str) -> int | None:
-    value = request.GET.get(name, "")
-    return int(value) if value.isdigit() and 0 < int(value) < 2**62 else None
-
-
 @login_required
 def webhook_detail(request: HttpRequest, subscription_id: int) -> HttpResponse:
     subscription = _subscription_for(request, subscription_id)
     page = keyset_page(
         subscription.deliveries.all(),
         "id",
-        before=_key(request, "before"),
-        after=_key(request, "after"),
+        before=cursor(request.GET.get("before")),
+        after=cursor(request.GET.get("after")),
         size=DELIVERIES_PER_PAGE,
     )
     return render(request, "web/webhook_detail.html", {"subscription": subscription, "page": page})
