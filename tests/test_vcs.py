@@ -635,6 +635,25 @@ def test_checkout_recovers_when_a_registered_slot_lost_its_git_file(tmp_path, re
         assert not (again / "half.txt").exists()
 
 
+def test_a_slot_left_by_another_mirror_is_made_again_for_this_one(tmp_path, remote, mirror):
+    """A deploy slot is named by the environment's id; when that id names a new environment
+    (the old row deleted) of another repository, the slot on disk is the other mirror's."""
+    other_remote = Remote(tmp_path / "other")
+    other = Mirror(tmp_path / "mirrors" / "other.git", other_remote.url, allow_local=True)
+    other.fetch()
+    theirs = other.branch_head("master")
+    with other.checkout(tmp_path / "wt", theirs) as path:
+        assert head_of(path) == theirs
+    _, ours = two_commits(remote, mirror)  # a commit the other mirror does not have
+    with mirror.checkout(tmp_path / "wt", ours) as again:
+        assert again == path
+        assert head_of(again) == ours
+        assert status_of(again) == ""
+    # The other mirror can take the slot back the same way.
+    with other.checkout(tmp_path / "wt", theirs) as back:
+        assert head_of(back) == theirs
+
+
 def test_checkout_takes_only_full_commit_shas(tmp_path, mirror):
     for rev in ["master", "HEAD", mirror.branch_head("master")[:12], "--output=/tmp/x", "-f"]:
         with pytest.raises(ValueError, match="not a full commit SHA"), mirror.checkout(tmp_path / "wt", rev):

@@ -150,9 +150,14 @@ def cmd_promotion_promote(api: Api, args: argparse.Namespace) -> int:
         job = follow(api, job["id"], quiet=args.quiet)
         shown = api.request("GET", base)
         latest = shown["job"]
-        if shown["promotion"]["state"] != "promoting" or latest is None or latest["id"] == job["id"]:
+        # A newer job of this promotion is followed even when it has ended already: the
+        # promote job after a retest may finish before this loop looks.
+        if latest is None or latest["id"] <= job["id"]:
             break
-        note(f"Staging moved since the test: following job #{latest['id']} ({latest['kind']}).")
+        if latest["kind"] == "test_promotion":
+            note(f"Staging moved since the test: following job #{latest['id']} (merge and test again).")
+        else:
+            note(f"Following job #{latest['id']} ({latest['kind']}).")
         job = latest
     job_outcome(job)
     promoted = shown["promotion"]["state"] == "promoted"

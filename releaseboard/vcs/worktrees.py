@@ -65,15 +65,17 @@ class Worktrees:
 
     def _prepare_worktree(self, path: Path, commit: str) -> None:
         with self.locked():
-            if not (path / ".git").exists():
+            gitdir = self._own_worktree_gitdir(path)
+            if gitdir is None:
                 if path.exists():
-                    # A half-written worktree from a crashed job: start it again.
+                    # A half-written worktree from a crashed job, or one of another mirror
+                    # (an environment or repository id used again after its row was
+                    # deleted, a mirror rebuilt from scratch): start it again.
                     shutil.rmtree(path)
                 self.git("worktree", "prune")
                 self.git("worktree", "add", "--detach", "-f", "--end-of-options", str(path), commit)
                 return
         # A job that crashed mid-checkout leaves index.lock behind; it would block us forever.
-        gitdir = Path((path / ".git").read_text().partition("gitdir:")[2].strip())
         (gitdir / "index.lock").unlink(missing_ok=True)
         # checkout has no --end-of-options in git 2.39; the commit is a full SHA (checked above).
         run_git(
@@ -88,3 +90,14 @@ class Worktrees:
             observer=self.observer,
             timeout=self.local_timeout,
         )
+
+    def _own_worktree_gitdir(self, path: Path) -> Path | None:
+        """The slot's git directory when the slot is a worktree of this mirror, else None."""
+        try:
+            pointer = (path / ".git").read_text()
+        except OSError:  # no slot yet, or a directory where the pointer file should be
+            return None
+        gitdir = Path(pointer.partition("gitdir:")[2].strip())
+        if not gitdir.is_dir() or gitdir.resolve().parent != (self.path / "worktrees").resolve():
+            return None
+        return gitdir
