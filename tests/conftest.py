@@ -205,7 +205,7 @@ class CeleryProcess:
         while self.ready_text not in log_path.read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"celery {args[0]} did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     @property
     def pid(self) -> int:
@@ -279,7 +279,7 @@ def wait_for_job(job: Job, timeout: float = 90) -> Job:
         job.refresh_from_db()
         if job.is_final:
             return job
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise AssertionError(f"job #{job.pk} ({job.kind}) still {job.state} after {timeout} s: {job.message}")
 
 
@@ -288,5 +288,5 @@ def wait_for(predicate: object, timeout: float = 90, what: str = "condition") ->
     while time.monotonic() < deadline:
         if predicate():  # type: ignore[operator]
             return
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 AUTHOR = ["-c", "user.name=Dev One", "-c", "user.email=dev1@example.com"]
@@ -20,6 +21,20 @@ def git(*args: str, cwd: Path | None = None) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
+def _initial_commit(files: dict[str, str], message: str, branches: list[str]) -> bytes:
+    """A git fast-import stream: one commit by Dev One, now, with `files`, on `branches`."""
+    who = f"Dev One <dev1@example.com> {int(time.time())} +0000"
+    lines = [f"commit refs/heads/{branches[0]}", f"author {who}", f"committer {who}"]
+    text = message.encode() + b"\n"
+    out = ("\n".join(lines) + f"\ndata {len(text)}\n").encode() + text
+    for name, content in files.items():
+        data = content.encode()
+        out += f"M 100644 inline {name}\ndata {len(data)}\n".encode() + data + b"\n"
+    for branch in branches[1:]:
+        out += f"reset refs/heads/{branch}\nfrom refs/heads/{branches[0]}\n\n".encode()
+    return out
+
+
 class Remote:
     """A bare remote with master and staging, and a working clone to push from."""
 
@@ -28,12 +43,17 @@ class Remote:
         self.bare = root / "remote.git"
         self.work = root / "clone"
         git("init", "-q", "--bare", "-b", "master", str(self.bare))
+        # The first commit is written straight into the remote (one process instead of a
+        # commit and two pushes from the clone: most tests start with a new remote).
+        initial = {"README": "demo\n", "calc.py": CALC, "test_calc.py": TEST_CALC}
+        subprocess.run(
+            ["git", "fast-import", "--quiet"],
+            cwd=self.bare,
+            input=_initial_commit(initial, "Initial commit", ["master", "staging"] if staging else ["master"]),
+            check=True,
+            capture_output=True,
+        )
         git("clone", "-q", str(self.bare), str(self.work))
-        git("checkout", "-q", "-b", "master", cwd=self.work)
-        self.write({"calc.py": CALC, "test_calc.py": TEST_CALC, "README": "demo\n"}, "Initial commit")
-        git("push", "-q", "origin", "master", cwd=self.work)
-        if staging:
-            git("push", "-q", "origin", "master:staging", cwd=self.work)
 
     @property
     def url(self) -> str:
