@@ -84,6 +84,27 @@ def test_each_cell_shows_its_conflicts_a_clean_merge_or_not_merged_yet(
     assert "4 not merged yet" in page and "2 conflicting pairs of branches" in page
 
 
+def test_a_fully_merged_map_reads_only_its_conflicting_pairs(client: Client, shop: Repository, developer: Any) -> None:
+    client.force_login(developer)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("web:board", args=["shop"])).content.decode()
+    assert cells_of(page) == {
+        ("feature/cart", "staging"): ("good", "✓"),
+        ("feature/login", "staging"): ("bad", "1"),
+        ("feature/login", "feature/cart"): ("bad", "2"),
+        ("hotfix/search", "staging"): ("good", "✓"),
+        ("hotfix/search", "feature/cart"): ("bad", "1"),
+        ("hotfix/search", "feature/login"): ("good", "✓"),
+    }
+    assert "no conflicts" not in page and "not merged yet" not in page
+    # All 6 pairs are cached: a count, then the 3 conflicting rows alone.
+    reads = [q["sql"] for q in queries.captured_queries if "radar_pairmerge" in q["sql"]]
+    assert len(reads) == 2 and "COUNT(" in reads[0]
+    with connection.cursor() as cursor:
+        cursor.execute(reads[1])
+        assert len(cursor.fetchall()) == 3
+
+
 def test_a_cells_link_gives_its_files(client: Client, shop: Repository, developer: Any) -> None:
     client.force_login(developer)
     page = client.get(reverse("web:board", args=["shop"])).content.decode()

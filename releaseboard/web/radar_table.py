@@ -31,6 +31,15 @@ def _pluralize(count: int, plural: str) -> str:
     return "" if count == 1 else plural
 
 
+def _look(state: str, conflicts: int) -> tuple[str, str]:
+    """A cell's tone and text: the number of conflicted files, ✓ or ? (not merged yet)."""
+    if state == CONFLICT:
+        return "bad", str(conflicts)
+    if state == CLEAN:
+        return "good", "✓"
+    return "busy", "?"
+
+
 def radar_rows(matrix: Matrix, base_url: str) -> SafeString:
     """The <tr> rows of the matrix's body: the branch, then its cells in the board's column
     order (staging first, then each branch listed before it)."""
@@ -48,14 +57,12 @@ def radar_rows(matrix: Matrix, base_url: str) -> SafeString:
         parts.append("</th>")
         # A cell's class is its tone, as on the badges elsewhere (static/releaseboard.css).
         start = f'<td><a href="{base}{int(row.branch.pk)}/'
-        for cell in row.shown:
-            if cell.state == CONFLICT:
-                tone, shown = "bad", str(len(cell.conflicts))
-            elif cell.state == CLEAN:
-                tone, shown = "good", "✓"
-            else:
-                tone, shown = "busy", "?"
-            parts.append(f'{start}{int(cell.other.pk)}/" class="{tone}">{shown}</a></td>')
+        if row.staging is not None:
+            tone, shown = _look(row.staging.state, len(row.staging.conflicts))
+            parts.append(f'{start}{int(row.staging.other.pk)}/" class="{tone}">{shown}</a></td>')
+        for other, state, conflicts in row.states():
+            tone, shown = _look(state, conflicts)
+            parts.append(f'{start}{int(other.pk)}/" class="{tone}">{shown}</a></td>')
         parts.append("</tr>")
     # Safe: the names and the URL went through escape(); the rest is numbers and constants.
     return mark_safe("".join(parts))
