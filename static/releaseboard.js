@@ -75,6 +75,20 @@
     });
   });
 
+  // The radar's cells carry no title (there are 5,050 at 100 open branches): the cell under
+  // the pointer, or with the keyboard's focus, gets its column's branch name when first needed.
+  function titleRadarCell(event) {
+    var link = event.target instanceof Element ? event.target.closest(".radar-matrix td > a") : null;
+    if (!link || link.title) return;
+    var table = link.closest("table");
+    var heads = table && table.tHead ? table.tHead.rows[0] : null;
+    var head = heads ? heads.cells[link.parentElement.cellIndex] : null;
+    if (head) link.title = head.textContent.trim();
+  }
+
+  document.addEventListener("mouseover", titleRadarCell);
+  document.addEventListener("focusin", titleRadarCell);
+
   function init(root) {
     bindFinalName(root);
     bindLog(root);

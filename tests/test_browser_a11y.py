@@ -224,6 +224,29 @@ def test_request_branch_with_the_keyboard_alone(page: Any, live_server: Any, sho
     assert Branch.objects.filter(name="feature/keyboard-only").exists()
 
 
+def test_radar_cell_names_its_column_and_opens_its_files_below_the_matrix(
+    page: Any, live_server: Any, shop: dict[str, Any]
+) -> None:
+    board = f"{live_server.url}/r/shop/"
+    page.goto(board)
+    cell = page.locator('.radar-matrix tr[data-branch="feature/discounts"] td a.bad')
+    assert cell.inner_text() == "1"
+    # The cells carry no title in the page: it comes from the column when pointed at or focused.
+    assert cell.get_attribute("title") is None
+    cell.hover()
+    assert cell.get_attribute("title") == "feature/coupons"
+    against_staging = page.locator('.radar-matrix tr[data-branch="feature/coupons"] td a')
+    against_staging.focus()
+    assert against_staging.get_attribute("title") == "staging"
+    # Enter on a cell loads its files into the panel below, in place: same page, same history.
+    cell.focus()
+    page.keyboard.press("Enter")
+    page.locator("#radar-detail .radar-detail").wait_for()
+    assert "cart.py" in page.inner_text("#radar-detail")
+    assert page.url == board
+    assert serious_violations(page) == []
+
+
 def test_promotion_page_shows_state_diff_and_failure_summary(page: Any, live_server: Any, shop: dict[str, Any]) -> None:
     promotion = shop["promotion"]
     page.goto(f"{live_server.url}/r/shop/promotions/{promotion.pk}/")

@@ -199,6 +199,9 @@ def test_a_radar_failure_is_logged_and_the_sync_still_succeeds(
 # -- pages --------------------------------------------------------------------------------
 
 
+CELL = re.compile(r'<td><a href="([^"]+)" class="(bad|good|busy)">([^<]+)</a></td>')
+
+
 def test_board_shows_the_matrix_with_conflicting_cells(
     client: Client, developer: User, synced: Repository, generated: dict[str, Any]
 ) -> None:
@@ -207,17 +210,27 @@ def test_board_shows_the_matrix_with_conflicting_cells(
     client.force_login(developer)
     page = client.get(reverse("web:board", args=[synced.name])).content.decode()
     assert "Conflict radar" in page
-    assert page.count('data-state="conflict"') == red
-    assert page.count('data-state="clean"') == 50 * 49 // 2 + 50 - red
-    # Each cell links to its detail, as a plain link and for htmx.
-    href = re.search(r'data-state="conflict" href="([^"]+)" hx-get="\1"', page)
-    assert href is not None
-    match = resolve(href.group(1))
-    assert match.view_name == "web:radar_cell" and match.kwargs["repo"] == synced.name
-    assert client.get(href.group(1)).status_code == 200
+    cells = CELL.findall(page)
+    assert len(cells) == 50 * 49 // 2 + 50
+    assert sum(tone == "bad" for _, tone, _ in cells) == red
+    assert [shown for _, tone, shown in cells if tone == "good"] == ["✓"] * (len(cells) - red)
+    # Each cell is a link to its detail; htmx loads it below the matrix (boosted links).
+    table = page.split('<table class="table radar-matrix"')[1].split(">")[0]
+    assert 'hx-boost="true"' in table and 'hx-target="#radar-detail"' in table
+    branches = {b.pk: b for b in Branch.objects.filter(repository=synced)}
+    for href, tone, shown in cells:
+        match = resolve(href)
+        assert match.view_name == "web:radar_cell" and match.kwargs["repo"] == synced.name
+        if tone == "bad":  # the number of conflicted files, as the cell's page lists them
+            cell = radar.pair(synced, branches[match.kwargs["branch_id"]], branches[match.kwargs["other_id"]])
+            assert cell.state == radar.CONFLICT and int(shown) == len(cell.conflicts)
+    href = next(href for href, tone, _ in cells if tone == "bad")
+    assert client.get(href).status_code == 200
+    detail = client.get(href, headers={"HX-Request": "true", "HX-Boosted": "true"})
+    assert "<html" not in detail.content.decode() and detail["HX-Push-Url"] == "false"
     # The board's poll (htmx) carries the matrix too, so it follows each sync.
     fragment = client.get(reverse("web:board", args=[synced.name]), headers={"HX-Request": "true"}).content.decode()
-    assert fragment.count('data-state="conflict"') == red
+    assert CELL.findall(fragment) == cells
 
 
 def test_a_cell_shows_the_conflicted_files_as_a_fragment_or_a_page(

@@ -25,11 +25,14 @@ def test_board_shows_each_branch_in_its_lane(client: Client, shop: Repository, d
     feature = Branch.objects.create(
         repository=shop, name="feature/login", kind="feature", head_sha="c" * 40, purpose="Sign in <b>fast</b>"
     )
-    Promotion.objects.create(
+    promotion = Promotion.objects.create(
         repository=shop, branch=feature, title="Login", merge_check="conflict", conflict_files=["app/views.py"]
     )
     client.force_login(developer)
     page = client.get(reverse("web:board", args=["shop"])).content.decode()
+    branch_url = reverse("web:branch_detail", args=["shop", feature.pk])
+    assert f'<a class="branch-name" href="{branch_url}">feature/login</a>' in page
+    assert f'<a href="{reverse("web:promotion_detail", args=["shop", promotion.pk])}">Promotion #' in page
     assert 'id="board"' in page and 'hx-trigger="every 3s"' in page
     for name in ("feature/login", "staging", "master"):
         assert f'data-branch="{name}"' in page

@@ -19,6 +19,7 @@ from releaseboard.web.actions import act
 from releaseboard.web.checks import board_checks
 from releaseboard.web.forms import StartsWorkForm, posted_key
 from releaseboard.web.presenters import branch_cards, radar_summary, recent_releases
+from releaseboard.web.radar_table import cells_url, radar_rows
 from releaseboard.web.requests import HtmxHttpRequest
 from releaseboard.web.snapshot import snapshot_page
 
@@ -46,6 +47,7 @@ def board(request: HtmxHttpRequest, repo: str) -> HttpResponse:
         "cards": branch_cards(data, request.user),
         "releases": recent_releases(repository.pk),
         "radar": matrix,
+        "radar_rows": radar_rows(matrix, cells_url(repository)),
         "radar_summary": radar_summary(matrix),
         "ci_checks": board_checks(
             repository, list(data.promotions.values()), data.staging.head_sha if data.staging else ""

@@ -20,5 +20,10 @@ def radar_cell(request: HtmxHttpRequest, repo: str, branch_id: int, other_id: in
     other = get_object_or_404(Branch, pk=other_id, repository=repository)
     context = {"repository": repository, "branch": branch, "cell": radar.pair(repository, branch, other)}
     # The board asks with htmx for the detail panel only; a plain link gets the whole page.
-    template = "web/radar_cell.html#detail" if request.htmx else "web/radar_cell.html"
-    return render(request, template, context)
+    if not request.htmx:
+        return render(request, "web/radar_cell.html", context)
+    response = render(request, "web/radar_cell.html#detail", context)
+    # The board's cells are boosted links, and htmx would put a boosted link's URL in the
+    # history: the panel opens below the matrix, on the board, which stays the page.
+    response["HX-Push-Url"] = "false"
+    return response
