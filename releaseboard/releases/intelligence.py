@@ -27,7 +27,7 @@ from django.utils import timezone
 from releaseboard import branching, vcs
 from releaseboard.jobs.execution import JobContext
 from releaseboard.releases.branch_graph import StagingWindow, head_reach
-from releaseboard.releases.models import Branch, BranchState, Promotion, PromotionState, Repository
+from releaseboard.releases.models import Branch, BranchState, Promotion, PromotionState, Repository, lock_branch_rows
 from releaseboard.vcs.history import common_ancestor, parent_map
 
 # A hotfix counts while it waits on staging for a release, and for this long after it was
@@ -279,7 +279,9 @@ def record(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: d
     with ctx.atomic():
         # The stored key vouches for every row: so two jobs of one repository store in turn,
         # each comparing with the rows as the other left them, not as they were read above.
-        list(Repository.objects.select_for_update().filter(pk=repository.pk).values_list("pk", flat=True))
+        # Locks are taken branch rows first (by id), then the repository row, as every job
+        # that records heads, a promotion or a release does: no two jobs wait on each other.
+        lock_branch_rows(repository)
         stored = {row[0]: row[1:] for row in Branch.objects.filter(pk__in=facts).values_list("pk", *fields)}
         rows = []
         for branch in branches:

@@ -250,3 +250,13 @@ class ExpectedMove(models.Model):
 
     def __str__(self) -> str:
         return f"{self.branch_name} {self.from_sha[:10] or '(new)'} \u2192 {self.to_sha[:10]} ({self.state})"
+
+
+def lock_branch_rows(repository: Repository) -> list[Branch]:
+    """Lock every branch row of the repository, in id order, inside the caller's transaction.
+
+    The lock order of the jobs that write branch rows: branch rows (by id) first, the
+    repository row after. Recording fetched heads, branch facts, a promotion and a release
+    all take them in that order, so two jobs of one repository never wait on each other.
+    """
+    return list(Branch.objects.select_for_update().filter(repository=repository).order_by("pk"))

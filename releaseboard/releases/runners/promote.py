@@ -14,6 +14,7 @@ from releaseboard.releases import derived, hooks, moves, selectors, services
 from releaseboard.releases.models import (
     Branch,
     Promotion,
+    lock_branch_rows,
 )
 from releaseboard.releases.runners.candidates import candidate_ref
 from releaseboard.releases.runners.common import (
@@ -128,6 +129,7 @@ def _mark_promoted(
     repository = promotion.repository
     staging_head = heads[repository.staging_branch]
     with ctx.atomic():
+        lock_branch_rows(repository)  # the lock order of jobs that write branch rows
         Branch.objects.filter(repository=repository, name=repository.staging_branch).update(head_sha=staging_head)
         moves.settle(repository, repository.staging_branch, staging_head)
         record_promoted(promotion, before=before)

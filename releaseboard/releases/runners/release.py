@@ -18,6 +18,7 @@ from releaseboard.releases.models import (
     Release,
     ReleaseState,
     Repository,
+    lock_branch_rows,
 )
 from releaseboard.releases.runners.common import (
     UNKNOWN_OUTCOME,
@@ -114,6 +115,7 @@ def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror, heads:
         if p.promoted_sha and mirror.is_ancestor(p.promoted_sha, release.sha)
     ]
     with ctx.atomic():
+        lock_branch_rows(repository)  # the lock order of jobs that write branch rows
         Release.objects.filter(pk=release.pk).update(state=ReleaseState.RELEASED, released_at=timezone.now())
         Promotion.objects.filter(pk__in=landed).update(state=PromotionState.RELEASED, release=release)
         Branch.objects.filter(repository=repository, name=repository.master_branch).update(head_sha=release.sha)

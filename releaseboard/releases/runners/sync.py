@@ -15,6 +15,7 @@ from releaseboard.releases.models import (
     Promotion,
     PromotionState,
     Repository,
+    lock_branch_rows,
 )
 from releaseboard.releases.runners.candidates import prune_candidates
 from releaseboard.releases.runners.common import git_step, mirror_for
@@ -54,7 +55,7 @@ def record_heads(
     observed = hooks.heads_fetched.notify(repository, mirror, heads, recorded)
     copy = _landed_copy(repository, recorded, heads)
     with ctx.atomic():
-        known = {b.name: b for b in Branch.objects.select_for_update().filter(repository=repository)}
+        known = {b.name: b for b in lock_branch_rows(repository)}
         stale = _stale_protected(repository, known, recorded)
         for write in observed:
             write(stale)
