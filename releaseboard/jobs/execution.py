@@ -34,6 +34,10 @@ LOG_FLUSH_SECONDS = 0.25
 REMOTE_GIT_COMMANDS = frozenset({"git fetch", "git push", "git ls-remote", "git clone"})
 
 
+# What a flush writes: log lines, new steps, steps written earlier that ended since.
+_Pending = tuple[list[JobLogLine], list[JobStep], list[JobStep]]
+
+
 class JobFailed(Exception):
     """A runner ends its job as FAILED with a reason code and a message for people."""
 
@@ -80,10 +84,10 @@ class JobContext:
     lines, one of the buffered steps, one UPDATE of Job.log_lines): at most every
     LOG_FLUSH_SECONDS while the job logs, so a reader following the log sees a line
     within about that time; at once before anything that leaves the machine or commits
-    domain state (a remote git command, `assert_lease`, `atomic`), at every
-    `check_cancel` (so also while `hold` waits), when a long command starts (build, tests,
-    deploy), while a command runs (its output, through `cancel_requested`), and when the job
-    ends, in the transaction of its final state. A step still running at a flush is
+    domain state (a remote git command; `assert_lease` and `atomic` write it in their own
+    transaction), when `hold` starts to wait, when a long command starts (build, tests,
+    deploy), while a command runs (its output, through `cancel_requested`), at cancel
+    checks once due, and when the job ends, in the transaction of its final state. A step still running at a flush is
     written then, so pages show it running, and updated when it ends. `seq` stays
     contiguous and ordered: lines and steps are numbered when logged and written in that
     order. The cost: a worker that dies (SIGKILL, power loss) loses the lines and steps of
@@ -105,8 +109,9 @@ class JobContext:
         self._new_steps: list[JobStep] = []  # not written yet
         self._ended_steps: list[JobStep] = []  # written while running, ended since
         self._flushed_at = time.monotonic()
-        self._cancel_checked_at = 0.0
-        self._cancel_requested = False
+        # The claim has just read the row: the first cancel check needs no query.
+        self._cancel_checked_at = time.monotonic()
+        self._cancel_requested = job.cancel_requested_at is not None
         self.lease_lost = threading.Event()
         self.held_leases: set[str] = set()
         self.secrets: list[str] = []
@@ -189,15 +194,31 @@ class JobContext:
             self.flush(count_lines=count_lines)
 
     def flush(self, *, count_lines: bool = True) -> None:
-        """Write the buffered steps and lines: one INSERT each, then one UPDATE of each
-        step that ended after it was written, then Job.log_lines (unless `count_lines` is
-        False: the caller writes it in its own UPDATE of the job)."""
-        self._flushed_at = time.monotonic()
-        steps, lines, ended = self._new_steps, self._lines, self._ended_steps
-        if not (steps or lines or ended):
+        """Write the buffered steps and lines in one transaction: one INSERT each, one
+        UPDATE of each step that ended after it was written, and Job.log_lines (unless
+        `count_lines` is False: the caller writes it in its own UPDATE of the job)."""
+        pending = self._take()
+        if pending is None:
             return
-        # Taken out first: should a write fail, nothing is written twice.
-        self._new_steps, self._lines, self._ended_steps = [], [], []
+        try:
+            with transaction.atomic(savepoint=False):
+                self._write(pending)
+                if count_lines and pending[0]:
+                    Job.objects.filter(pk=self.job.pk).update(log_lines=pending[0][-1].seq)
+        except BaseException:
+            self._restore(pending)
+            raise
+
+    def _take(self) -> _Pending | None:
+        self._flushed_at = time.monotonic()
+        pending = (self._lines, self._new_steps, self._ended_steps)
+        if not any(pending):
+            return None
+        self._lines, self._new_steps, self._ended_steps = [], [], []
+        return pending
+
+    def _write(self, pending: _Pending) -> None:
+        lines, steps, ended = pending
         if steps:
             JobStep.objects.bulk_create(steps)
         for step in ended:
@@ -206,14 +227,22 @@ class JobContext:
             )
         if lines:
             JobLogLine.objects.bulk_create(lines)
-            if count_lines:
-                Job.objects.filter(pk=self.job.pk).update(log_lines=lines[-1].seq)
+
+    def _restore(self, pending: _Pending) -> None:
+        """Put back what a write that was rolled back had taken, ahead of what came since:
+        the next flush writes it, and `seq` keeps no hole."""
+        lines, steps, ended = pending
+        for step in steps:
+            step._state.adding = True
+        self._lines = lines + self._lines
+        self._new_steps = steps + self._new_steps
+        self._ended_steps = [s for s in ended + self._ended_steps if not s._state.adding]
 
     def flush_if_still_held(self) -> None:
         """The last write of a run that lost its job (lease lost, or the process is being
         stopped): its buffered lines are written only while no other worker has taken the
         job, so they never collide with that worker's lines; else they are dropped."""
-        if not (self._new_steps or self._lines or self._ended_steps):
+        if not (self._lines or self._new_steps or self._ended_steps):
             return
         with transaction.atomic():
             if Job.objects.filter(pk=self.job.pk, lease_token=self.token, state=JobState.RUNNING).update(
@@ -237,7 +266,7 @@ class JobContext:
     def check_cancel(self) -> None:
         """Called between steps: stop here if a user cancelled or the lease was lost."""
         self.raise_if_lost()
-        self.flush_outside_transaction()
+        self.flush_if_due()
         self._cancel_checked_at = 0.0
         if self.cancel_requested():
             raise JobCancelled()
@@ -256,14 +285,17 @@ class JobContext:
         job another worker took over, stops here; the compare-and-swap push covers the
         remaining window, since the other worker's push moves the expected SHA."""
         self.raise_if_lost()
-        self.flush_outside_transaction(count_lines=False)
-        self._check_lease()
+        if self._lines or self._new_steps or self._ended_steps:
+            with self.atomic():  # the lease check and what is buffered, in one commit
+                pass
+        else:
+            self._check_lease()
 
     def _check_lease(self) -> None:
         """The conditional UPDATE that proves this worker still holds the job. When every
         line is written it also sets Job.log_lines (saving the flush its own UPDATE)."""
         fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
-        if not self._lines:
+        if not self._lines:  # every line is written, or is being written in this transaction
             fields["log_lines"] = self._seq
         renewed = Job.objects.filter(
             pk=self.job.pk, lease_token=self.token, state=JobState.RUNNING, lease_expires_at__gt=timezone.now()
@@ -280,10 +312,19 @@ class JobContext:
         that was paused past its lease (and whose job another worker took over) cannot
         commit a domain change after the fact.
         """
-        self.flush_outside_transaction(count_lines=False)
-        with transaction.atomic():
-            self._check_lease()
-            yield
+        pending = None if connection.in_atomic_block else self._take()
+        try:
+            with transaction.atomic():
+                self._check_lease()
+                if pending is not None:
+                    # What the job logged so far commits with the domain change; should
+                    # the transaction roll back, it is put back for the next flush.
+                    self._write(pending)
+                yield
+        except BaseException:
+            if pending is not None:
+                self._restore(pending)
+            raise
 
     @contextlib.contextmanager
     def hold(self, key: str) -> Iterator[None]:
@@ -295,7 +336,8 @@ class JobContext:
         waited = False
         while not _try_acquire(key, self.job.pk, self.token):
             if not waited:
-                self.log(f"Waiting for {key}: another job is writing to it.\n")
+                self.log(f"Waiting for {key}: another job is writing to it.\n", flush=False)
+                self.flush_outside_transaction()  # shown while it waits
                 waited = True
             self.check_cancel()
             time.sleep(LEASE_WAIT_SECONDS)
@@ -431,21 +473,26 @@ def claim(job_id: int) -> JobContext | None:
 
 def finish(ctx: JobContext, state: str, reason: str, message: str) -> bool:
     """Write the job's one final state, if this worker still holds it."""
+    final = {
+        "state": state,
+        "reason": reason,
+        "message": message[:5000],
+        "finished_at": timezone.now(),
+        "lease_expires_at": None,
+        "log_lines": ctx.lines_logged,
+    }
     with transaction.atomic():
-        done = Job.objects.filter(pk=ctx.job.pk, lease_token=ctx.token, state=JobState.RUNNING).update(
-            state=state,
-            reason=reason,
-            message=message[:5000],
-            finished_at=timezone.now(),
-            lease_expires_at=None,
-            log_lines=ctx.lines_logged,
-        )
+        done = Job.objects.filter(pk=ctx.job.pk, lease_token=ctx.token, state=JobState.RUNNING).update(**final)
         if done != 1:
             return False
         # The rest of the log commits with the final state: a reader that sees the job
         # final has every line.
         ctx.flush(count_lines=False)
-        job = Job.objects.get(pk=ctx.job.pk)
+        # The row as claimed, with what was just written: while this worker held the job
+        # nobody else changed the fields on_final and the audit event read.
+        job = ctx.job
+        for field, value in final.items():
+            setattr(job, field, value)
         kind = registry.get(job.kind)
         if kind.on_final:
             kind.on_final(job)
@@ -502,7 +549,9 @@ def run(job_id: int) -> None:
                 JobReason.TOO_MANY_ATTEMPTS,
                 f"Gave up after {ctx.job.max_attempts} attempts; the worker stopped each time.",
             )
-        ctx.check_cancel()
+        ctx.raise_if_lost()
+        if ctx.cancel_requested():  # as read by the claim, a moment ago
+            raise JobCancelled()
         message = registry.get(ctx.job.kind).runner(ctx) or "Done."
         state, reason = JobState.SUCCEEDED, JobReason.OK
     except JobFailed as exc:
