@@ -80,19 +80,26 @@ def sanitize(text: str, secrets: Sequence[str] = ()) -> str:
 class JobContext:
     """What a runner gets: the job, its log, steps, cancel checks and lease-guarded writes.
 
-    The log and the steps are buffered and written in bulk (one INSERT of the buffered
-    lines, one of the buffered steps, one UPDATE of Job.log_lines): at most every
-    LOG_FLUSH_SECONDS while the job logs, so a reader following the log sees a line
-    within about that time; at once before anything that leaves the machine or commits
-    domain state (a remote git command; `assert_lease` and `atomic` write it in their own
-    transaction), when `hold` starts to wait, when a long command starts (build, tests,
-    deploy), while a command runs (its output, through `cancel_requested`), at cancel
-    checks once due, and when the job ends, in the transaction of its final state. A step still running at a flush is
-    written then, so pages show it running, and updated when it ends. `seq` stays
-    contiguous and ordered: lines and steps are numbered when logged and written in that
-    order. The cost: a worker that dies (SIGKILL, power loss) loses the lines and steps of
-    at most its last flush interval; its job runs again and goes on numbering from what
-    was written.
+    The log and the steps are buffered and written in bulk, in one transaction (one
+    INSERT of the buffered steps, one of the buffered lines, one UPDATE of Job.log_lines):
+    - once LOG_FLUSH_SECONDS have passed since the last write, checked whenever the job
+      logs, starts or ends a step, and every 0.2 s while a build or test command runs
+      (`cancel_requested`), so a reader following the log sees a line that much later;
+    - before a git command that talks to the remote (it leaves the machine and may take
+      long), and when a build, test or deploy command starts (`start_step`);
+    - inside the lease-checked transaction of `atomic` and `assert_lease`, so before
+      every domain commit and every push;
+    - when `hold` starts to wait, and in the transaction of the job's final state (a
+      reader that sees the job final has every line).
+    A step still running at a write is written then (pages show it running) and updated
+    when it ends. `seq` stays contiguous and ordered: lines and steps are numbered when
+    logged, written in that order, and a write that rolls back puts them back for the
+    next one. No write happens inside a transaction the runner opened itself (a
+    rollback there would leave a hole); they wait for the next write outside it.
+
+    What a crash can lose: a worker killed outright (SIGKILL, power loss) loses what it
+    logged since its last write, at most about LOG_FLUSH_SECONDS of log or one local git
+    command still running; the job's next attempt numbers on from what was written.
     """
 
     def __init__(self, job: Job, token: str) -> None:
