@@ -223,5 +223,6 @@ def test_a_job_masks_every_form_of_the_secret_if_git_ever_echoes_it(
     assert mirror.credentials == Credentials(USER, SECRET)
     basic = mirror.credentials.basic
     ctx.log(f"fatal: Authorization: Basic {basic} for {USER}:{SECRET}\n")
+    ctx.flush()  # the log is written in bulk: write it now
     text = "".join(JobLogLine.objects.filter(job=job).values_list("text", flat=True))
     assert "********" in text and SECRET not in text and basic not in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class JobState(models.TextChoices):
@@ -106,7 +107,8 @@ class JobStep(models.Model):
     seq = models.PositiveIntegerField()
     name = models.CharField(max_length=255)
     command = models.TextField(blank=True)
-    started_at = models.DateTimeField(auto_now_add=True)
+    # Set when the step starts, not when its row is written (steps are written in bulk).
+    started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     outcome = models.CharField(max_length=32, blank=True)
