@@ -642,6 +642,7 @@ def test_a_slot_left_by_another_mirror_is_made_again_for_this_one(tmp_path, remo
     other = Mirror(tmp_path / "mirrors" / "other.git", other_remote.url, allow_local=True)
     other.fetch()
     theirs = other.branch_head("master")
+    assert theirs
     with other.checkout(tmp_path / "wt", theirs) as path:
         assert head_of(path) == theirs
     _, ours = two_commits(remote, mirror)  # a commit the other mirror does not have
