@@ -5,6 +5,7 @@ verification, which runs on a worker with its progress."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from releaseboard.audit import checkpoint, runs
-from releaseboard.audit.models import VerificationRun
+from releaseboard.audit import chain, checkpoint, runs
+from releaseboard.audit.models import AuditEvent, VerificationRun
 from releaseboard.audit.verify import verify, verify_recent
 from tests.conftest import wait_for
 from tests.test_audit_verify import append, rebuild_chain_from, tamper
@@ -57,6 +58,29 @@ def test_the_quick_check_reads_the_same_number_of_rows_whatever_the_size_of_the_
 
 
 @pytest.mark.django_db
+def test_the_page_reads_no_event_before_the_checkpoint_and_counts_none(client: Client, ops: Any) -> None:
+    """What keeps the page's cost flat at a million events: every query it sends to the
+    events table is bounded below by the checkpoint's seq (the pinned event, the walk
+    after it), and none counts rows."""
+    append(30)
+    checkpoint.write(created_by="test")
+    append(3)
+    client.force_login(ops)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(reverse("web:audit_verify"))
+    assert response.status_code == 200 and response.context["report"].ok
+    assert "The audit log is intact: 33 events, seq 1 to 33 (quick check" in response.content.decode()
+    on_events = [q["sql"] for q in captured.captured_queries if "audit_auditevent" in q["sql"]]
+    assert on_events, "the page checks the events"
+    for sql in on_events:
+        assert "COUNT(" not in sql.upper(), f"the page counts audit events: {sql}"
+        bounds = re.findall(r'"seq" (?:>=|>|=|IN) \(?([0-9, ]+)\)?', sql)
+        assert bounds, f"a read of audit events with no lower bound on seq: {sql}"
+        values = [int(v) for bound in bounds for v in bound.split(",") if v.strip()]
+        assert min(values) >= 30, f"a read of audit events before the checkpoint (seq 30): {sql}"
+
+
+@pytest.mark.django_db
 def test_the_quick_check_catches_edits_after_the_checkpoint_a_rebuilt_chain_and_a_cut_tail() -> None:
     append(4)
     checkpoint.write(created_by="test")
@@ -71,14 +95,94 @@ def test_the_quick_check_catches_edits_after_the_checkpoint_a_rebuilt_chain_and_
     assert any("its hash is not the one signed in checkpoint" in line for line in report.lines())
 
 
+def _close_up(deleted_seq: int, rebuild: bool) -> None:
+    """Remove an event and renumber the ones after it to close the gap; with `rebuild`,
+    recompute their hashes too, so the chain after it is consistent again."""
+    tamper(f"DELETE FROM audit_auditevent WHERE seq = {deleted_seq}")
+    # Two steps, so no statement ever holds two rows with the same (unique) seq.
+    tamper(f"UPDATE audit_auditevent SET seq = seq + 1000 WHERE seq > {deleted_seq}")
+    tamper(f"UPDATE audit_auditevent SET seq = seq - 1001 WHERE seq > {deleted_seq + 1000}")
+    if rebuild:
+        rebuild_chain_from(deleted_seq)
+
+
 @pytest.mark.django_db
-def test_the_quick_check_catches_a_deleted_event_before_the_checkpoint_by_its_count() -> None:
-    append(6)
+def test_the_quick_check_catches_a_deleted_event_after_the_checkpoint() -> None:
+    append(4)
     checkpoint.write(created_by="test")
-    tamper("DELETE FROM audit_auditevent WHERE seq = 2")
+    append(4)
+    tamper("DELETE FROM audit_auditevent WHERE seq = 6")
+    report = verify_recent()
+    assert not report.ok and not report.full, "found without walking from seq 1"
+    assert report.first_bad_seq == 6
+    assert "seq 6: seq 6 missing (deleted); the next event is seq 7." in report.lines()[1]
+
+
+@pytest.mark.django_db
+def test_the_quick_check_catches_a_deleted_event_after_the_checkpoint_with_the_seqs_closed_up() -> None:
+    append(4)
+    checkpoint.write(created_by="test")
+    append(4)
+    _close_up(6, rebuild=False)
+    report = verify_recent()
+    assert not report.ok and report.from_seq == 5 and report.first_bad_seq == 6
+    assert any("seq 6: its prev_hash is not the hash of seq 5" in line for line in report.lines())
+
+
+@pytest.mark.django_db
+def test_the_quick_check_catches_a_deleted_event_between_two_checkpoints() -> None:
+    append(4)
+    checkpoint.write(created_by="test")
+    append(4)
+    checkpoint.write(created_by="test")
+    _close_up(6, rebuild=True)
     report = verify_recent()
     assert not report.ok
-    assert any("1 event(s) at or before seq 6 are missing" in line for line in report.lines())
+    # The later checkpoint's pinned seq 8 is gone and its signed count is not reached.
+    assert report.from_seq == 5 and report.first_bad_seq == 8
+    assert any("signed 8 events up to seq 8; the tail was truncated" in line for line in report.lines())
+
+
+@pytest.mark.django_db
+def test_the_quick_check_catches_an_event_inserted_after_the_checkpoint() -> None:
+    append(4)
+    checkpoint.write(created_by="test")
+    append(3)
+    # Make room at seq 6 and insert a well-formed event there, chained to seq 5.
+    tamper("UPDATE audit_auditevent SET seq = seq + 1000 WHERE seq >= 6")
+    tamper("UPDATE audit_auditevent SET seq = seq - 999 WHERE seq >= 1006")
+    forged = AuditEvent(actor_name="mallory", action="branch.requested", message="never happened", seq=6)
+    forged.prev_hash = AuditEvent.objects.get(seq=5).hash
+    forged.created_at = AuditEvent.objects.get(seq=5).created_at
+    forged.hash = chain.event_hash(forged, forged.prev_hash)
+    forged.save()
+    report = verify_recent()
+    assert not report.ok and report.from_seq == 5 and report.first_bad_seq == 7
+    lines = report.lines()
+    assert any("seq 7: its prev_hash is not the hash of seq 6" in line for line in lines)
+    assert any("seq 7: stored out of order" in line for line in lines)
+    assert any("seq 7: its content does not match its hash" in line for line in lines)
+
+
+@pytest.mark.django_db
+def test_a_deleted_event_before_the_checkpoint_is_found_by_the_full_run_and_blocks_the_next_checkpoint() -> None:
+    append(6)
+    checkpoint.write(created_by="test")
+    append(2)
+    tamper("DELETE FROM audit_auditevent WHERE seq = 2")
+    # By design, like an old edit: the quick check does not read the events before the
+    # checkpoint (that is what keeps it constant), and takes the 6 it signed.
+    report = verify_recent()
+    assert report.ok and report.from_seq == 7 and report.events == 8
+    # No new checkpoint is signed over the gap...
+    with pytest.raises(checkpoint.CheckpointRefused, match=r"1 event\(s\) at or before seq 8 are missing"):
+        checkpoint.write(created_by="test")
+    assert len(checkpoint.read_files()[0]) == 1
+    # ...and the full verification finds it.
+    run, _ = runs.request(requested_by="ops")
+    finished = runs.execute(run.pk)
+    assert finished is not None and finished.state == VerificationRun.State.NOT_INTACT
+    assert finished.problems[0]["seq"] == 2 and "seq 2 missing (deleted)" in finished.problems[0]["text"]
 
 
 @pytest.mark.django_db

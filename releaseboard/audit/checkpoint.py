@@ -135,20 +135,32 @@ def read_files() -> tuple[list[CheckpointFile], list[str]]:
 
 def write(created_by: str) -> Checkpoint:
     """Sign the chain's head as it is now: verify it first (a broken chain is refused,
-    not signed), then write the file, then the row."""
+    not signed), count the events up to the head (a log with a gap is refused too), then
+    write the file, then the row."""
     from releaseboard.audit.verify import verify_recent
 
     with transaction.atomic():
-        # Under the append lock, so count and head describe the same moment.
+        # Under the append lock, so the head is the last committed event.
         lock_chain()
         head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
-        count = AuditEvent.objects.count()
     seq, head_hash = head if head else (0, chain.GENESIS)
     # From the previous signed checkpoint on: what came before it was verified when that
     # one was signed, and later tampering with it is the full verification's to find.
     report = verify_recent(up_to_seq=seq)
     if not report.ok:
         raise CheckpointRefused(f"The audit log does not verify, so no checkpoint was signed. {report.summary}")
+    # Events at or before the head no longer change once committed, so they are counted
+    # after the lock is released (appends go on meanwhile). seq counts events from 1
+    # without gaps: fewer rows than seq means events before the previous checkpoint were
+    # deleted, which the check above does not read. The quick check relies on this: a
+    # signed count is the true count of events up to its seq.
+    count = AuditEvent.objects.filter(seq__gte=1, seq__lte=seq).count()
+    if count != seq:
+        raise CheckpointRefused(
+            f"The audit log does not verify, so no checkpoint was signed: {seq - count} event(s) at or "
+            f"before seq {seq} are missing ({count} events remain, seq 1 to {seq}); events were deleted. "
+            "Run a full verification to find them."
+        )
     created_at = timezone.now().astimezone(dt.UTC)
     document: dict[str, Any] = {
         "kind": KIND,
