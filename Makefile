@@ -7,8 +7,10 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 # Tests run in parallel on pytest-xdist workers, each module on one worker except those
 # tests/conftest.py lets split (each worker has its own var dir, test database and Redis
-# key prefix); the slowest start first. TEST_WORKERS=0 runs them in one process.
-TEST_WORKERS ?= auto
+# key prefix); the slowest start first. Two per core (at most 8): most tests spend much
+# of their time waiting for a Celery worker, git or a browser, so a core has room for
+# two. TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= $(shell n=$$(( $$(nproc 2>/dev/null || echo 1) * 2 )); [ $$n -gt 8 ] && n=8; echo $$n)
 
 VENV_PY := $(VENV)/bin/python
 # Touched after a successful pip install: pip runs again only when a requirements
@@ -22,7 +24,7 @@ CLI_STAMP := $(VENV)/.installed-cli
 
 help:
 	@echo "make run    start the demo: web on http://127.0.0.1:$(PORT)/, worker and beat (Ctrl-C stops)"
-	@echo "make test   run the whole test suite (extra pytest arguments: PYTEST_ARGS=..., parallel: TEST_WORKERS=auto, one per core)"
+	@echo "make test   run the whole test suite (extra pytest arguments: PYTEST_ARGS=..., parallel: TEST_WORKERS=N, default two per core)"
 	@echo "make lint   ruff (lint and format check) and mypy; 'make format' rewrites the formatting"
 	@echo "make demo   (re)load the demo users and repository only"
 
