@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from releaseboard import branching, vcs
@@ -43,12 +44,20 @@ def open_branches(repository: Repository) -> list[Branch]:
 
 def wanted_pairs(repository: Repository) -> set[tuple[str, str]]:
     """Cache keys of every pair the radar shows: each two open branches, each one and staging."""
-    heads = [b.head_sha for b in open_branches(repository)]
-    staging = (
-        Branch.objects.filter(repository=repository, name=repository.staging_branch, state=BranchState.ACTIVE)
-        .values_list("head_sha", flat=True)
-        .first()
+    # One query for the open branches (by name, as open_branches lists them) and staging.
+    rows = (
+        Branch.objects.filter(repository=repository, state=BranchState.ACTIVE)
+        .filter(Q(kind__in=OPEN_KINDS) | Q(name=repository.staging_branch))
+        .exclude(head_sha="")
+        .order_by("name")
+        .values_list("name", "kind", "head_sha")
     )
+    heads, staging = [], None
+    for name, kind, head in rows:
+        if name == repository.staging_branch:
+            staging = head
+        if kind in OPEN_KINDS:
+            heads.append(head)
     if staging:
         heads.append(staging)
     # Two branches at the same commit (a new branch at staging) merge cleanly: nothing to ask git.
@@ -66,6 +75,8 @@ def refresh_radar(repository: Repository, mirror: vcs.Mirror) -> RadarRefresh:
     scratch = os.environ.get(SCRATCH_ENV)
     results = vcs.merge_pairs(mirror, missing, scratch_root=Path(scratch) if scratch else None)
     stale = [pk for key, pk in known.items() if key not in wanted]
+    if not (missing or stale):
+        return RadarRefresh(pairs=len(wanted), computed=0, cached=len(wanted))
     with transaction.atomic():
         _insert(
             repository,
