@@ -54,7 +54,8 @@ def run_promote(ctx: JobContext) -> str:
             )
         if not selectors.has_passing_test(repository, promotion.merge_sha):
             raise JobFailed(JobReason.REFUSED, "The merge result has no passing test; run the tests again.")
-        if not mirror.has_commit(promotion.merge_sha):
+        # The test job made the merge commit in this mirror (a file, no git), unless it ran elsewhere.
+        if not (mirror.has_loose_object(promotion.merge_sha) or mirror.has_commit(promotion.merge_sha)):
             # Another worker made the merge commit (and its tree): the same inputs rebuild
             # the identical tree with merge-tree, then the identical commit.
             if not mirror.has_commit(promotion.branch_sha):
