@@ -17,8 +17,9 @@ from django.test.utils import CaptureQueriesContext
 
 from releaseboard.jobs import execution
 from releaseboard.jobs.models import Job, JobState
-from releaseboard.releases import services
+from releaseboard.releases import derived, services
 from releaseboard.releases.models import Branch, Promotion, Repository
+from releaseboard.releases.runners.common import mirror_for
 from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,3 +97,13 @@ def test_a_promotions_jobs_start_only_the_git_processes_they_need(
     assert promoted.get("log", 0) == 1, promoted  # staging's new commits over master
     assert sum(tested.values()) <= TEST_JOB_MAX_GIT, tested
     assert sum(promoted.values()) <= PROMOTE_JOB_MAX_GIT, promoted
+
+    # What the jobs stored without asking git is what git says for these heads.
+    repository.refresh_from_db()
+    mirror = mirror_for(repository)
+    heads = {"master": remote.head("master"), "staging": remote.head("staging")}  # the mirror's are pre-push
+    assert repository.summary_key == derived.summary_key(heads["master"], heads["staging"])
+    stored = (repository.staging_ahead, repository.master_in_staging)
+    repository.summary_key = ""
+    fresh = derived.staging_summary(mirror, repository, heads)
+    assert stored == (fresh.ahead, fresh.master_in_staging) and fresh.has(promotion.merge_sha)

@@ -6,6 +6,7 @@ job that moved a head, so that no page waits for the next sync.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,8 @@ class StagingSummary:
 
 
 def summary_key(master: str | None, staging: str | None) -> str:
-    return f"{master}..{staging}" if master and staging else ""
+    """A digest of the two heads (fits the column whatever the length of the object names)."""
+    return hashlib.sha256(f"{master}..{staging}".encode()).hexdigest() if master and staging else ""
 
 
 def stored_summary(repository: Repository, master: str | None, staging: str | None) -> StagingSummary | None:

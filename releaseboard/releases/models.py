@@ -39,7 +39,7 @@ class Repository(models.Model):
     master_in_staging = models.BooleanField(null=True, blank=True)
     # The master and staging heads the two fields above were computed for: a job that
     # sees the same heads reuses them instead of asking git again.
-    summary_key = models.CharField(max_length=100, blank=True, default="")
+    summary_key = models.CharField(max_length=64, blank=True, default="")
     # A digest of what the branch facts were last computed from (staging, the open heads,
     # the landed hotfixes): a job that finds the same skips the computation and its git.
     facts_key = models.CharField(max_length=64, blank=True, default="")

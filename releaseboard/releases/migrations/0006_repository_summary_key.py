@@ -10,6 +10,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="repository",
             name="summary_key",
-            field=models.CharField(blank=True, default="", max_length=100),
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
     ]
