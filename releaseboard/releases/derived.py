@@ -6,6 +6,7 @@ job that moved a head, so that no page waits for the next sync.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +26,47 @@ STAGING_AHEAD_LIMIT = 200
 class StagingSummary:
     ahead: list[dict[str, Any]] = field(default_factory=list)  # staging's commits over master, newest first
     master_in_staging: bool | None = None
+    key: str = ""  # the master and staging heads it was computed for (summary_key)
+
+    def has(self, sha: str) -> bool:
+        """Whether `sha` is listed among staging's commits over master: then it is on staging.
+        (False says nothing: the list is capped, and a commit on master is not listed.)"""
+        return any(c["sha"] == sha for c in self.ahead)
 
 
-def staging_summary(mirror: vcs.Mirror, repository: Repository, heads: dict[str, str]) -> StagingSummary:
-    """The commits staging has over master, and whether master is in staging."""
+def summary_key(master: str | None, staging: str | None) -> str:
+    """A digest of the two heads (fits the column whatever the length of the object names)."""
+    return hashlib.sha256(f"{master}..{staging}".encode()).hexdigest() if master and staging else ""
+
+
+def stored_summary(repository: Repository, master: str | None, staging: str | None) -> StagingSummary | None:
+    """The summary stored on the repository row if it was computed for these heads (the
+    three fields are written together and read together, so they always agree)."""
+    key = summary_key(master, staging)
+    if key and repository.summary_key == key:
+        return StagingSummary(list(repository.staging_ahead), repository.master_in_staging, key)
+    return None
+
+
+def staging_summary(
+    mirror: vcs.Mirror,
+    repository: Repository,
+    heads: dict[str, str],
+    *,
+    master_in_staging: bool | None = None,
+) -> StagingSummary:
+    """The commits staging has over master, and whether master is in staging: the stored
+    summary when it is of these heads (no git), else one `git log` (and one merge-base
+    unless `master_in_staging` is already known, or master is staging)."""
     master, staging = heads.get(repository.master_branch), heads.get(repository.staging_branch)
     if not (master and staging):
         return StagingSummary()
+    stored = stored_summary(repository, master, staging)
+    if stored is not None:
+        return stored
+    key = summary_key(master, staging)
+    if master == staging:
+        return StagingSummary([], True, key)
     commits = mirror.commits_between(master, staging, limit=STAGING_AHEAD_LIMIT)
     ahead = [
         {
@@ -42,13 +77,21 @@ def staging_summary(mirror: vcs.Mirror, repository: Repository, heads: dict[str,
         }
         for commit in commits
     ]
-    return StagingSummary(ahead, mirror.is_ancestor(master, staging))
+    if master_in_staging is None:
+        master_in_staging = mirror.is_ancestor(master, staging)
+    return StagingSummary(ahead, master_in_staging, key)
+
+
+def summary_fields(summary: StagingSummary) -> dict[str, Any]:
+    """The repository row's fields for `summary` (for an UPDATE that writes more)."""
+    return {"staging_ahead": summary.ahead, "master_in_staging": summary.master_in_staging, "summary_key": summary.key}
 
 
 def save_summary(repository: Repository, summary: StagingSummary) -> None:
-    Repository.objects.filter(pk=repository.pk).update(
-        staging_ahead=summary.ahead, master_in_staging=summary.master_in_staging
-    )
+    fields = summary_fields(summary)
+    Repository.objects.filter(pk=repository.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(repository, name, value)
 
 
 REMOVED_MESSAGE = (
@@ -64,11 +107,15 @@ def remove_vanished(mirror: vcs.Mirror, repository: Repository, staging: str, su
 
     Skipped while a Releaseboard job is moving staging: a copy of master discards them itself.
     """
+    on_staging = {c["sha"] for c in summary.ahead}
+    unreleased = list(selectors.unreleased_promotions(repository))
+    # Nothing to check (every one is among staging's listed commits): no more queries.
+    if all((p.promoted_sha or p.merge_sha) in on_staging or not (p.promoted_sha or p.merge_sha) for p in unreleased):
+        return []
     if moves.pending(repository, repository.staging_branch):
         return []
-    on_staging = {c["sha"] for c in summary.ahead}
     removed = []
-    for promotion in selectors.unreleased_promotions(repository):
+    for promotion in unreleased:
         sha = promotion.promoted_sha or promotion.merge_sha
         if not sha or sha in on_staging:
             continue
@@ -137,21 +184,30 @@ def ensure_staging_tested(repository: Repository, staging: str) -> None:
     services.staging_test_job(repository, None)
 
 
-def after_move(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str], moved: str) -> None:
+def after_move(
+    ctx: JobContext,
+    repository: Repository,
+    mirror: vcs.Mirror,
+    heads: dict[str, str],
+    moved: str,
+    *,
+    master_in_staging: bool | None = None,
+) -> None:
     """The job just moved `moved` (master or staging) to heads[moved]: bring what depends
     on it up to date before the job ends, with the mirror the job already has (no fetch).
 
     master: the release preview (staging's commits over master). staging: that too, and
     every open branch's behind/ahead, missing hotfixes and dependencies, and the radar
     against staging (only the pairs with the new head are merged, in one git process).
+    `master_in_staging` is passed when the caller knows it (staging moved to a commit
+    that has the previous head, which had master): one git process fewer.
     """
-    summary = staging_summary(mirror, repository, heads)
+    summary = staging_summary(mirror, repository, heads, master_in_staging=master_in_staging)
     with ctx.atomic():
         save_summary(repository, summary)
         staging = heads.get(repository.staging_branch)
         if moved == repository.staging_branch and staging:
             ensure_staging_tested(repository, staging)
-    repository.refresh_from_db()
     if moved != repository.staging_branch:
         return
     intelligence.record(ctx, repository, mirror, heads)

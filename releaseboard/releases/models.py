@@ -37,6 +37,9 @@ class Repository(models.Model):
     # process: the commits staging has over master, and whether master is in staging.
     staging_ahead = models.JSONField(default=list, blank=True)
     master_in_staging = models.BooleanField(null=True, blank=True)
+    # The master and staging heads the two fields above were computed for: a job that
+    # sees the same heads reuses them instead of asking git again.
+    summary_key = models.CharField(max_length=64, blank=True, default="")
     # A digest of what the branch facts were last computed from (staging, the open heads,
     # the landed hotfixes): a job that finds the same skips the computation and its git.
     facts_key = models.CharField(max_length=64, blank=True, default="")

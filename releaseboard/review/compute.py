@@ -66,7 +66,8 @@ def read_review(
                 "subject": commit.subject,
             }
         )
-    base = mirror.git("merge-base", "--end-of-options", staging, branch_sha, check=False).strip()
+    # The merge base is needed for a conflict (no merge commit to diff against) only.
+    base = "" if merge_sha and not conflict_tree else _merge_base(mirror, staging, branch_sha)
     old = staging if merge_sha else base
     new = merge_sha or branch_sha
     if _SHA.match(old):
@@ -76,6 +77,10 @@ def read_review(
             _conflict(mirror, conflict_tree, path, base, staging) for path in (conflict_paths or [])[:MAX_FILES]
         ]
     return review
+
+
+def _merge_base(mirror: vcs.Mirror, staging: str, branch_sha: str) -> str:
+    return mirror.git("merge-base", "--end-of-options", staging, branch_sha, check=False).strip()
 
 
 def _files(mirror: vcs.Mirror, old: str, new: str) -> tuple[list[dict[str, Any]], bool]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
+
 from releaseboard import vcs
 from releaseboard.jobs.execution import JobContext
 from releaseboard.releases.models import Promotion
@@ -37,15 +39,19 @@ def record_review(
     except (vcs.GitError, ValueError) as exc:
         ctx.log(f"Could not read the changes for the promotion page: {exc}\n")
         return
+    fields = ["staging_sha", "branch_sha", "merge_sha", "data", "created_at"]
+    row = PromotionReview(
+        promotion_id=promotion.pk,
+        staging_sha=staging,
+        branch_sha=branch_sha,
+        merge_sha=merge_sha,
+        data=review.as_data(),
+        created_at=timezone.now(),
+    )
     with ctx.atomic():
-        PromotionReview.objects.update_or_create(
-            promotion_id=promotion.pk,
-            defaults={
-                "staging_sha": staging,
-                "branch_sha": branch_sha,
-                "merge_sha": merge_sha,
-                "data": review.as_data(),
-            },
+        # One statement, insert or replace (INSERT ... ON CONFLICT DO UPDATE on both databases).
+        PromotionReview.objects.bulk_create(
+            [row], update_conflicts=True, unique_fields=["promotion"], update_fields=fields
         )
     added = sum(f["added"] for f in review.files)
     deleted = sum(f["deleted"] for f in review.files)

@@ -243,6 +243,12 @@ class Mirror(Worktrees):
     def has_commit(self, sha: str) -> bool:
         return self.resolve(sha) is not None
 
+    def has_loose_object(self, sha: str) -> bool:
+        """Whether the mirror holds the object `sha` as a loose file, as every object this
+        mirror wrote itself (commit-tree, mktag) is until a repack: a file test, no git
+        process. False says nothing (the object may be packed): ask has_commit then."""
+        return bool(_SHA.match(sha)) and (self.path / "objects" / sha[:2] / sha[2:]).is_file()
+
     # -- history ----------------------------------------------------------------------
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:

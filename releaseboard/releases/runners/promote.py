@@ -28,7 +28,7 @@ from releaseboard.releases.runners.common import (
     remote_refs,
 )
 from releaseboard.releases.runners.outcomes import fail_promotion, merge_message, record_promoted
-from releaseboard.releases.runners.sync import refresh
+from releaseboard.releases.runners.sync import merge_on_staging, refresh
 
 # -- promotion to staging ----------------------------------------------------------------
 
@@ -41,12 +41,8 @@ def run_promote(ctx: JobContext) -> str:
     with ctx.hold(repository.lock_key):
         mirror, heads = refresh(ctx, repository)
         staging = heads.get(repository.staging_branch, "")
-        if (
-            promotion.merge_sha
-            and staging
-            and mirror.has_commit(promotion.merge_sha)
-            and mirror.is_ancestor(promotion.merge_sha, staging)
-        ):
+        summary = derived.stored_summary(repository, heads.get(repository.master_branch), staging)
+        if merge_on_staging(mirror, promotion, staging, summary):
             # It landed already (an earlier attempt pushed, then its worker died).
             return _mark_promoted(ctx, promotion, promotion.staging_sha, mirror, {**heads})
         if staging != promotion.staging_sha:
@@ -58,7 +54,8 @@ def run_promote(ctx: JobContext) -> str:
             )
         if not selectors.has_passing_test(repository, promotion.merge_sha):
             raise JobFailed(JobReason.REFUSED, "The merge result has no passing test; run the tests again.")
-        if not mirror.has_commit(promotion.merge_sha):
+        # The test job made the merge commit in this mirror (a file, no git), unless it ran elsewhere.
+        if not (mirror.has_loose_object(promotion.merge_sha) or mirror.has_commit(promotion.merge_sha)):
             # Another worker made the merge commit (and its tree): the same inputs rebuild
             # the identical tree with merge-tree, then the identical commit.
             if not mirror.has_commit(promotion.branch_sha):
@@ -128,12 +125,15 @@ def _mark_promoted(
 ) -> str:
     repository = promotion.repository
     staging_head = heads[repository.staging_branch]
+    # The merge commit has the staging it was made on as a parent: master, in that one, is in it too.
+    previous = derived.stored_summary(repository, heads.get(repository.master_branch), promotion.staging_sha)
+    known = True if staging_head == promotion.merge_sha and previous and previous.master_in_staging else None
     with ctx.atomic():
         lock_branch_rows(repository)  # the lock order of jobs that write branch rows
         Branch.objects.filter(repository=repository, name=repository.staging_branch).update(head_sha=staging_head)
         moves.settle(repository, repository.staging_branch, staging_head)
         record_promoted(promotion, before=before)
-    derived.after_move(ctx, repository, mirror, heads, repository.staging_branch)
+    derived.after_move(ctx, repository, mirror, heads, repository.staging_branch, master_in_staging=known)
     return f"{promotion.branch.name} is on {repository.staging_branch} as {promotion.merge_sha[:10]}."
 
 

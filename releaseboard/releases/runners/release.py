@@ -48,7 +48,8 @@ def run_release(ctx: JobContext) -> str:
                 f"{repository.master_branch} moved since the preview "
                 f"({release.previous_master_sha[:10]} \u2192 {master[:10]}). Open \u201cPromote to master\u201d again.",
             )
-        if not mirror.is_ancestor(master, release.sha):
+        summary = derived.stored_summary(repository, master, release.sha)  # no git when of these heads
+        if not (summary is not None and summary.master_in_staging) and not mirror.is_ancestor(master, release.sha):
             raise JobFailed(
                 JobReason.REFUSED,
                 f"{repository.master_branch} is not an ancestor of the staging commit, "
@@ -109,10 +110,13 @@ def run_release(ctx: JobContext) -> str:
 
 def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror, heads: dict[str, str]) -> str:
     repository = release.repository
+    # Staging's commits over master when the release was previewed, if stored: those listed are in it.
+    summary = derived.stored_summary(repository, release.previous_master_sha, release.sha)
     landed = [
         p.pk
         for p in selectors.unreleased_promotions(repository)
-        if p.promoted_sha and mirror.is_ancestor(p.promoted_sha, release.sha)
+        if p.promoted_sha
+        and ((summary is not None and summary.has(p.promoted_sha)) or mirror.is_ancestor(p.promoted_sha, release.sha))
     ]
     with ctx.atomic():
         lock_branch_rows(repository)  # the lock order of jobs that write branch rows

@@ -61,10 +61,11 @@ def record_heads(
             write(stale)
         changes = _write_branch_rows(repository, known, heads, stale)
         Repository.objects.filter(pk=repository.pk).update(
-            synced_at=timezone.now(), sync_error="", latest_version=str(latest)
+            synced_at=timezone.now(),
+            sync_error="",
+            latest_version=str(latest),
+            **({} if stale else derived.summary_fields(summary)),
         )
-        if not stale:
-            derived.save_summary(repository, summary)
         repository.refresh_from_db()
         _settle_staging(repository, mirror, heads, stale, copy, summary)
         if any(changes.values()):
@@ -152,7 +153,7 @@ def _settle_staging(
             repository, copy.job.created_by if copy.job else None, copy.from_sha, copy.to_sha, reconciled=True
         )
     if staging and name not in stale:
-        _reconcile_promotions(mirror, repository, staging)
+        _reconcile_promotions(mirror, repository, staging, summary)
         derived.remove_vanished(mirror, repository, staging, summary)
     if staging:
         derived.ensure_staging_tested(repository, staging)
@@ -167,15 +168,33 @@ def _landed_copy(repository: Repository, recorded: dict[str, str], heads: dict[s
     return move if move is not None and move.job is not None and move.job.kind == "copy_master" else None
 
 
-def _reconcile_promotions(mirror: vcs.Mirror, repository: Repository, staging: str) -> None:
+def _reconcile_promotions(
+    mirror: vcs.Mirror, repository: Repository, staging: str, summary: derived.StagingSummary
+) -> None:
     """Promotions whose tested merge commit is on the remote's staging have landed, even
     if the job that pushed it died before it could record so (the remote is the truth)."""
     pending = Promotion.objects.filter(
         repository=repository, state__in=[PromotionState.PROMOTING, PromotionState.FAILED]
     ).exclude(merge_sha="")
     for promotion in pending:
-        if mirror.has_commit(promotion.merge_sha) and mirror.is_ancestor(promotion.merge_sha, staging):
+        if merge_on_staging(mirror, promotion, staging, summary):
             record_promoted(promotion, before=promotion.staging_sha, action="promotion.reconciled")
+
+
+def merge_on_staging(
+    mirror: vcs.Mirror, promotion: Promotion, staging: str, summary: derived.StagingSummary | None = None
+) -> bool:
+    """Whether the promotion's merge commit is in `staging`'s history. No git when the
+    answer is known: staging is that commit, or one listed among staging's commits over
+    master, or still the commit the merge was made on (a commit's parent never has it)."""
+    merge = promotion.merge_sha
+    if not merge or not staging:
+        return False
+    if staging == merge or (summary is not None and summary.has(merge)):
+        return True
+    if staging == promotion.staging_sha:
+        return False
+    return mirror.has_commit(merge) and mirror.is_ancestor(merge, staging)
 
 
 def run_sync(ctx: JobContext) -> str:

@@ -32,13 +32,20 @@ from releaseboard.releases.runners.sync import refresh
 
 
 def run_tests(
-    ctx: JobContext, repository: Repository, mirror: vcs.Mirror, sha: str, promotion: Promotion | None = None
+    ctx: JobContext,
+    repository: Repository,
+    mirror: vcs.Mirror,
+    sha: str,
+    promotion: Promotion | None = None,
+    *,
+    tree: str = "",
 ) -> TestRun:
-    """Build and test `sha` in a worktree; record a TestRun against the commit and tree.
+    """Build and test `sha` in a worktree; record a TestRun against the commit and tree
+    (`tree` when the caller just wrote the commit from it, else read from the commit).
 
     Raises JobFailed when a command fails (the TestRun is recorded first).
     """
-    tree = mirror.tree_of(sha)
+    tree = tree or mirror.tree_of(sha)
     # Each job attempt gets its own HOME, TMPDIR and worktree, removed after: nothing a
     # run leaves there (caches, a planted config) reaches the next job, and a retried job
     # never shares a directory with an earlier attempt's test, should that still run.
@@ -187,8 +194,7 @@ def run_test_promotion(ctx: JobContext) -> str:
     )
     ctx.log(f"Merge result {merge_sha} (tree {merge.tree})\n")
     hooks.merge_checked.notify(ctx, mirror, promotion, staging, branch_sha, merge_sha=merge_sha)
-    run_tests(ctx, repository, mirror, merge_sha, promotion)
-    promotion.refresh_from_db()
+    run_tests(ctx, repository, mirror, merge_sha, promotion, tree=merge.tree)
     publish_candidate(ctx, repository, mirror, promotion)
     if ctx.params.get("then_promote"):
         with ctx.atomic():
@@ -209,17 +215,19 @@ def _record_merge(
     tree: str = "",
     timestamp: int | None = None,
 ) -> None:
+    values = {
+        "merge_check": check,
+        "conflict_files": conflicts or [],
+        "staging_sha": staging,
+        "branch_sha": branch_sha,
+        "merge_sha": merge_sha,
+        "merge_tree": tree,
+        "merge_timestamp": timestamp,
+    }
     with ctx.atomic():
-        Promotion.objects.filter(pk=promotion.pk).update(
-            merge_check=check,
-            conflict_files=conflicts or [],
-            staging_sha=staging,
-            branch_sha=branch_sha,
-            merge_sha=merge_sha,
-            merge_tree=tree,
-            merge_timestamp=timestamp,
-        )
-        promotion.refresh_from_db()
+        Promotion.objects.filter(pk=promotion.pk).update(**values)
+        for name, value in values.items():  # what was just written, without reading the row again
+            setattr(promotion, name, value)
         audit_record(
             f"promotion.merge_{check}",
             actor=None,
