@@ -655,6 +655,53 @@ def test_a_slot_left_by_another_mirror_is_made_again_for_this_one(tmp_path, remo
         assert head_of(back) == theirs
 
 
+def test_a_worktree_given_back_is_taken_by_the_next_run_and_only_changed_files_are_written(tmp_path, remote, mirror):
+    first, second = two_commits(remote, mirror)
+    spares = tmp_path / "spares"
+    with mirror.checkout(tmp_path / "job-1", first, spares) as path:
+        (path / "junk.txt").write_text("left by the run\n")
+        (path / "calc.py").write_text("broken by the run\n")
+        readme = (path / "README").stat().st_ino
+    mirror.give_back(path, spares)
+    assert not path.exists() and len(list(spares.iterdir())) == 1
+    with mirror.checkout(tmp_path / "job-2", second, spares) as again:
+        assert again == tmp_path / "job-2" / "slot-0"
+        assert head_of(again) == second and status_of(again) == ""
+        assert (again / "README").stat().st_ino == readme  # the same worktree, not written again
+        assert not (again / "junk.txt").exists()
+        assert (again / "calc.py").read_text().startswith("def add")
+        assert (again / "second.txt").read_text() == "2\n"
+    assert list(spares.iterdir()) == []
+    listed = git("worktree", "list", "--porcelain", cwd=mirror.path)
+    assert f"worktree {again}" in listed and str(path) not in listed
+
+
+def test_a_given_back_worktree_whose_record_was_pruned_is_replaced_by_a_fresh_one(tmp_path, remote, mirror):
+    first, second = two_commits(remote, mirror)
+    spares = tmp_path / "spares"
+    with mirror.checkout(tmp_path / "job-1", first, spares) as path:
+        pass
+    mirror.give_back(path, spares)
+    [spare] = list(spares.iterdir())
+    gitdir = Path((spare / ".git").read_text().partition("gitdir:")[2].strip())
+    shutil.rmtree(gitdir)  # git's record of it is gone (pruned, or the mirror rebuilt)
+    with mirror.checkout(tmp_path / "job-2", second, spares) as again:
+        assert head_of(again) == second and status_of(again) == ""
+
+
+def test_giving_back_keeps_at_most_the_slot_count(tmp_path, remote, mirror):
+    first, _ = two_commits(remote, mirror)
+    spares = tmp_path / "spares"
+    paths = []
+    for n in range(WORKTREE_SLOTS + 2):
+        with mirror.checkout(tmp_path / f"job-{n}", first) as path:
+            paths.append(path)
+    for path in paths:
+        mirror.give_back(path, spares)
+    assert len(list(spares.iterdir())) == WORKTREE_SLOTS
+    assert not any(p.exists() for p in paths)
+
+
 def test_checkout_takes_only_full_commit_shas(tmp_path, mirror):
     for rev in ["master", "HEAD", mirror.branch_head("master")[:12], "--output=/tmp/x", "-f"]:
         with pytest.raises(ValueError, match="not a full commit SHA"), mirror.checkout(tmp_path / "wt", rev):

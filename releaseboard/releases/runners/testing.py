@@ -46,11 +46,15 @@ def run_tests(
     Raises JobFailed when a command fails (the TestRun is recorded first).
     """
     tree = tree or mirror.tree_of(sha)
-    # Each job attempt gets its own HOME, TMPDIR and worktree, removed after: nothing a
-    # run leaves there (caches, a planted config) reaches the next job, and a retried job
-    # never shares a directory with an earlier attempt's test, should that still run.
+    # Each job attempt gets its own HOME and TMPDIR, removed after, and its own worktree
+    # directory: nothing a run leaves in HOME (caches, a planted config) reaches the next
+    # job, and a retried job never shares a directory with an earlier attempt's test,
+    # should that still run. Only a run that ended here gives its worktree back (the
+    # sandbox has killed the command's tree), cleaned (checkout -f, clean -ffdx) by the
+    # next job that takes it, which then writes only the files that differ.
     home = _attempt_dir(settings.WORK_DIR / "home" / str(repository.pk), ctx)
     worktrees = _attempt_dir(settings.WORK_DIR / "worktrees" / str(repository.pk), ctx)
+    spares = settings.WORK_DIR / "worktree-spares" / str(repository.pk)
     (home / "tmp").mkdir(parents=True)
     commands = [
         ("Build", repository.build_command, JobReason.BUILD_FAILED),
@@ -59,9 +63,10 @@ def run_tests(
     ctx.section(f"Check out {sha[:10]}")
     with (
         contextlib.ExitStack() as cleanup,
-        git_step(ctx, "check out the commit", mirror.checkout, worktrees, sha) as path,
+        git_step(ctx, "check out the commit", mirror.checkout, worktrees, sha, spares) as path,
     ):
         cleanup.callback(shutil.rmtree, worktrees, ignore_errors=True)
+        cleanup.callback(_give_back, mirror, Path(path), spares)
         cleanup.callback(shutil.rmtree, home, ignore_errors=True)
         for label, command, failure in commands:
             if not command:
@@ -91,6 +96,11 @@ def run_tests(
                 _record_test(ctx, repository, sha, tree, TestResult.FAILED, summary, promotion)
                 raise JobFailed(reason, f"{summary}. The target branch was not changed.")
     return _record_test(ctx, repository, sha, tree, TestResult.PASSED, "Build and tests passed", promotion)
+
+
+def _give_back(mirror: vcs.Mirror, path: Path, spares: Path) -> None:
+    with contextlib.suppress(OSError, vcs.GitError):  # else it goes with the attempt's directory
+        mirror.give_back(path, spares)
 
 
 def _attempt_dir(root: Path, ctx: JobContext) -> Path:
