@@ -110,7 +110,12 @@ class Worktrees:
             path.rename(spare)
             # Under the mirror's lock, as `worktree prune` is: git's record of the
             # worktree follows it before any prune could take it for a deleted one.
-            self.git("worktree", "repair", str(spare))
+            # Housekeeping after the job's own work: not a step of its log.
+            run_git(
+                ["-C", str(self.path), "worktree", "repair", str(spare)],
+                allow_local=self.allow_local,
+                timeout=self.local_timeout,
+            )
 
     def _adopt_spare(self, spares: Path, path: Path) -> Path | None:
         """Move a given-back worktree to `path` (called under the mirror's lock); its git
