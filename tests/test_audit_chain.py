@@ -125,6 +125,23 @@ def test_the_maintenance_window_lets_the_test_suite_change_events() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_test_suites_flush_empties_every_table_the_audit_log_included_and_keeps_the_sequences() -> None:
+    """What a transactional test's teardown runs (on PostgreSQL it deletes the rows rather
+    than truncating the tables): afterwards nothing is left, ids go on from where they were."""
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    append(3)
+    user = User.objects.create(username="flushed")
+    call_command("flush", verbosity=0, interactive=False, reset_sequences=False, allow_cascade=False)
+    assert not AuditEvent.objects.exists() and not User.objects.exists()
+    assert User.objects.create(username="after").pk > user.pk
+    append(1)  # the chain starts again, and the triggers guard it as before
+    with pytest.raises(DatabaseError, match="append-only"):
+        raw("DELETE FROM audit_auditevent")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_outside_the_test_suite_neither_flush_nor_the_window_can_empty_the_log() -> None:
     append(2)
     env = {

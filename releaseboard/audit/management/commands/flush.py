@@ -5,6 +5,11 @@ table after each test with `call_command("flush")`. The audit table's triggers r
 that, so inside the test environment this command runs the flush in the maintenance
 window (audit/maintenance.py). Outside it, nothing changes: the flush runs as Django's
 does, and the triggers refuse to empty the audit log.
+
+On PostgreSQL the test suite's flush (which keeps the sequences) deletes the rows instead
+of truncating the tables: TRUNCATE gives each of the ~45 tables new files, about 0.3 s a
+flush, where deleting the few rows a test left takes milliseconds. Django's foreign keys
+are deferred to the commit, so the order of the tables does not matter.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.commands import flush
-from django.db import DEFAULT_DB_ALIAS
+from django.core.management.sql import emit_post_migrate_signal
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from releaseboard.audit.maintenance import in_test_environment, maintenance_window
 
@@ -21,5 +27,14 @@ class Command(flush.Command):
     def handle(self, **options: Any) -> None:
         if not in_test_environment():
             return super().handle(**options)
-        with maintenance_window(options.get("database") or DEFAULT_DB_ALIAS):
-            return super().handle(**options)
+        database = options.get("database") or DEFAULT_DB_ALIAS
+        connection = connections[database]
+        if connection.vendor != "postgresql" or options.get("reset_sequences", True):
+            with maintenance_window(database):
+                return super().handle(**options)
+        tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+        with maintenance_window(database), connection.cursor() as cursor:
+            for table in tables:
+                cursor.execute(f"DELETE FROM {connection.ops.quote_name(table)}")
+        if tables and not options.get("inhibit_post_migrate"):
+            emit_post_migrate_signal(options.get("verbosity", 1), options.get("interactive", False), database)
