@@ -10,10 +10,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.db import transaction
+from django.test import Client
+from django.test.utils import override_settings
 
 from releaseboard.jobs.models import Job
 from releaseboard.releases.models import Repository
@@ -165,6 +169,18 @@ def run_jobs(**filters: object) -> list[Job]:
             return list(Job.objects.filter(**filters).exclude(pk__in=seen).order_by("id"))
         time.sleep(0.1)
     raise AssertionError("jobs did not settle")
+
+
+@contextlib.contextmanager
+def rolled_back_session(django_db_blocker: Any, username: str, role: Role) -> Iterator[tuple[User, Client]]:
+    """For a module-scoped fixture that builds data once: a new user with `role`, signed
+    in on a test client, inside a transaction that is rolled back when the block ends."""
+    with django_db_blocker.unblock(), override_settings(PASSWORD_HASHERS=FAST_HASHERS), transaction.atomic():
+        user = _user(username, role)
+        client = Client()
+        client.force_login(user)
+        yield user, client
+        transaction.set_rollback(True)
 
 
 def _run_in_process(run: Callable[[int], None], job_id: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from releaseboard.releases import services
@@ -16,16 +17,29 @@ def sync(repository: Repository, actor: Any) -> None:
     repository.refresh_from_db()
 
 
+def requested_promotion(
+    repository: Repository,
+    remote: Any,
+    developer: Any,
+    name: str,
+    kind: str = "feature",
+    run: Callable[[], object] = run_jobs,
+) -> Promotion:
+    """A branch with one commit, requested for promotion; its test job is queued, not run.
+    `run` runs the jobs each step before it queues (a test may watch what they do)."""
+    branch = services.request_branch(repository, actor=developer, kind=kind, name=name, purpose="work")
+    run()
+    remote.commit_on(branch.name, {f"{name}.py": "X = 1\n"}, f"Work on {name}")
+    services.refresh(repository, actor=developer)
+    run()
+    return services.request_promotion(Branch.objects.get(pk=branch.pk), actor=developer, title=name)
+
+
 def passed_promotion(
     repository: Repository, remote: Any, developer: Any, name: str, kind: str = "feature"
 ) -> Promotion:
     """A branch with one commit, requested for promotion, its merge tested (and passed)."""
-    branch = services.request_branch(repository, actor=developer, kind=kind, name=name, purpose="work")
-    run_jobs()
-    remote.commit_on(branch.name, {f"{name}.py": "X = 1\n"}, f"Work on {name}")
-    services.refresh(repository, actor=developer)
-    run_jobs()
-    promotion = services.request_promotion(Branch.objects.get(pk=branch.pk), actor=developer, title=name)
+    promotion = requested_promotion(repository, remote, developer, name, kind)
     run_jobs()
     promotion.refresh_from_db()
     return promotion

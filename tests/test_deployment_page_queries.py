@@ -9,9 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,7 +19,7 @@ from releaseboard.deployments import history
 from releaseboard.deployments.models import Deployment, Environment, Tier
 from releaseboard.releases.models import Repository
 from releaseboard.roles import Role
-from tests.conftest import FAST_HASHERS, _user
+from tests.conftest import rolled_back_session
 
 pytestmark = pytest.mark.django_db
 
@@ -65,10 +65,7 @@ def counts(django_db_setup: None, django_db_blocker: Any) -> dict[str, tuple[int
     """Each page's query count with a small history and after it grew several-fold,
     measured on one history built once for the module, in a transaction rolled back at
     the end (building it is most of the cost; the pages only read it)."""
-    with django_db_blocker.unblock(), override_settings(PASSWORD_HASHERS=FAST_HASHERS), transaction.atomic():
-        ops = _user("ops-pages", Role.OPS)
-        client = Client()
-        client.force_login(ops)
+    with rolled_back_session(django_db_blocker, "ops-pages", Role.OPS) as (ops, client):
         envs = [_repository(f"repo-{i}") for i in range(2)]
         _grow(envs, 60, 1, ops)
         urls = {page: PAGES[page](envs[0][0].repository) for page in PAGES}
@@ -81,7 +78,6 @@ def counts(django_db_setup: None, django_db_blocker: Any) -> dict[str, tuple[int
         _grow(envs, 150, 3, ops)
         assert Deployment.objects.count() > 5 * before
         measured = {page: (small[page], _count(client, url)) for page, url in urls.items()}
-        transaction.set_rollback(True)
     return measured
 
 

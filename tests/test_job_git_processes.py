@@ -18,9 +18,9 @@ from django.test.utils import CaptureQueriesContext
 from releaseboard.jobs import execution
 from releaseboard.jobs.models import Job, JobState
 from releaseboard.releases import derived, services
-from releaseboard.releases.models import Branch, Promotion, Repository
+from releaseboard.releases.models import Promotion, Repository
 from releaseboard.releases.runners.common import mirror_for
-from tests.conftest import run_jobs
+from tests.flows import requested_promotion, sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,14 +71,8 @@ def _run(job: Job, counts: collections.Counter[str]) -> dict[str, int]:
 def test_a_promotions_jobs_start_only_the_git_processes_they_need(
     repository: Repository, remote: Any, developer: Any, release_manager: Any, git_processes: Any
 ) -> None:
-    services.refresh(repository, actor=developer)
-    run_jobs()
-    branch = services.request_branch(repository, actor=developer, kind="feature", name="counted", purpose="work")
-    run_jobs()
-    remote.commit_on(branch.name, {"counted.py": "X = 1\n"}, "Work on counted")
-    services.refresh(repository, actor=developer)
-    run_jobs()
-    promotion = services.request_promotion(Branch.objects.get(pk=branch.pk), actor=developer, title="counted")
+    sync(repository, developer)
+    promotion = requested_promotion(repository, remote, developer, "counted")
 
     tested = _run(Job.objects.get(kind="test_promotion", state=JobState.QUEUED), git_processes)
     promotion.refresh_from_db()

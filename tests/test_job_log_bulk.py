@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from releaseboard.jobs import execution
 from releaseboard.jobs.models import Job, JobLogLine, JobState, JobStep
 from releaseboard.releases import services
-from releaseboard.releases.models import Branch, Promotion, Repository
-from tests.conftest import run_jobs
+from releaseboard.releases.models import Promotion, Repository
+from tests.flows import requested_promotion, sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,14 +31,8 @@ PROMOTE_JOB_MAX_STATEMENTS = 106
 
 
 def _requested_promotion(repository: Repository, remote: Any, developer: Any, name: str) -> Promotion:
-    services.refresh(repository, actor=developer)
-    run_jobs()
-    branch = services.request_branch(repository, actor=developer, kind="feature", name=name, purpose="work")
-    run_jobs()
-    remote.commit_on(branch.name, {f"{name}.py": "X = 1\n"}, f"Work on {name}")
-    services.refresh(repository, actor=developer)
-    run_jobs()
-    return services.request_promotion(Branch.objects.get(pk=branch.pk), actor=developer, title=name)
+    sync(repository, developer)
+    return requested_promotion(repository, remote, developer, name)
 
 
 def _run_counted(job: Job) -> int:

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from releaseboard.releases import services
 from releaseboard.releases.models import Branch, Promotion, Repository, lock_branch_rows
 from tests.conftest import run_jobs
-from tests.flows import sync
+from tests.flows import requested_promotion, sync
 
 pytestmark = pytest.mark.django_db
 
@@ -41,12 +41,7 @@ def test_the_jobs_of_a_promotion_and_a_release_never_lock_the_repository_row_bef
 
     services.refresh(repository, actor=developer)
     jobs()
-    branch = services.request_branch(repository, actor=developer, kind="feature", name="locks", purpose="work")
-    jobs()
-    remote.commit_on(branch.name, {"locks.py": "X = 1\n"}, "Work")
-    services.refresh(repository, actor=developer)
-    jobs()
-    promotion = services.request_promotion(Branch.objects.get(pk=branch.pk), actor=developer, title="locks")
+    promotion = requested_promotion(repository, remote, developer, "locks", run=jobs)
     jobs()
     services.promote(Promotion.objects.get(pk=promotion.pk), actor=release_manager)
     jobs()

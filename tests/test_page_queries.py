@@ -8,16 +8,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from bench.dataset import grow, repository
 from releaseboard.jobs.models import Job
 from releaseboard.releases.models import Branch, BranchState, Promotion, Repository
 from releaseboard.roles import Role
-from tests.conftest import FAST_HASHERS, _user
+from tests.conftest import rolled_back_session
 
 pytestmark = pytest.mark.django_db
 
@@ -61,10 +61,7 @@ def counts(django_db_setup: None, django_db_blocker: Any) -> dict[str, tuple[int
     """Each page's query count with the small data set and with three times as much,
     measured on one data set built once for the module, in a transaction rolled back at
     the end (building it is most of the cost; the pages only read it)."""
-    with django_db_blocker.unblock(), override_settings(PASSWORD_HASHERS=FAST_HASHERS), transaction.atomic():
-        release_manager = _user("rm-pages", Role.RELEASE_MANAGER)
-        client = Client()
-        client.force_login(release_manager)
+    with rolled_back_session(django_db_blocker, "rm-pages", Role.RELEASE_MANAGER) as (release_manager, client):
         repos = [repository(f"repo-{i}") for i in range(2)]
         for repo in repos:
             grow(repo, release_manager)
@@ -77,7 +74,6 @@ def counts(django_db_setup: None, django_db_blocker: Any) -> dict[str, tuple[int
             grow(repo, release_manager)
             grow(repo, release_manager)
         measured = {page: (small[page], _count(client, url)) for page, url in urls.items()}
-        transaction.set_rollback(True)
     return measured
 
 
