@@ -90,11 +90,19 @@ class Mirror(Worktrees):
 
     # -- plumbing ---------------------------------------------------------------------
 
-    def git(self, *args: str, check: bool = True, input: bytes | None = None, env: dict[str, str] | None = None) -> str:
+    def git(
+        self,
+        *args: str,
+        check: bool = True,
+        input: bytes | None = None,
+        env: dict[str, str] | None = None,
+        observed: bool = True,
+    ) -> str:
+        """Run git in the mirror; `observed` False keeps housekeeping out of the job's steps."""
         proc = run_git(
             ["-C", str(self.path), *args],
             allow_local=self.allow_local,
-            observer=self.observer,
+            observer=self.observer if observed else None,
             check=check,
             input=input,
             extra_env=env,

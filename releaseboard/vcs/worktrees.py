@@ -32,7 +32,12 @@ class Worktrees:
     if TYPE_CHECKING:  # Mirror's own, declared for the type checker
 
         def git(
-            self, *args: str, check: bool = True, input: bytes | None = None, env: dict[str, str] | None = None
+            self,
+            *args: str,
+            check: bool = True,
+            input: bytes | None = None,
+            env: dict[str, str] | None = None,
+            observed: bool = True,
         ) -> str: ...
 
         def locked(self, name: str = "mirror") -> AbstractContextManager[None]: ...
@@ -111,11 +116,7 @@ class Worktrees:
             # Under the mirror's lock, as `worktree prune` is: git's record of the
             # worktree follows it before any prune could take it for a deleted one.
             # Housekeeping after the job's own work: not a step of its log.
-            run_git(
-                ["-C", str(self.path), "worktree", "repair", str(spare)],
-                allow_local=self.allow_local,
-                timeout=self.local_timeout,
-            )
+            self.git("worktree", "repair", str(spare), observed=False)
 
     def _adopt_spare(self, spares: Path, path: Path) -> Path | None:
         """Move a given-back worktree to `path` (called under the mirror's lock); its git
