@@ -300,7 +300,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--compare-open", default="", help="e.g. 5,100: two SQLite sides with that many open branches")
     ap.add_argument("--celery", action="store_true", help="click -> remote moved through a real Celery worker on Redis")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    ap.add_argument("--profile", action="store_true", help="one more promotion under cProfile on the first side")
+    ap.add_argument("--profile", action="store_true", help="a promotion and a release under cProfile on the first side")
     ap.add_argument("--json", default="", help="also write every round's figures here")
     return ap.parse_args()
 

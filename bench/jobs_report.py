@@ -108,7 +108,10 @@ def report(
         ]
         print(f"all three jobs: {total[1] / total[0]:.2f}x{'' if total[1] / total[0] <= GOAL_OPEN else '  ABOVE GOAL'}")
     if profile:
-        print("\ngit processes by subcommand, profiled promotion:")
-        for job in ("test", "push"):
-            print(f"  {job}: {profile[job]['git']} ({profile[job]['git_by']}), {profile[job]['queries']} SQL queries")
-        print(profile["profile"])
+        print("\ngit processes by subcommand, profiled promotion and release:")
+        for what, job in (("promotion", "test"), ("promotion", "push"), ("release", "job")):
+            got = profile[what][job]
+            print(f"  {job}: {got['git']} ({got['git_by']}), {got['queries']} SQL queries")
+        for what in ("promotion", "release"):
+            print(f"\n{what} (stats in {what}.pstats beside the side's database):")
+            print(profile[what]["profile"])

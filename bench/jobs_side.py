@@ -262,13 +262,18 @@ class Side:
         return {"request_ms": request_ms, "job": job, "leftover": leftover}
 
     def profile(self, branch: str) -> dict[str, Any]:
-        prof = cProfile.Profile()
-        prof.enable()
-        result = self.promote(branch)
-        prof.disable()
-        out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(40)
-        result["profile"] = out.getvalue()
+        """One promotion and one release under cProfile; the stats are also written next to
+        the side's database (promotion.pstats, release.pstats) for a closer look."""
+        result: dict[str, Any] = {}
+        for name, step in (("promotion", lambda: self.promote(branch)), ("release", self.release)):
+            prof = cProfile.Profile()
+            prof.enable()
+            result[name] = step()
+            prof.disable()
+            prof.dump_stats(Path(os.environ["RELEASEBOARD_VAR_DIR"]) / f"{name}.pstats")
+            out = io.StringIO()
+            pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(40)
+            result[name]["profile"] = out.getvalue()
         return result
 
     def remote_head(self, ref: str) -> str:

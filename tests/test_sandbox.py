@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -306,6 +307,39 @@ def test_an_empty_command_line_is_not_started_and_says_why(tmp_path):
     result, _ = run_collecting(split_command("   "), tmp_path)
     assert result.outcome is Outcome.NOT_STARTED
     assert result.message
+
+
+# -- what the command starts with ----------------------------------------------------------------
+
+
+def test_the_command_starts_with_default_signal_handling_and_only_the_standard_streams(tmp_path):
+    # The supervisor is a Python process (which ignores SIGPIPE and, here, SIGINT): a test
+    # suite that inherited those would behave differently than on a developer's machine
+    # (`yes | head` printing "Broken pipe"), and the supervisor's status pipe is its own.
+    result, chunks = run_collecting(["grep", "^SigIgn:", "/proc/self/status"], tmp_path)
+    assert result.passed, chunks
+    assert int("".join(chunks).split()[1], 16) == 0, chunks  # no signal ignored
+    result, chunks = run_collecting(["ls", "/proc/self/fd"], tmp_path)
+    assert result.passed, chunks
+    assert "".join(chunks).split() == ["0", "1", "2", "3"]  # 3: the directory ls reads
+
+
+def test_a_pipe_closed_early_ends_the_writer_quietly_as_in_a_shell(tmp_path):
+    result, chunks = run_collecting(["sh", "-c", "yes | head -n 1"], tmp_path)
+    assert result.passed
+    assert "".join(chunks) == "y\n"
+
+
+def test_the_supervisor_script_imports_only_what_starts_fast(tmp_path):
+    # It starts for every build and test command: subprocess, threading, pathlib, typing,
+    # enum and dataclasses would be some 40 ms of imports, more than `true` takes to run.
+    from releaseboard.sandbox import supervisor
+
+    # Without arguments it stops right after its imports (an IndexError on its argv).
+    proc = subprocess.run([PY, "-I", "-S", "-X", "importtime", supervisor.__file__], capture_output=True, text=True)
+    imported = {line.rpartition("|")[2].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "ctypes" in imported, proc.stderr[-2000:]
+    assert not imported & {"subprocess", "threading", "pathlib", "typing", "enum", "dataclasses", "django"}
 
 
 # -- no shell ------------------------------------------------------------------------------------------
