@@ -16,7 +16,10 @@ same jobs need on its own copy of the remote:
 Each round promotes the next branch of the generator's clean_features_in_order, so
 staging advances, and releases it, on every side; sides take turns (the order rotates
 each round); round 0 is a warm-up. After each round one branch is added to every remote
-(outside the timing) so the number of open branches stays at --open-branches.
+(outside the timing) so the number of open branches stays at --open-branches. The next
+round's test job is the first to fetch it, so it also records that branch (its facts, its
+radar pairs with every other open branch), unless --sync-new-branches runs a sync job
+(untimed) right after, as the periodic sync or a push webhook would.
 
     .venv/bin/python bench/jobs_path.py --small                      # SQLite + raw, quick
     .venv/bin/python bench/jobs_path.py --database-url postgres://postgres@127.0.0.1:5432/rb_bench_jobs
@@ -301,6 +304,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--celery", action="store_true", help="click -> remote moved through a real Celery worker on Redis")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--profile", action="store_true", help="a promotion and a release under cProfile on the first side")
+    ap.add_argument(
+        "--sync-new-branches",
+        action="store_true",
+        help="record each round's added branch with a sync job (untimed) before the next round",
+    )
     ap.add_argument("--json", default="", help="also write every round's figures here")
     return ap.parse_args()
 
@@ -355,6 +363,8 @@ def main() -> int:
                     results[s.name]["release"].append(r)
             for s in sides:
                 s.remote.replenish(k)
+                if args.sync_new_branches and s.kind == "releaseboard":
+                    s.call("sync")
             print(f"round {k} done ({time.monotonic() - t0:.0f}s)", flush=True)
         profile = None
         if args.profile:

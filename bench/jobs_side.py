@@ -7,6 +7,7 @@ service and runs its sync job, then answers JSON commands on stdin, one a line:
     {"op": "promote", "branch": NAME}   request_promotion -> run its test job ->
                                          promote -> run the promote job
     {"op": "release"}                   promote_to_master -> run the release job
+    {"op": "sync"}                      refresh -> run the sync job
     {"op": "profile", "branch": NAME}   the same as promote, under cProfile
     {"op": "quit"}
 
@@ -219,6 +220,20 @@ class Side:
         }
 
     # -- commands -----------------------------------------------------------------------
+
+    def sync(self) -> dict[str, Any]:
+        """A sync job, as the periodic sync or a push webhook starts one: records the branch
+        the round added (untimed by jobs_path.py; its time is returned)."""
+        from releaseboard.releases import services
+        from releaseboard.releases.models import Repository
+
+        t0 = time.perf_counter()
+        services.refresh(Repository.objects.get(pk=self.repo_pk), actor=self.admin)
+        if self.broker:
+            self.wait_all_final(120)
+        else:
+            self.drain()
+        return {"ms": (time.perf_counter() - t0) * 1000}
 
     def promote(self, branch: str) -> dict[str, Any]:
         from releaseboard.releases import services

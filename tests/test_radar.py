@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import resolve, reverse
 
 from bench import gen_repo
@@ -165,6 +167,34 @@ def test_only_the_pairs_of_a_moved_branch_are_merged_again(
     pairs, _ = conflicts_by_pair(synced)
     expected = {frozenset(key.split(" ")) for key in generated["manifest"]["expected_conflicting_pairs"]}
     assert set(pairs) == expected  # the new commit changes no file
+
+
+def test_a_refresh_with_the_same_heads_reads_no_pairs_and_runs_no_git(
+    synced: Repository, generated: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mirror = mirror_for(synced)
+    merged: list[int] = []
+    real_merge_pairs = vcs.merge_pairs
+
+    def counting(mirror: vcs.Mirror, pairs: list[tuple[str, str]], **kwargs: Any) -> Any:
+        merged.append(len(pairs))
+        return real_merge_pairs(mirror, pairs, **kwargs)
+
+    monkeypatch.setattr(vcs, "merge_pairs", counting)
+    with CaptureQueriesContext(connection) as queries:
+        done = refresh_radar(synced, mirror)
+    assert (done.pairs, done.computed, done.cached) == (1275, 0, 1275)
+    assert merged == []
+    # Only a COUNT of the pairs: no pair row read (1,275 here, some 5,000 at 100 open branches).
+    pair_reads = [q["sql"] for q in queries.captured_queries if "radar_pairmerge" in q["sql"]]
+    assert len(pair_reads) == 1 and "COUNT(" in pair_reads[0], pair_reads
+
+    # Pairs removed behind its back: the same heads, but fewer pairs than they make.
+    gone = PairMerge.objects.filter(repository=synced).order_by("pk")[:7].values_list("pk", flat=True)
+    PairMerge.objects.filter(pk__in=list(gone)).delete()
+    done = refresh_radar(synced, mirror)
+    assert (done.computed, merged) == (7, [7])
+    assert PairMerge.objects.filter(repository=synced).count() == 1275
 
 
 def test_a_radar_failure_is_logged_and_the_sync_still_succeeds(

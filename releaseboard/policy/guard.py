@@ -103,9 +103,12 @@ def release_refusal(repository: Repository, now: datetime | None = None) -> str:
     During a lock or freeze a release passes only if everything it ships is a hotfix
     with an approved exception.
     """
-    for name in (repository.master_branch, repository.staging_branch):
-        for alarm in open_alarms(repository, name):
-            return _drift_refusal(alarm)
+    names = (repository.master_branch, repository.staging_branch)
+    alarms = sorted(
+        (a for a in open_alarms(repository) if a.branch_name in names), key=lambda a: names.index(a.branch_name)
+    )
+    for alarm in alarms:
+        return _drift_refusal(alarm)
     stop = stop_reason(repository, now)
     if not stop:
         return ""

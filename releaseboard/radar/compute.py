@@ -6,6 +6,7 @@ cached PairMerge rows (selectors.py).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from django.db.models import Field, Q
 from django.utils import timezone
 
 from releaseboard import branching, vcs
-from releaseboard.radar.models import PairMerge, pair_key
+from releaseboard.radar.models import PairMerge, RadarCoverage, pair_key
 from releaseboard.releases.models import Branch, BranchState, Repository
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,8 @@ def open_branches(repository: Repository) -> list[Branch]:
     )
 
 
-def wanted_pairs(repository: Repository) -> set[tuple[str, str]]:
-    """Cache keys of every pair the radar shows: each two open branches, each one and staging."""
+def wanted_heads(repository: Repository) -> list[str]:
+    """The heads the radar pairs up: each open branch's (by name), then staging's."""
     # One query for the open branches (by name, as open_branches lists them) and staging.
     rows = (
         Branch.objects.filter(repository=repository, state=BranchState.ACTIVE)
@@ -61,20 +62,43 @@ def wanted_pairs(repository: Repository) -> set[tuple[str, str]]:
             heads.append(head)
     if staging:
         heads.append(staging)
+    return heads
+
+
+def pairs_of(heads: list[str]) -> set[tuple[str, str]]:
+    """Cache keys of every pair the radar shows: each two open branches, each one and staging."""
     # Two branches at the same commit (a new branch at staging) merge cleanly: nothing to ask git.
     return {pair_key(a, b) for i, a in enumerate(heads) for b in heads[i + 1 :] if a != b}
 
 
+def wanted_pairs(repository: Repository) -> set[tuple[str, str]]:
+    return pairs_of(wanted_heads(repository))
+
+
+def _coverage_key(heads: list[str]) -> str:
+    return hashlib.sha256(" ".join(sorted(set(heads))).encode()).hexdigest()
+
+
 def refresh_radar(repository: Repository, mirror: vcs.Mirror) -> RadarRefresh:
-    """Merge the pairs missing from the cache in one git process; drop pairs no longer shown."""
-    wanted = wanted_pairs(repository)
+    """Merge the pairs missing from the cache in one git process; drop pairs no longer shown.
+
+    When the heads are those the cache was last brought up to date for, and it still holds
+    as many pairs as they make, nothing more is read: no pair rows (some 5,000 at a hundred
+    open branches), no git. Jobs of one repository refresh in turn (they hold its lease).
+    """
+    heads = wanted_heads(repository)
+    distinct = len(set(heads))
+    count = distinct * (distinct - 1) // 2  # each two different heads: len(pairs_of(heads))
+    key = _coverage_key(heads)
+    covered = RadarCoverage.objects.filter(repository_id=repository.pk, heads_key=key).exists()
+    if covered and PairMerge.objects.filter(repository=repository).count() == count:
+        return RadarRefresh(pairs=count, computed=0, cached=count)
+    wanted = pairs_of(heads)
     known = _known_pairs(repository)
     missing = sorted(wanted - known.keys())
     scratch = os.environ.get(SCRATCH_ENV)
     results = vcs.merge_pairs(mirror, missing, scratch_root=Path(scratch) if scratch else None)
     stale = [pk for key, pk in known.items() if key not in wanted]
-    if not (missing or stale):
-        return RadarRefresh(pairs=len(wanted), computed=0, cached=len(wanted))
     with transaction.atomic():
         _insert(
             repository,
@@ -85,6 +109,12 @@ def refresh_radar(repository: Repository, mirror: vcs.Mirror) -> RadarRefresh:
         )
         if stale:
             PairMerge.objects.filter(pk__in=stale).delete()
+        RadarCoverage.objects.bulk_create(  # one statement: INSERT ... ON CONFLICT DO UPDATE
+            [RadarCoverage(repository_id=repository.pk, heads_key=key)],
+            update_conflicts=True,
+            unique_fields=["repository"],
+            update_fields=["heads_key"],
+        )
     return RadarRefresh(pairs=len(wanted), computed=len(missing), cached=len(wanted) - len(missing))
 
 

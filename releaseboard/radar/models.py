@@ -36,6 +36,17 @@ class PairMerge(models.Model):
         return not self.conflicts
 
 
+class RadarCoverage(models.Model):
+    """Which heads the repository's cached pairs were last brought up to date for: a refresh
+    that finds the same heads (and the number of pairs they make) reads no pairs at all."""
+
+    repository = models.OneToOneField(Repository, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    heads_key = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"radar of repository {self.repository_id} at {self.heads_key[:10]}"
+
+
 def pair_key(a: str, b: str) -> tuple[str, str]:
     """The cache key of a pair: the merge's conflicts do not depend on the order."""
     return (a, b) if a <= b else (b, a)

@@ -263,3 +263,9 @@ def lock_branch_rows(repository: Repository) -> list[Branch]:
     all take them in that order, so two jobs of one repository never wait on each other.
     """
     return list(Branch.objects.select_for_update().filter(repository=repository).order_by("pk"))
+
+
+def lock_branch_ids(repository: Repository) -> list[int]:
+    """lock_branch_rows for a job that only needs the lock order, not the rows: their ids."""
+    locked = Branch.objects.select_for_update().filter(repository=repository).order_by("pk").only("pk")
+    return [branch.pk for branch in locked]

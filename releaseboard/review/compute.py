@@ -84,7 +84,20 @@ def _merge_base(mirror: vcs.Mirror, staging: str, branch_sha: str) -> str:
 
 
 def _files(mirror: vcs.Mirror, old: str, new: str) -> tuple[list[dict[str, Any]], bool]:
-    numstat = mirror.git("diff", "--numstat", "-z", "--no-renames", "--end-of-options", old, new)
+    # One git process for both: the NUL-separated numstat records, an empty record, the patch.
+    out = mirror.git(
+        "diff",
+        "--numstat",
+        "--patch",
+        "-z",
+        "--no-color",
+        "--no-renames",
+        "--no-ext-diff",
+        "--end-of-options",
+        old,
+        new,
+    )
+    numstat, _, patch = out.partition("\0\0")
     files: list[dict[str, Any]] = []
     for record in numstat.split("\0"):
         added, _, rest = record.partition("\t")
@@ -104,7 +117,6 @@ def _files(mirror: vcs.Mirror, old: str, new: str) -> tuple[list[dict[str, Any]]
         )
     truncated = len(files) > MAX_FILES
     files = files[:MAX_FILES]
-    patch = mirror.git("diff", "--no-color", "--no-renames", "--no-ext-diff", "--end-of-options", old, new)
     parts = re.split(r"(?m)^(?=diff --git )", patch)
     parts = [p for p in parts if p.startswith("diff --git ")]
     # numstat and the patch list files in the same order; if they ever disagree, show counts only.

@@ -14,7 +14,7 @@ from releaseboard.releases import derived, hooks, moves, selectors, services
 from releaseboard.releases.models import (
     Branch,
     Promotion,
-    lock_branch_rows,
+    lock_branch_ids,
 )
 from releaseboard.releases.runners.candidates import candidate_ref
 from releaseboard.releases.runners.common import (
@@ -129,7 +129,7 @@ def _mark_promoted(
     previous = derived.stored_summary(repository, heads.get(repository.master_branch), promotion.staging_sha)
     known = True if staging_head == promotion.merge_sha and previous and previous.master_in_staging else None
     with ctx.atomic():
-        lock_branch_rows(repository)  # the lock order of jobs that write branch rows
+        lock_branch_ids(repository)  # the lock order of jobs that write branch rows
         Branch.objects.filter(repository=repository, name=repository.staging_branch).update(head_sha=staging_head)
         moves.settle(repository, repository.staging_branch, staging_head)
         record_promoted(promotion, before=before)

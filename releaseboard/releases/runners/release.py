@@ -18,7 +18,7 @@ from releaseboard.releases.models import (
     Release,
     ReleaseState,
     Repository,
-    lock_branch_rows,
+    lock_branch_ids,
 )
 from releaseboard.releases.runners.common import (
     UNKNOWN_OUTCOME,
@@ -35,7 +35,7 @@ from releaseboard.releases.runners.sync import refresh
 
 
 def run_release(ctx: JobContext) -> str:
-    release = Release.objects.select_related("repository").get(pk=ctx.params["release"])
+    release = Release.objects.select_related("repository", "released_by").get(pk=ctx.params["release"])
     repository = release.repository
     with ctx.hold(repository.lock_key):
         mirror, heads = refresh(ctx, repository)
@@ -119,7 +119,7 @@ def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror, heads:
         and ((summary is not None and summary.has(p.promoted_sha)) or mirror.is_ancestor(p.promoted_sha, release.sha))
     ]
     with ctx.atomic():
-        lock_branch_rows(repository)  # the lock order of jobs that write branch rows
+        lock_branch_ids(repository)  # the lock order of jobs that write branch rows
         Release.objects.filter(pk=release.pk).update(state=ReleaseState.RELEASED, released_at=timezone.now())
         Promotion.objects.filter(pk__in=landed).update(state=PromotionState.RELEASED, release=release)
         Branch.objects.filter(repository=repository, name=repository.master_branch).update(head_sha=release.sha)
