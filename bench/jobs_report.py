@@ -55,6 +55,17 @@ def report(
         s.name: statistics.median(r["test"]["ms"] + r["push"]["ms"] for r in results[s.name]["promote"]) for s in sides
     }
     print(f"{'promotion (test+push)':<22}" + "".join(f"{promo[s.name]:>18.1f}" for s in sides))
+    rbs = [s for s in sides if s.kind == "releaseboard"]
+    # Until what the user waits for is committed (the raw side has nothing after its push).
+    landed = {
+        s.name: (
+            statistics.median(r["test"]["landed_ms"] + r["push"]["landed_ms"] for r in results[s.name]["promote"]),
+            med(results[s.name]["release"], "job", "landed_ms"),
+        )
+        for s in rbs
+    }
+    for label, i in (("promotion, landed", 0), ("release, landed", 1)):
+        print(f"{label:<22}" + "".join(f"{landed[s.name][i]:>18.1f}" for s in rbs))
     cpu = {
         s.name: statistics.median(r["test"]["cpu_ms"] + r["push"]["cpu_ms"] for r in results[s.name]["promote"])
         for s in sides
@@ -64,7 +75,6 @@ def report(
         f"{'CPU ms, release':<22}"
         + "".join(f"{med(results[s.name]['release'], 'job', 'cpu_ms'):>18.1f}" for s in sides)
     )
-    rbs = [s for s in sides if s.kind == "releaseboard"]
     for label, key in (("git processes", "git"), ("SQL queries", "queries")):
         for job, (what, sub) in (
             ("test", ("promote", "test")),
@@ -86,6 +96,12 @@ def report(
             print(
                 f"{s.name}: promotion {pr:.2f}x raw ({pc:.2f}x raw+checkout), release {rr:.2f}x raw "
                 f"(goal <= {GOAL_RATIO}x){'' if max(pr, rr) <= GOAL_RATIO else '  ABOVE GOAL'}"
+            )
+            lp, lr = landed[s.name]
+            print(
+                f"{s.name}: until landed (promotion marked promoted, release marked released), promotion "
+                f"{lp / promo[raw.name]:.2f}x raw ({lp / (promo[raw.name] + checkout):.2f}x raw+checkout), "
+                f"release {lr / rel_raw:.2f}x raw"
             )
             cr = med(results[s.name]["release"], "job", "cpu_ms") / med(results[raw.name]["release"], "job", "cpu_ms")
             print(f"{s.name}: in CPU time, promotion {cpu[s.name] / cpu[raw.name]:.2f}x raw, release {cr:.2f}x raw")
