@@ -23,11 +23,12 @@ def _verdict(gate: statuses.Gate) -> Verdict:
 
 def promotion_gates(promotion: Any, since: dt.datetime | None = None) -> Verdict:
     """The branch head's and the merge commit's required contexts."""
+    gated = statuses.gated_targets(promotion.repository)
     for target, sha in (
         (GateTarget.BRANCH_HEAD, promotion.branch_sha),
         (GateTarget.MERGE_COMMIT, promotion.merge_sha),
     ):
-        if sha and statuses.has_gates(promotion.repository, target):
+        if sha and target in gated:
             verdict = _verdict(statuses.evaluate(promotion.repository, target, sha, since=since))
             if verdict is not None:
                 return verdict

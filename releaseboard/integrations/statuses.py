@@ -186,6 +186,11 @@ def has_gates(repository: Any, target: str) -> bool:
     return RequiredContext.objects.filter(repository=repository, applies_to=target).exists()
 
 
+def gated_targets(repository: Any) -> set[str]:
+    """The targets (GateTarget values) the repository requires contexts on, in one query."""
+    return set(RequiredContext.objects.filter(repository=repository).values_list("applies_to", flat=True).distinct())
+
+
 # How a page marks each state in a compact badge (the word is always next to it).
 SYMBOLS = {"success": "✓", "failure": "✗", "error": "✗", "timed_out": "✗", "pending": "…", "missing": "…"}
 

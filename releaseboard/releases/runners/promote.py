@@ -34,7 +34,9 @@ from releaseboard.releases.runners.sync import merge_on_staging, refresh
 
 
 def run_promote(ctx: JobContext) -> str:
-    promotion = Promotion.objects.select_related("branch", "repository", "requested_by").get(pk=ctx.params["promotion"])
+    promotion = Promotion.objects.select_related("branch", "repository", "requested_by", "promoted_by").get(
+        pk=ctx.params["promotion"]
+    )
     repository = promotion.repository
     # Required CI statuses first: a promotion waiting for them holds neither a worker nor the lease.
     apply_verdict(ctx, hooks.before_promote.ask(promotion, since=ctx.job.created_at))
