@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,36 @@ def test_a_refresh_with_the_same_heads_reads_no_pairs_and_runs_no_git(
     PairMerge.objects.filter(pk__in=list(gone)).delete()
     done = refresh_radar(synced, mirror)
     assert (done.computed, merged) == (7, [7])
+    assert PairMerge.objects.filter(repository=synced).count() == 1275
+
+
+def test_the_radar_merges_on_a_thread_of_its_own_while_the_job_computes_branch_facts(
+    synced: Repository, generated: dict[str, Any], release_manager: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from releaseboard.vcs import radar as vcs_radar
+
+    threads: list[str] = []
+    real_run_git = vcs_radar.run_git
+
+    def spying(args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real_run_git(args, **kwargs)
+
+    monkeypatch.setattr(vcs_radar, "run_git", spying)
+    remote, name = generated["remote"], generated["names"][7]
+    head = git("-C", str(remote), "rev-parse", f"refs/heads/{name}")
+    moved = git(
+        "-C", str(remote), "-c", "user.name=Dev", "-c", "user.email=dev@example.com",
+        "commit-tree", "-p", head, "-m", "More", f"{head}^{{tree}}",
+    )  # fmt: skip
+    git("-C", str(remote), "update-ref", f"refs/heads/{name}", moved, head)
+
+    job = sync(synced, release_manager)
+
+    assert threads == ["radar-merges"]  # the job's own thread went on to the branch facts
+    text = log_of(job)
+    assert "conflict radar: 1275 pairs, 50 merged now, 1225 from the cache" in text
+    assert text.index("branches: ") < text.index("conflict radar: ")  # said once the merges are stored
     assert PairMerge.objects.filter(repository=synced).count() == 1275
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,77 @@ def _coverage_key(heads: list[str]) -> str:
 
 
 def refresh_radar(repository: Repository, mirror: vcs.Mirror) -> RadarRefresh:
-    """Merge the pairs missing from the cache in one git process; drop pairs no longer shown.
+    """Merge the pairs missing from the cache in one git process; drop pairs no longer shown."""
+    return start_refresh(repository, mirror).finish()
+
+
+class PendingRefresh:
+    """A radar refresh whose merges run in a thread of their own while the job goes on.
+
+    Only git runs in that thread (a merge-tree process and the parse of its output): the
+    database is read before it starts and written by finish(), in the caller's thread and
+    connection. finish() must be called, also when the caller failed meanwhile.
+    """
+
+    def __init__(
+        self,
+        repository: Repository,
+        key: str,
+        wanted: set[tuple[str, str]],
+        known: dict[tuple[str, str], int],
+        missing: list[tuple[str, str]],
+        merge: Callable[[], list[vcs.MergeResult]] | None,
+    ) -> None:
+        self.repository, self.key, self.wanted, self.known, self.missing = repository, key, wanted, known, missing
+        self._results: list[vcs.MergeResult] = []
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if merge is not None:
+            self._thread = threading.Thread(target=self._merge, args=(merge,), name="radar-merges", daemon=True)
+            self._thread.start()
+
+    def _merge(self, merge: Callable[[], list[vcs.MergeResult]]) -> None:
+        try:
+            self._results = merge()
+        except BaseException as exc:  # handed to finish(), in the caller's thread
+            self._error = exc
+
+    def finish(self) -> RadarRefresh:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        stale = [pk for key, pk in self.known.items() if key not in self.wanted]
+        with transaction.atomic():
+            _insert(
+                self.repository,
+                [
+                    (low, high, [{"path": c.path, "kind": c.kind} for c in result.conflicts])
+                    for (low, high), result in zip(self.missing, self._results, strict=True)
+                ],
+            )
+            if stale:
+                PairMerge.objects.filter(pk__in=stale).delete()
+            RadarCoverage.objects.bulk_create(  # one statement: INSERT ... ON CONFLICT DO UPDATE
+                [RadarCoverage(repository_id=self.repository.pk, heads_key=self.key)],
+                update_conflicts=True,
+                unique_fields=["repository"],
+                update_fields=["heads_key"],
+            )
+        wanted, computed = len(self.wanted), len(self.missing)
+        return RadarRefresh(pairs=wanted, computed=computed, cached=wanted - computed)
+
+
+class _Done:
+    def __init__(self, done: RadarRefresh) -> None:
+        self.done = done
+
+    def finish(self) -> RadarRefresh:
+        return self.done
+
+
+def start_refresh(repository: Repository, mirror: vcs.Mirror) -> PendingRefresh | _Done:
+    """Read what the radar shows and what its cache holds; start merging the missing pairs.
 
     When the heads are those the cache was last brought up to date for, and it still holds
     as many pairs as they make, nothing more is read: no pair rows (some 5,000 at a hundred
@@ -92,30 +163,15 @@ def refresh_radar(repository: Repository, mirror: vcs.Mirror) -> RadarRefresh:
     key = _coverage_key(heads)
     covered = RadarCoverage.objects.filter(repository_id=repository.pk, heads_key=key).exists()
     if covered and PairMerge.objects.filter(repository=repository).count() == count:
-        return RadarRefresh(pairs=count, computed=0, cached=count)
+        return _Done(RadarRefresh(pairs=count, computed=0, cached=count))
     wanted = pairs_of(heads)
     known = _known_pairs(repository)
     missing = sorted(wanted - known.keys())
     scratch = os.environ.get(SCRATCH_ENV)
-    results = vcs.merge_pairs(mirror, missing, scratch_root=Path(scratch) if scratch else None)
-    stale = [pk for key, pk in known.items() if key not in wanted]
-    with transaction.atomic():
-        _insert(
-            repository,
-            [
-                (low, high, [{"path": c.path, "kind": c.kind} for c in result.conflicts])
-                for (low, high), result in zip(missing, results, strict=True)
-            ],
-        )
-        if stale:
-            PairMerge.objects.filter(pk__in=stale).delete()
-        RadarCoverage.objects.bulk_create(  # one statement: INSERT ... ON CONFLICT DO UPDATE
-            [RadarCoverage(repository_id=repository.pk, heads_key=key)],
-            update_conflicts=True,
-            unique_fields=["repository"],
-            update_fields=["heads_key"],
-        )
-    return RadarRefresh(pairs=len(wanted), computed=len(missing), cached=len(wanted) - len(missing))
+    root = Path(scratch) if scratch else None
+    # Not observed: the job's log is written by its own thread only (the radar's line says what ran).
+    merge = (lambda: vcs.merge_pairs(mirror, missing, scratch_root=root, observed=False)) if missing else None
+    return PendingRefresh(repository, key, wanted, known, missing, merge)
 
 
 def _known_pairs(repository: Repository) -> dict[tuple[str, str], int]:
@@ -160,12 +216,28 @@ def _insert(repository: Repository, rows: list[tuple[str, str, list[dict[str, st
         )
 
 
-def refresh_radar_or_log(repository: Repository, mirror: vcs.Mirror, say: Callable[[str], None]) -> None:
-    """refresh_radar for a sync job: the radar is advice, so its failure never fails the sync."""
-    try:
-        done = refresh_radar(repository, mirror)
-    except Exception as exc:  # any failure here must leave the sync's result alone
-        log.exception("conflict radar refresh failed for %s", repository.name)
+def refresh_radar_or_log(repository: Repository, mirror: vcs.Mirror, say: Callable[[str], None]) -> Callable[[], None]:
+    """refresh_radar for a job that recorded new heads: starts the merges and returns the
+    function that waits for them and stores the result; the job calls it once it has done
+    its own work meanwhile (branch facts). The radar is advice, so a failure is logged and
+    never fails the job."""
+
+    def failed(exc: BaseException) -> None:
+        log.error("conflict radar refresh failed for %s", repository.name, exc_info=exc)
         say(f"conflict radar: not refreshed ({exc}); the board shows the previous results.\n")
-        return
-    say(f"conflict radar: {done.pairs} pairs, {done.computed} merged now, {done.cached} from the cache\n")
+
+    try:
+        pending = start_refresh(repository, mirror)
+    except Exception as exc:  # any failure here must leave the job's result alone
+        failed(exc)
+        return lambda: None
+
+    def finish() -> None:
+        try:
+            done = pending.finish()
+        except Exception as exc:
+            failed(exc)
+            return
+        say(f"conflict radar: {done.pairs} pairs, {done.computed} merged now, {done.cached} from the cache\n")
+
+    return finish

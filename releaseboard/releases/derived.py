@@ -210,5 +210,8 @@ def after_move(
             ensure_staging_tested(repository, staging)
     if moved != repository.staging_branch:
         return
-    intelligence.record(ctx, repository, mirror, heads)
-    hooks.heads_recorded.notify(repository, mirror, ctx.log)
+    after = hooks.heads_recorded.notify(repository, mirror, ctx.log)  # the radar's merges start
+    try:
+        intelligence.record(ctx, repository, mirror, heads)
+    finally:
+        hooks.finish(after)

@@ -92,7 +92,18 @@ class Observers:
 # the protected branches to leave alone (policy: drift alarms).
 heads_fetched = Observers("heads_fetched")
 # (repository, mirror, say) — the recorded heads changed, after the transaction (radar).
+# Each may return a function to call once the job has done its own work on the new heads
+# (branch facts): the radar's merges run meanwhile. Pass the answers to finish().
 heads_recorded = Observers("heads_recorded")
+
+
+def finish(answers: list[Any]) -> None:
+    """Call the functions observers returned to be called later (see heads_recorded)."""
+    for answer in answers:
+        if callable(answer):
+            answer()
+
+
 # (repository, branch_name) — does anything hold this branch (an open drift alarm)?
 branch_held = Observers("branch_held")
 # (repository) — does anything outside want tested merge commits pushed for it to build

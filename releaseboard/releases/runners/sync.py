@@ -76,11 +76,15 @@ def record_heads(
                 obj=repository,
                 details={k: v for k, v in changes.items() if v},
             )
-    intelligence.record(ctx, repository, mirror, heads)
-    for key, values in changes.items():
-        for value in values:
-            ctx.log(f"{key}: {value}\n")
-    hooks.heads_recorded.notify(repository, mirror, ctx.log)
+    # The radar's merges run while the branch facts are computed (each its own git).
+    after = hooks.heads_recorded.notify(repository, mirror, ctx.log)
+    try:
+        intelligence.record(ctx, repository, mirror, heads)
+        for key, values in changes.items():
+            for value in values:
+                ctx.log(f"{key}: {value}\n")
+    finally:
+        hooks.finish(after)
 
 
 def _stale_protected(repository: Repository, known: dict[str, Branch], recorded: dict[str, str]) -> set[str]:
