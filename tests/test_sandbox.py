@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -316,7 +317,12 @@ def test_the_command_starts_with_default_signal_handling_and_only_the_standard_s
     # The supervisor is a Python process (which ignores SIGPIPE and, here, SIGINT): a test
     # suite that inherited those would behave differently than on a developer's machine
     # (`yes | head` printing "Broken pipe"), and the supervisor's status pipe is its own.
-    result, chunks = run_collecting(["grep", "^SigIgn:", "/proc/self/status"], tmp_path)
+    # A signal the worker ignores (a library may) is not ignored by the command either.
+    before = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    try:
+        result, chunks = run_collecting(["grep", "^SigIgn:", "/proc/self/status"], tmp_path)
+    finally:
+        signal.signal(signal.SIGUSR2, before)
     assert result.passed, chunks
     assert int("".join(chunks).split()[1], 16) == 0, chunks  # no signal ignored
     result, chunks = run_collecting(["ls", "/proc/self/fd"], tmp_path)

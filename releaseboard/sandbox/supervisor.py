@@ -178,8 +178,14 @@ def _start(argv: list[str]) -> tuple[int, str]:
             os.dup2(null, 0)
             os.close(null)
             signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
-                signal.signal(signum, signal.SIG_DFL)
+            # exec keeps what is ignored (SIGPIPE and SIGXFSZ by Python; SIGINT here; whatever
+            # the worker ignored): the command starts with every signal at its default.
+            for signum in range(1, signal.NSIG):
+                if signum not in (signal.SIGKILL, signal.SIGSTOP):
+                    try:
+                        signal.signal(signum, signal.SIG_DFL)
+                    except (OSError, ValueError):
+                        pass  # one the C library keeps for itself
             os.execvp(argv[0], argv)
         except OSError as exc:
             os.write(errors_w, str(exc.errno or 0).encode())
