@@ -46,6 +46,28 @@ def _prctl(option: int, value: int | ctypes.c_int | ctypes._Pointer[ctypes.c_int
         return False
 
 
+# rt_sigaction by syscall number: the C library's sigaction refuses the two signals it keeps
+# for itself (32 and 33 in glibc), yet exec keeps them ignored when the worker's own parent
+# ignored them (seen on a CI machine: signal 32). Other architectures leave them as they are.
+_RT_SIGACTION = {"x86_64": 13, "aarch64": 134, "riscv64": 134}.get(os.uname().machine)
+
+
+def raw_sigaction(signum: int, handler: int) -> int | None:
+    """Set signum's handler (SIG_DFL 0, SIG_IGN 1) with the kernel's own call, which
+    the C library does not filter; returns the old handler, or None if it could not."""
+    if _RT_SIGACTION is None:
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        new = (ctypes.c_ulong * 4)(handler, 0, 0, 0)  # handler, flags, restorer, mask: any layout
+        old = (ctypes.c_ulong * 4)()
+        if libc.syscall(_RT_SIGACTION, signum, new, old, 8) != 0:
+            return None
+        return int(old[0])
+    except (OSError, AttributeError):
+        return None
+
+
 def _read(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -184,8 +206,8 @@ def _start(argv: list[str]) -> tuple[int, str]:
                 if signum not in (signal.SIGKILL, signal.SIGSTOP):
                     try:
                         signal.signal(signum, signal.SIG_DFL)
-                    except (OSError, ValueError):
-                        pass  # one the C library keeps for itself
+                    except (OSError, ValueError):  # one the C library keeps for itself
+                        raw_sigaction(signum, 0)
             os.execvp(argv[0], argv)
         except OSError as exc:
             os.write(errors_w, str(exc.errno or 0).encode())
