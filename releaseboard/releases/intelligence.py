@@ -29,7 +29,14 @@ from django.utils import timezone
 from releaseboard import branching, vcs
 from releaseboard.jobs.execution import JobContext
 from releaseboard.releases.branch_graph import StagingWindow, head_reach
-from releaseboard.releases.models import Branch, BranchState, Promotion, PromotionState, Repository, lock_branch_rows
+from releaseboard.releases.models import (
+    Branch,
+    BranchState,
+    Promotion,
+    PromotionState,
+    Repository,
+    lock_branch_values,
+)
 from releaseboard.vcs.history import common_ancestor, parent_map
 
 # A hotfix counts while it waits on staging for a release, and for this long after it was
@@ -263,10 +270,11 @@ def facts_key(repository: Repository, heads: dict[str, str], branches: list[Bran
 def record(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str]) -> None:
     """Compute the facts of the repository's feature/hotfix branches and store those that
     changed; nothing at all (no git) when their inputs are those of the last computation."""
+    # Only what the key and the analysis read (half the time of whole rows at 100 branches).
     branches = list(
-        Branch.objects.filter(repository=repository, kind__in=WORK_KINDS).exclude(
-            state__in=[BranchState.REQUESTED, BranchState.GONE]
-        )
+        Branch.objects.filter(repository=repository, kind__in=WORK_KINDS)
+        .exclude(state__in=[BranchState.REQUESTED, BranchState.GONE])
+        .only("pk", "name", "kind", "state")
     )
     staging = heads.get(repository.staging_branch)
     hotfixes = hotfixes_on_staging(repository) if staging else []
@@ -283,8 +291,8 @@ def record(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: d
         # each comparing with the rows as the other left them, not as they were read above.
         # Locks are taken branch rows first (by id), then the repository row, as every job
         # that records heads, a promotion or a release does: no two jobs wait on each other.
-        locked = lock_branch_rows(repository)
-        stored = {b.pk: tuple(getattr(b, k) for k in fields) for b in locked if b.pk in facts}
+        locked = lock_branch_values(repository, fields)
+        stored = {pk: tuple(values) for pk, *values in locked if pk in facts}
         rows = []
         for branch in branches:
             new = facts[branch.pk]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -255,14 +257,24 @@ class ExpectedMove(models.Model):
         return f"{self.branch_name} {self.from_sha[:10] or '(new)'} \u2192 {self.to_sha[:10]} ({self.state})"
 
 
-def lock_branch_rows(repository: Repository) -> list[Branch]:
-    """Lock every branch row of the repository, in id order, inside the caller's transaction.
+def lock_branch_rows(repository: Repository, only: tuple[str, ...] = ()) -> list[Branch]:
+    """Lock every branch row of the repository, in id order, inside the caller's transaction
+    (with `only`: those fields loaded, the others deferred).
 
     The lock order of the jobs that write branch rows: branch rows (by id) first, the
     repository row after. Recording fetched heads, branch facts, a promotion and a release
     all take them in that order, so two jobs of one repository never wait on each other.
     """
-    return list(Branch.objects.select_for_update().filter(repository=repository).order_by("pk"))
+    rows = Branch.objects.select_for_update().filter(repository=repository).order_by("pk")
+    return list(rows.only(*only) if only else rows)
+
+
+def lock_branch_values(repository: Repository, fields: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """lock_branch_rows for a job that reads a few fields: (pk, *fields) per row, no model
+    instances (a third of the time at 100 branches)."""
+    return list(
+        Branch.objects.select_for_update().filter(repository=repository).order_by("pk").values_list("pk", *fields)
+    )
 
 
 def lock_branch_ids(repository: Repository) -> list[int]:

@@ -55,7 +55,8 @@ def record_heads(
     observed = hooks.heads_fetched.notify(repository, mirror, heads, recorded)
     copy = _landed_copy(repository, recorded, heads)
     with ctx.atomic():
-        known = {b.name: b for b in lock_branch_rows(repository)}
+        # What the heads are compared with and written to (saved by update_fields).
+        known = {b.name: b for b in lock_branch_rows(repository, only=("name", "state", "head_sha"))}
         stale = _stale_protected(repository, known, recorded)
         for write in observed:
             write(stale)
