@@ -26,6 +26,8 @@ class TestReport(models.Model):
     """The JUnit XML report a test command wrote to $RELEASEBOARD_JUNIT_XML, summarised:
     totals and the failing tests with their assertion (see review/junit.py)."""
 
+    __test__ = False  # not a test class for pytest, which collects names starting with "Test"
+
     job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="test_report")
     # {"tests": n, "failures": n, "errors": n, "skipped": n, "failed": [{"name", "message", "detail"}]}
     data = models.JSONField(default=dict)
