@@ -73,6 +73,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's test database, dropped at the end of the run without "database is
+    being accessed by other users": a process a test killed (a Celery worker, a test
+    command's tree) can keep its PostgreSQL session for a moment, and a database in use is
+    not dropped, so it was left behind. This waits for those sessions, then ends any still
+    there; they are this run's own (the database is this xdist worker's)."""
+    yield
+    with django_db_blocker.unblock():
+        _end_other_sessions()
+
+
+def _end_other_sessions(wait: float = 5.0) -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    deadline = time.monotonic() + wait
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(f"SELECT count(*) {others}")
+            if cursor.fetchone()[0] == 0:
+                break
+            if time.monotonic() > deadline:
+                cursor.execute(f"SELECT pg_terminate_backend(pid) {others}")
+                break
+            time.sleep(0.05)
+    connection.close()
+
+
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 

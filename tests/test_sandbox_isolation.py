@@ -33,15 +33,21 @@ SETSID_DAEMON = (
     "time.sleep(float(sys.argv[2]))\n"
 )
 
-# The classic double fork: the middle process exits, the daemon is orphaned at once.
+# The classic double fork: the middle process exits, the daemon is orphaned at once. The
+# command waits until the daemon has written its pid (renamed into place, so never read
+# half-written): else a command that exits at once could be swept, daemon and all, before
+# the daemon wrote it, and the test could not tell which process to look for.
 DOUBLE_FORK = (
     "import os, sys, time\n"
     "if os.fork() == 0:\n"
     "    os.setsid()\n"
     "    if os.fork() == 0:\n"
-    "        open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+    "        open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid()))\n"
+    "        os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
     "        os.execvp('sleep', ['sleep', '300'])\n"
     "    os._exit(0)\n"
+    "while not os.path.exists(sys.argv[1]):\n"
+    "    time.sleep(0.01)\n"
     "time.sleep(float(sys.argv[2]))\n"
 )
 
