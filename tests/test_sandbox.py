@@ -322,7 +322,7 @@ def test_the_command_starts_with_default_signal_handling_and_only_the_standard_s
     # So is signal 32, which the C library keeps for itself and so cannot be reset by the
     # usual call (a CI machine's worker inherited it ignored).
     before = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-    reserved_before = raw_sigaction(32, 1)  # SIG_IGN
+    reserved_before = raw_sigaction(32, 1)  # SIG_IGN; the whole previous action, to put back
     try:
         result, chunks = run_collecting(["grep", "^SigIgn:", "/proc/self/status"], tmp_path)
     finally:

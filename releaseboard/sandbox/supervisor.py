@@ -52,18 +52,21 @@ def _prctl(option: int, value: int | ctypes.c_int | ctypes._Pointer[ctypes.c_int
 _RT_SIGACTION = {"x86_64": 13, "aarch64": 134, "riscv64": 134}.get(os.uname().machine)
 
 
-def raw_sigaction(signum: int, handler: int) -> int | None:
-    """Set signum's handler (SIG_DFL 0, SIG_IGN 1) with the kernel's own call, which
-    the C library does not filter; returns the old handler, or None if it could not."""
+def raw_sigaction(signum: int, action: int | tuple[int, ...]) -> tuple[int, ...] | None:
+    """Set signum's action with the kernel's own call, which the C library does not filter:
+    a handler (SIG_DFL 0, SIG_IGN 1) with no flags, or a whole action this returned before.
+    Returns the previous action (its handler first), or None if it could not."""
     if _RT_SIGACTION is None:
         return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        new = (ctypes.c_ulong * 4)(handler, 0, 0, 0)  # handler, flags, restorer, mask: any layout
+        # handler, flags, restorer, mask: zeros past the handler mean the same in any layout
+        words = (action, 0, 0, 0) if isinstance(action, int) else action
+        new = (ctypes.c_ulong * 4)(*words)
         old = (ctypes.c_ulong * 4)()
         if libc.syscall(_RT_SIGACTION, signum, new, old, 8) != 0:
             return None
-        return int(old[0])
+        return tuple(old)
     except (OSError, AttributeError):
         return None
 
