@@ -21,7 +21,7 @@ from bench import gen_repo
 from releaseboard import vcs
 from releaseboard.jobs.models import Job, JobLogLine, JobState
 from releaseboard.radar import selectors as radar
-from releaseboard.radar.compute import SCRATCH_ENV, refresh_radar
+from releaseboard.radar.compute import SCRATCH_ENV, PendingRefresh, pairs_of, refresh_radar, start_refresh, wanted_heads
 from releaseboard.radar.models import PairMerge
 from releaseboard.releases import services
 from releaseboard.releases.models import Branch, Promotion, Repository
@@ -196,6 +196,44 @@ def test_a_refresh_with_the_same_heads_reads_no_pairs_and_runs_no_git(
     done = refresh_radar(synced, mirror)
     assert (done.computed, merged) == (7, [7])
     assert PairMerge.objects.filter(repository=synced).count() == 1275
+
+
+def test_a_refresh_after_a_head_moved_reads_only_the_pairs_with_the_old_and_the_new_head(
+    synced: Repository, generated: dict[str, Any]
+) -> None:
+    remote, name = generated["remote"], generated["names"][5]
+    old = git("-C", str(remote), "rev-parse", f"refs/heads/{name}")
+    moved = git(
+        "-C", str(remote), "-c", "user.name=Dev", "-c", "user.email=dev@example.com",
+        "commit-tree", "-p", old, "-m", "Moved", f"{old}^{{tree}}",
+    )  # fmt: skip
+    git("-C", str(remote), "update-ref", f"refs/heads/{name}", moved, old)
+    mirror = mirror_for(synced)
+    mirror.fetch()
+    Branch.objects.filter(repository=synced, name=name).update(head_sha=moved)
+
+    pending = start_refresh(synced, mirror)
+    # Read: the old head's 50 pairs (49 other branches and staging), not all 1,275.
+    assert isinstance(pending, PendingRefresh)
+    assert len(pending.known) == 50 and all(old in key for key in pending.known)
+    assert len(pending.missing) == 50 and all(moved in key for key in pending.missing)
+    done = pending.finish()
+    assert (done.pairs, done.computed, done.cached) == (1275, 50, 1225)
+    stored = set(PairMerge.objects.filter(repository=synced).values_list("low_sha", "high_sha"))
+    assert stored == pairs_of(wanted_heads(synced))  # the old head's pairs gone, the new one's there
+
+    # Pairs removed behind its back since: fewer than the covered heads make, so every
+    # pair is read again and the missing ones merged, whatever head they have.
+    gone = list(PairMerge.objects.filter(repository=synced).exclude(low_sha=moved).exclude(high_sha=moved)[:3])
+    PairMerge.objects.filter(pk__in=[p.pk for p in gone]).delete()
+    Branch.objects.filter(repository=synced, name=name).update(head_sha=old)
+    pending = start_refresh(synced, mirror)
+    assert isinstance(pending, PendingRefresh)
+    assert len(pending.known) == 1272
+    done = pending.finish()
+    assert (done.pairs, done.computed) == (1275, 53)
+    stored = set(PairMerge.objects.filter(repository=synced).values_list("low_sha", "high_sha"))
+    assert stored == pairs_of(wanted_heads(synced))
 
 
 def test_the_radar_merges_on_a_thread_of_its_own_while_the_job_computes_branch_facts(

@@ -97,12 +97,14 @@ class PendingRefresh:
         self,
         repository: Repository,
         key: str,
+        heads: str,
         wanted: set[tuple[str, str]],
         known: dict[tuple[str, str], int],
         missing: list[tuple[str, str]],
         merge: Callable[[], list[vcs.MergeResult]] | None,
     ) -> None:
-        self.repository, self.key, self.wanted, self.known, self.missing = repository, key, wanted, known, missing
+        self.repository, self.key, self.heads = repository, key, heads
+        self.wanted, self.known, self.missing = wanted, known, missing
         self._results: list[vcs.MergeResult] = []
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -133,10 +135,10 @@ class PendingRefresh:
             if stale:
                 PairMerge.objects.filter(pk__in=stale).delete()
             RadarCoverage.objects.bulk_create(  # one statement: INSERT ... ON CONFLICT DO UPDATE
-                [RadarCoverage(repository_id=self.repository.pk, heads_key=self.key)],
+                [RadarCoverage(repository_id=self.repository.pk, heads_key=self.key, heads=self.heads)],
                 update_conflicts=True,
                 unique_fields=["repository"],
-                update_fields=["heads_key"],
+                update_fields=["heads_key", "heads"],
             )
         wanted, computed = len(self.wanted), len(self.missing)
         return RadarRefresh(pairs=wanted, computed=computed, cached=wanted - computed)
@@ -150,34 +152,51 @@ class _Done:
         return self.done
 
 
+# Past this many heads changed since the covered ones, all pairs are read instead.
+INCREMENTAL_LIMIT = 50
+
+
 def start_refresh(repository: Repository, mirror: vcs.Mirror) -> PendingRefresh | _Done:
     """Read what the radar shows and what its cache holds; start merging the missing pairs.
 
     When the heads are those the cache was last brought up to date for, and it still holds
     as many pairs as they make, nothing more is read: no pair rows (some 5,000 at a hundred
-    open branches), no git. Jobs of one repository refresh in turn (they hold its lease).
+    open branches), no git. When a few heads changed since (a branch moved, staging moved)
+    and the cache still holds as many pairs as the covered heads make, only the pairs with
+    a changed head are read: the others are the covered heads' pairs. Else every pair is.
+    Jobs of one repository refresh in turn (they hold its lease).
     """
     heads = wanted_heads(repository)
-    distinct = len(set(heads))
-    count = distinct * (distinct - 1) // 2  # each two different heads: len(pairs_of(heads))
+    distinct = set(heads)
     key = _coverage_key(heads)
-    covered = RadarCoverage.objects.filter(repository_id=repository.pk, heads_key=key).exists()
-    if covered and PairMerge.objects.filter(repository=repository).count() == count:
-        return _Done(RadarRefresh(pairs=count, computed=0, cached=count))
+    coverage = RadarCoverage.objects.filter(repository_id=repository.pk).values_list("heads_key", "heads").first()
+    stored = PairMerge.objects.filter(repository=repository).count() if coverage else -1
+    if coverage is not None and coverage[0] == key and stored == _pair_count(distinct):
+        return _Done(RadarRefresh(pairs=stored, computed=0, cached=stored))
     wanted = pairs_of(heads)
-    known = _known_pairs(repository)
-    missing = sorted(wanted - known.keys())
+    covered = set(coverage[1].split()) if coverage is not None else set()
+    changed = covered ^ distinct
+    if covered and stored == _pair_count(covered) and len(changed) <= INCREMENTAL_LIMIT:
+        known = _known_pairs(repository, touching=changed)
+        missing = sorted(p for p in wanted - known.keys() if p[0] in changed or p[1] in changed)
+    else:
+        known = _known_pairs(repository)
+        missing = sorted(wanted - known.keys())
     scratch = os.environ.get(SCRATCH_ENV)
     root = Path(scratch) if scratch else None
     # Not observed: the job's log is written by its own thread only (the radar's line says what ran).
     merge = (lambda: vcs.merge_pairs(mirror, missing, scratch_root=root, observed=False)) if missing else None
-    return PendingRefresh(repository, key, wanted, known, missing, merge)
+    return PendingRefresh(repository, key, " ".join(sorted(distinct)), wanted, known, missing, merge)
 
 
-def _known_pairs(repository: Repository) -> dict[tuple[str, str], int]:
-    """{(low, high): pk} of the repository's cached pairs: one plain cursor read, since with
-    a hundred open branches there are some 5,000 rows and a QuerySet's per-row work cost
-    more than the query."""
+def _pair_count(distinct: set[str]) -> int:
+    return len(distinct) * (len(distinct) - 1) // 2  # each two different heads: len(pairs_of(heads))
+
+
+def _known_pairs(repository: Repository, touching: set[str] | None = None) -> dict[tuple[str, str], int]:
+    """{(low, high): pk} of the repository's cached pairs (only those with a head in
+    `touching`, if given): one plain cursor read, since with a hundred open branches there
+    are some 5,000 rows and a QuerySet's per-row work cost more than the query."""
     quote = connection.ops.quote_name
     meta = PairMerge._meta
 
@@ -185,9 +204,16 @@ def _known_pairs(repository: Repository) -> dict[tuple[str, str], int]:
         return quote(str(cast(Field, meta.get_field(name)).column))
 
     columns = ", ".join(column(f) for f in ("low_sha", "high_sha", "id"))
-    repository_column = column("repository")
+    sql = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {column('repository')} = %s"
+    params: list[int | str] = [repository.pk]
+    if touching is not None:
+        if not touching:
+            return {}
+        marks = ", ".join(["%s"] * len(touching))
+        sql += f" AND ({column('low_sha')} IN ({marks}) OR {column('high_sha')} IN ({marks}))"
+        params += sorted(touching) * 2
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {repository_column} = %s", [repository.pk])
+        cursor.execute(sql, params)
         return {(low, high): pk for low, high, pk in cursor.fetchall()}
 
 

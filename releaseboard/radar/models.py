@@ -42,6 +42,9 @@ class RadarCoverage(models.Model):
 
     repository = models.OneToOneField(Repository, on_delete=models.CASCADE, primary_key=True, related_name="+")
     heads_key = models.CharField(max_length=64)
+    # Those heads, sorted, space-separated: a refresh after a few of them changed reads only
+    # the pairs with a changed head. Empty on a row from before it was kept.
+    heads = models.TextField(default="", blank=True)
 
     def __str__(self) -> str:
         return f"radar of repository {self.repository_id} at {self.heads_key[:10]}"
