@@ -66,6 +66,17 @@ def sync(repository: Repository, actor: User) -> Job:
     return job
 
 
+def move_branch(remote: Path, name: str, message: str) -> tuple[str, str]:
+    """Move a branch on the remote by one commit that changes no file: (old head, new head)."""
+    old = git("-C", str(remote), "rev-parse", f"refs/heads/{name}")
+    moved = git(
+        "-C", str(remote), "-c", "user.name=Dev", "-c", "user.email=dev@example.com",
+        "commit-tree", "-p", old, "-m", message, f"{old}^{{tree}}",
+    )  # fmt: skip
+    git("-C", str(remote), "update-ref", f"refs/heads/{name}", moved, old)
+    return old, moved
+
+
 def log_of(job: Job) -> str:
     return "".join(JobLogLine.objects.filter(job=job).order_by("seq").values_list("text", flat=True))
 
@@ -140,22 +151,7 @@ def test_only_the_pairs_of_a_moved_branch_are_merged_again(
 ) -> None:
     remote, name = generated["remote"], generated["names"][5]
     kept = {(m.low_sha, m.high_sha): m.pk for m in PairMerge.objects.filter(repository=synced)}
-    head = git("-C", str(remote), "rev-parse", f"refs/heads/{name}")
-    moved = git(
-        "-C",
-        str(remote),
-        "-c",
-        "user.name=Dev",
-        "-c",
-        "user.email=dev@example.com",
-        "commit-tree",
-        "-p",
-        head,
-        "-m",
-        "Another commit",
-        f"{head}^{{tree}}",
-    )
-    git("-C", str(remote), "update-ref", f"refs/heads/{name}", moved, head)
+    _, moved = move_branch(remote, name, "Another commit")
 
     job = sync(synced, release_manager)
 
@@ -202,12 +198,7 @@ def test_a_refresh_after_a_head_moved_reads_only_the_pairs_with_the_old_and_the_
     synced: Repository, generated: dict[str, Any]
 ) -> None:
     remote, name = generated["remote"], generated["names"][5]
-    old = git("-C", str(remote), "rev-parse", f"refs/heads/{name}")
-    moved = git(
-        "-C", str(remote), "-c", "user.name=Dev", "-c", "user.email=dev@example.com",
-        "commit-tree", "-p", old, "-m", "Moved", f"{old}^{{tree}}",
-    )  # fmt: skip
-    git("-C", str(remote), "update-ref", f"refs/heads/{name}", moved, old)
+    old, moved = move_branch(remote, name, "Moved")
     mirror = mirror_for(synced)
     mirror.fetch()
     Branch.objects.filter(repository=synced, name=name).update(head_sha=moved)
@@ -250,12 +241,7 @@ def test_the_radar_merges_on_a_thread_of_its_own_while_the_job_computes_branch_f
 
     monkeypatch.setattr(vcs_radar, "run_git", spying)
     remote, name = generated["remote"], generated["names"][7]
-    head = git("-C", str(remote), "rev-parse", f"refs/heads/{name}")
-    moved = git(
-        "-C", str(remote), "-c", "user.name=Dev", "-c", "user.email=dev@example.com",
-        "commit-tree", "-p", head, "-m", "More", f"{head}^{{tree}}",
-    )  # fmt: skip
-    git("-C", str(remote), "update-ref", f"refs/heads/{name}", moved, head)
+    move_branch(remote, name, "More")
 
     job = sync(synced, release_manager)
 

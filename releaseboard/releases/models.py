@@ -259,6 +259,10 @@ class ExpectedMove(models.Model):
         return f"{self.branch_name} {self.from_sha[:10] or '(new)'} \u2192 {self.to_sha[:10]} ({self.state})"
 
 
+def _locked_branches(repository: Repository) -> models.QuerySet[Branch]:
+    return Branch.objects.select_for_update().filter(repository=repository).order_by("pk")
+
+
 def lock_branch_rows(repository: Repository, only: tuple[str, ...] = ()) -> list[Branch]:
     """Lock every branch row of the repository, in id order, inside the caller's transaction
     (with `only`: those fields loaded, the others deferred).
@@ -267,19 +271,16 @@ def lock_branch_rows(repository: Repository, only: tuple[str, ...] = ()) -> list
     repository row after. Recording fetched heads, branch facts, a promotion and a release
     all take them in that order, so two jobs of one repository never wait on each other.
     """
-    rows = Branch.objects.select_for_update().filter(repository=repository).order_by("pk")
+    rows = _locked_branches(repository)
     return list(rows.only(*only) if only else rows)
 
 
 def lock_branch_values(repository: Repository, fields: tuple[str, ...]) -> list[tuple[Any, ...]]:
     """lock_branch_rows for a job that reads a few fields: (pk, *fields) per row, no model
     instances (a third of the time at 100 branches)."""
-    return list(
-        Branch.objects.select_for_update().filter(repository=repository).order_by("pk").values_list("pk", *fields)
-    )
+    return list(_locked_branches(repository).values_list("pk", *fields))
 
 
 def lock_branch_ids(repository: Repository) -> list[int]:
     """lock_branch_rows for a job that only needs the lock order, not the rows: their ids."""
-    locked = Branch.objects.select_for_update().filter(repository=repository).order_by("pk").only("pk")
-    return [branch.pk for branch in locked]
+    return [branch.pk for branch in _locked_branches(repository).only("pk")]
