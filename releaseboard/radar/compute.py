@@ -6,7 +6,6 @@ cached PairMerge rows (selectors.py).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -76,10 +75,6 @@ def wanted_pairs(repository: Repository) -> set[tuple[str, str]]:
     return pairs_of(wanted_heads(repository))
 
 
-def _coverage_key(heads: list[str]) -> str:
-    return hashlib.sha256(" ".join(sorted(set(heads))).encode()).hexdigest()
-
-
 def refresh_radar(repository: Repository, mirror: vcs.Mirror) -> RadarRefresh:
     """Merge the pairs missing from the cache in one git process; drop pairs no longer shown."""
     return start_refresh(repository, mirror).finish()
@@ -96,14 +91,13 @@ class PendingRefresh:
     def __init__(
         self,
         repository: Repository,
-        key: str,
         heads: str,
         wanted: set[tuple[str, str]],
         known: dict[tuple[str, str], int],
         missing: list[tuple[str, str]],
         merge: Callable[[], list[vcs.MergeResult]] | None,
     ) -> None:
-        self.repository, self.key, self.heads = repository, key, heads
+        self.repository, self.heads = repository, heads
         self.wanted, self.known, self.missing = wanted, known, missing
         self._results: list[vcs.MergeResult] = []
         self._error: BaseException | None = None
@@ -135,10 +129,10 @@ class PendingRefresh:
             if stale:
                 PairMerge.objects.filter(pk__in=stale).delete()
             RadarCoverage.objects.bulk_create(  # one statement: INSERT ... ON CONFLICT DO UPDATE
-                [RadarCoverage(repository_id=self.repository.pk, heads_key=self.key, heads=self.heads)],
+                [RadarCoverage(repository_id=self.repository.pk, heads=self.heads)],
                 update_conflicts=True,
                 unique_fields=["repository"],
-                update_fields=["heads_key", "heads"],
+                update_fields=["heads"],
             )
         wanted, computed = len(self.wanted), len(self.missing)
         return RadarRefresh(pairs=wanted, computed=computed, cached=wanted - computed)
@@ -168,13 +162,13 @@ def start_refresh(repository: Repository, mirror: vcs.Mirror) -> PendingRefresh 
     """
     heads = wanted_heads(repository)
     distinct = set(heads)
-    key = _coverage_key(heads)
-    coverage = RadarCoverage.objects.filter(repository_id=repository.pk).values_list("heads_key", "heads").first()
-    stored = PairMerge.objects.filter(repository=repository).count() if coverage else -1
-    if coverage is not None and coverage[0] == key and stored == _pair_count(distinct):
+    joined = " ".join(sorted(distinct))
+    coverage = RadarCoverage.objects.filter(repository_id=repository.pk).values_list("heads", flat=True).first()
+    stored = PairMerge.objects.filter(repository=repository).count() if coverage is not None else -1
+    if coverage == joined and stored == _pair_count(distinct):
         return _Done(RadarRefresh(pairs=stored, computed=0, cached=stored))
     wanted = pairs_of(heads)
-    covered = set(coverage[1].split()) if coverage is not None else set()
+    covered = set(coverage.split()) if coverage else set()
     changed = covered ^ distinct
     if covered and stored == _pair_count(covered) and len(changed) <= INCREMENTAL_LIMIT:
         known = _known_pairs(repository, touching=changed)
@@ -186,7 +180,7 @@ def start_refresh(repository: Repository, mirror: vcs.Mirror) -> PendingRefresh 
     root = Path(scratch) if scratch else None
     # Not observed: the job's log is written by its own thread only (the radar's line says what ran).
     merge = (lambda: vcs.merge_pairs(mirror, missing, scratch_root=root, observed=False)) if missing else None
-    return PendingRefresh(repository, key, " ".join(sorted(distinct)), wanted, known, missing, merge)
+    return PendingRefresh(repository, joined, wanted, known, missing, merge)
 
 
 def _pair_count(distinct: set[str]) -> int:

@@ -41,13 +41,12 @@ class RadarCoverage(models.Model):
     that finds the same heads (and the number of pairs they make) reads no pairs at all."""
 
     repository = models.OneToOneField(Repository, on_delete=models.CASCADE, primary_key=True, related_name="+")
-    heads_key = models.CharField(max_length=64)
     # Those heads, sorted, space-separated: a refresh after a few of them changed reads only
-    # the pairs with a changed head. Empty on a row from before it was kept.
+    # the pairs with a changed head. Empty on a row from before they were kept.
     heads = models.TextField(default="", blank=True)
 
     def __str__(self) -> str:
-        return f"radar of repository {self.repository_id} at {self.heads_key[:10]}"
+        return f"radar of repository {self.repository_id} at {len(self.heads.split())} heads"
 
 
 def pair_key(a: str, b: str) -> tuple[str, str]:

@@ -15,4 +15,8 @@ class Migration(migrations.Migration):
             name='heads',
             field=models.TextField(blank=True, default=''),
         ),
+        migrations.RemoveField(
+            model_name='radarcoverage',
+            name='heads_key',
+        ),
     ]
