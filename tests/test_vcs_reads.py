@@ -126,6 +126,23 @@ def test_reads_start_no_git_command_per_call(tmp_path, mirror):
     watched.close()
 
 
+def test_a_symlinked_or_symbolic_ref_file_is_left_to_git(mirror):
+    recorder = Recorder()
+    watched = Mirror(mirror.path, mirror.url, allow_local=True, observer=recorder)
+    assert watched.refs("refs/heads/") == for_each_ref(mirror, "refs/heads/") and recorder.argvs == []
+    heads = mirror.path / "refs" / "heads"
+    (heads / "alias").symlink_to(heads / "feature" / "x")
+    assert watched.refs("refs/heads/") == for_each_ref(mirror, "refs/heads/")
+    assert "for-each-ref" in recorder.argvs[-1]  # not read from the file the link points to
+    (heads / "alias").unlink()
+    (heads / "alias").write_text("ref: refs/heads/staging\n")
+    recorder.argvs.clear()
+    assert watched.refs("refs/heads/") == for_each_ref(mirror, "refs/heads/")
+    assert watched.refs("refs/heads/")["refs/heads/alias"] == watched.branch_head("staging")
+    assert "for-each-ref" in recorder.argvs[0]
+    watched.close()
+
+
 def cat_file_children() -> list[int]:
     """This process's live `git cat-file` children (GitPython's object database)."""
     pids = []
