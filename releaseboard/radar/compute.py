@@ -92,13 +92,13 @@ class PendingRefresh:
         self,
         repository: Repository,
         heads: str,
-        wanted: set[tuple[str, str]],
         known: dict[tuple[str, str], int],
         missing: list[tuple[str, str]],
         merge: Callable[[], list[vcs.MergeResult]] | None,
     ) -> None:
         self.repository, self.heads = repository, heads
-        self.wanted, self.known, self.missing = wanted, known, missing
+        self.distinct = set(heads.split())
+        self.known, self.missing = known, missing
         self._results: list[vcs.MergeResult] = []
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -117,7 +117,8 @@ class PendingRefresh:
             self._thread.join()
         if self._error is not None:
             raise self._error
-        stale = [pk for key, pk in self.known.items() if key not in self.wanted]
+        # A stored pair is shown while both its heads are (its key is sorted, never of one head).
+        stale = [pk for (low, high), pk in self.known.items() if low not in self.distinct or high not in self.distinct]
         with transaction.atomic():
             _insert(
                 self.repository,
@@ -134,7 +135,7 @@ class PendingRefresh:
                 unique_fields=["repository"],
                 update_fields=["heads"],
             )
-        wanted, computed = len(self.wanted), len(self.missing)
+        wanted, computed = _pair_count(self.distinct), len(self.missing)
         return RadarRefresh(pairs=wanted, computed=computed, cached=wanted - computed)
 
 
@@ -157,8 +158,9 @@ def start_refresh(repository: Repository, mirror: vcs.Mirror) -> PendingRefresh 
     as many pairs as they make, nothing more is read: no pair rows (some 5,000 at a hundred
     open branches), no git. When a few heads changed since (a branch moved, staging moved)
     and the cache still holds as many pairs as the covered heads make, only the pairs with
-    a changed head are read: the others are the covered heads' pairs. Else every pair is.
-    Jobs of one repository refresh in turn (they hold its lease).
+    a changed head are read: the others are the covered heads' pairs, and only the new
+    heads' pairs are listed (never all n² of them). Else every pair is. Jobs of one
+    repository refresh in turn (they hold its lease).
     """
     heads = wanted_heads(repository)
     distinct = set(heads)
@@ -167,20 +169,20 @@ def start_refresh(repository: Repository, mirror: vcs.Mirror) -> PendingRefresh 
     stored = PairMerge.objects.filter(repository=repository).count() if coverage is not None else -1
     if coverage == joined and stored == _pair_count(distinct):
         return _Done(RadarRefresh(pairs=stored, computed=0, cached=stored))
-    wanted = pairs_of(heads)
     covered = set(coverage.split()) if coverage else set()
     changed = covered ^ distinct
     if covered and stored == _pair_count(covered) and len(changed) <= INCREMENTAL_LIMIT:
         known = _known_pairs(repository, touching=changed)
-        missing = sorted(p for p in wanted - known.keys() if p[0] in changed or p[1] in changed)
+        new = {pair_key(head, other) for head in changed & distinct for other in distinct if other != head}
+        missing = sorted(new - known.keys())
     else:
         known = _known_pairs(repository)
-        missing = sorted(wanted - known.keys())
+        missing = sorted(pairs_of(heads) - known.keys())
     scratch = os.environ.get(SCRATCH_ENV)
     root = Path(scratch) if scratch else None
     # Not observed: the job's log is written by its own thread only (the radar's line says what ran).
     merge = (lambda: vcs.merge_pairs(mirror, missing, scratch_root=root, observed=False)) if missing else None
-    return PendingRefresh(repository, joined, wanted, known, missing, merge)
+    return PendingRefresh(repository, joined, known, missing, merge)
 
 
 def _pair_count(distinct: set[str]) -> int:
