@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from django.conf import settings
 from django.db import connection
@@ -57,6 +58,29 @@ UNMERGED_LIMIT = 50_000
 FACTS_VERSION = 2
 
 WORK_KINDS = (branching.BranchKind.FEATURE.value, branching.BranchKind.HOTFIX.value)
+
+
+class BranchLike(Protocol):
+    """What the facts read of a branch: a Branch row, or a BranchRow of its values."""
+
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+
+
+class BranchRow(NamedTuple):
+    """A branch's fields the facts read, without building a model instance (a job reads
+    every open branch's, some three times per promotion)."""
+
+    pk: int
+    name: str
+    kind: str
+    state: str
 
 
 @dataclass
@@ -98,8 +122,12 @@ def dependencies(unmerged: dict[str, set[str]], heads: dict[str, str]) -> dict[s
     arithmetic on one rev-list per branch, instead of a merge-base per pair.
     """
     order = list(unmerged)
-    # contains[x] = the branches whose head x carries (x started from or merged them).
-    contains = {x: {y for y in order if y != x and heads[y] in unmerged[x] and heads[y] != heads[x]} for x in order}
+    # contains[x] = the branches whose head x carries (x started from or merged them): the
+    # heads among x's unmerged commits, by set intersection (not every pair of branches).
+    at: dict[str, list[str]] = {}
+    for name in order:
+        at.setdefault(heads[name], []).append(name)
+    contains = {x: {y for head in unmerged[x] & at.keys() if head != heads[x] for y in at[head]} for x in order}
     carriers: dict[str, list[str]] = {}
     for name in order:
         for commit in unmerged[name]:
@@ -133,12 +161,12 @@ def hotfixes_on_staging(repository: Repository) -> list[Promotion]:
     return list(recent.select_related("branch").order_by("-promoted_at", "-id")[:RECENT_HOTFIX_LIMIT])
 
 
-def _open_branches(branches: list[Branch], heads: dict[str, str]) -> list[Branch]:
+def _open_branches(branches: Sequence[BranchLike], heads: dict[str, str]) -> list[BranchLike]:
     return sorted((b for b in branches if b.state == BranchState.ACTIVE and heads.get(b.name)), key=lambda b: b.pk)
 
 
 def _set_dependencies(
-    facts: dict[int, BranchFacts], open_branches: list[Branch], unmerged: dict[str, set[str]], heads: dict[str, str]
+    facts: dict[int, BranchFacts], open_branches: list[BranchLike], unmerged: dict[str, set[str]], heads: dict[str, str]
 ) -> None:
     by_name = {b.name: b for b in open_branches}
     for name, depends in dependencies(unmerged, heads).items():
@@ -150,12 +178,12 @@ def _add_missing(facts: BranchFacts, hotfix: Promotion) -> None:
         facts.missing_hotfixes.append({"name": hotfix.branch.name, "promotion": hotfix.pk})
 
 
-def _skips_hotfix(branch: Branch, hotfix: Promotion) -> bool:
+def _skips_hotfix(branch: BranchLike, hotfix: Promotion) -> bool:
     return branch.pk == hotfix.branch_id or branch.name == hotfix.branch.name
 
 
 def analyse_per_branch(
-    mirror: vcs.Mirror, repository: Repository, heads: dict[str, str], branches: list[Branch]
+    mirror: vcs.Mirror, repository: Repository, heads: dict[str, str], branches: Sequence[BranchLike]
 ) -> dict[int, BranchFacts]:
     """The facts with git processes per branch (and per hotfix × branch): the reference the
     constant-process `analyse` is tested against, and its fallback past UNMERGED_LIMIT."""
@@ -185,7 +213,7 @@ def analyse(
     mirror: vcs.Mirror,
     repository: Repository,
     heads: dict[str, str],
-    branches: list[Branch],
+    branches: Sequence[BranchLike],
     notes: list[str] | None = None,
     hotfixes: list[Promotion] | None = None,
 ) -> dict[int, BranchFacts]:
@@ -255,7 +283,9 @@ def analyse(
     return facts
 
 
-def facts_key(repository: Repository, heads: dict[str, str], branches: list[Branch], hotfixes: list[Promotion]) -> str:
+def facts_key(
+    repository: Repository, heads: dict[str, str], branches: Sequence[BranchLike], hotfixes: list[Promotion]
+) -> str:
     """A digest of everything the facts are computed from: equal keys, equal facts."""
     inputs = [
         FACTS_VERSION,
@@ -270,12 +300,13 @@ def facts_key(repository: Repository, heads: dict[str, str], branches: list[Bran
 def record(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str]) -> None:
     """Compute the facts of the repository's feature/hotfix branches and store those that
     changed; nothing at all (no git) when their inputs are those of the last computation."""
-    # Only what the key and the analysis read (half the time of whole rows at 100 branches).
-    branches = list(
-        Branch.objects.filter(repository=repository, kind__in=WORK_KINDS)
+    # Only what the key and the analysis read, as tuples (a model instance each cost more).
+    branches = [
+        BranchRow(*values)
+        for values in Branch.objects.filter(repository=repository, kind__in=WORK_KINDS)
         .exclude(state__in=[BranchState.REQUESTED, BranchState.GONE])
-        .only("pk", "name", "kind", "state")
-    )
+        .values_list("pk", "name", "kind", "state")
+    ]
     staging = heads.get(repository.staging_branch)
     hotfixes = hotfixes_on_staging(repository) if staging else []
     key = facts_key(repository, heads, branches, hotfixes)
