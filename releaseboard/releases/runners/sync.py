@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.utils import timezone
 
 from releaseboard import branching, vcs
@@ -15,7 +17,7 @@ from releaseboard.releases.models import (
     Promotion,
     PromotionState,
     Repository,
-    lock_branch_rows,
+    lock_branch_values,
 )
 from releaseboard.releases.runners.candidates import prune_candidates
 from releaseboard.releases.runners.common import git_step, mirror_for
@@ -55,8 +57,11 @@ def record_heads(
     observed = hooks.heads_fetched.notify(repository, mirror, heads, recorded)
     copy = _landed_copy(repository, recorded, heads)
     with ctx.atomic():
-        # What the heads are compared with and written to (saved by update_fields).
-        known = {b.name: b for b in lock_branch_rows(repository, only=("name", "state", "head_sha"))}
+        # What the heads are compared with (values, not model instances: one row per branch).
+        known = {
+            name: KnownBranch(pk, state, head)
+            for pk, name, state, head in lock_branch_values(repository, ("name", "state", "head_sha"))
+        }
         stale = _stale_protected(repository, known, recorded)
         for write in observed:
             write(stale)
@@ -88,7 +93,15 @@ def record_heads(
         hooks.finish(after)
 
 
-def _stale_protected(repository: Repository, known: dict[str, Branch], recorded: dict[str, str]) -> set[str]:
+class KnownBranch(NamedTuple):
+    """A branch row as record_heads locked it."""
+
+    pk: int
+    state: str
+    head_sha: str
+
+
+def _stale_protected(repository: Repository, known: dict[str, KnownBranch], recorded: dict[str, str]) -> set[str]:
     """Master or staging as another job recorded them since this job read them: that job
     saw a remote at least as new as this fetch, so this job neither reports nor writes
     them (compare-and-swap on the recorded heads: no alarm from a stale view)."""
@@ -102,7 +115,7 @@ def _stale_protected(repository: Repository, known: dict[str, Branch], recorded:
 
 
 def _write_branch_rows(
-    repository: Repository, known: dict[str, Branch], heads: dict[str, str], stale: set[str]
+    repository: Repository, known: dict[str, KnownBranch], heads: dict[str, str], stale: set[str]
 ) -> dict[str, list[str]]:
     """New, moved and deleted branches, as the remote shows them; what changed, by kind."""
     names = repository.names
@@ -120,19 +133,18 @@ def _write_branch_rows(
             continue  # its create_branch job settles it
         elif branch.head_sha != sha or branch.state in (BranchState.GONE, BranchState.FAILED):
             changes["moved"].append(f"{name} {branch.head_sha[:10]}..{sha[:10]}")
-            branch.head_sha = sha
             # A promoted branch that gets new commits is in play again.
-            if branch.state in (BranchState.GONE, BranchState.FAILED, BranchState.PROMOTED):
-                branch.state = BranchState.ACTIVE
-            branch.save(update_fields=["head_sha", "state", "updated_at"])
+            again = branch.state in (BranchState.GONE, BranchState.FAILED, BranchState.PROMOTED)
+            Branch.objects.filter(pk=branch.pk).update(
+                head_sha=sha, state=BranchState.ACTIVE if again else branch.state, updated_at=timezone.now()
+            )
         else:
             continue
         if name in protected:
             moves.settle(repository, name, sha)
     for name, branch in known.items():
         if name not in heads and name not in stale and branch.state in (BranchState.ACTIVE, BranchState.PROMOTED):
-            branch.state = BranchState.GONE
-            branch.save(update_fields=["state", "updated_at"])
+            Branch.objects.filter(pk=branch.pk).update(state=BranchState.GONE, updated_at=timezone.now())
             changes["gone"].append(name)
             if name in protected:
                 moves.settle(repository, name, "")
