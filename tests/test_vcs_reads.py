@@ -140,6 +140,10 @@ def test_a_symlinked_or_symbolic_ref_file_is_left_to_git(mirror):
     assert watched.refs("refs/heads/") == for_each_ref(mirror, "refs/heads/")
     assert watched.refs("refs/heads/")["refs/heads/alias"] == watched.branch_head("staging")
     assert "for-each-ref" in recorder.argvs[0]
+    (heads / "alias").write_bytes(b"\xe9" + b"a" * 40 + b"\n")  # not even text: git calls it broken
+    recorder.argvs.clear()
+    assert watched.refs("refs/heads/") == for_each_ref(mirror, "refs/heads/")
+    assert "refs/heads/alias" not in watched.refs("refs/heads/") and "for-each-ref" in recorder.argvs[0]
     watched.close()
 
 

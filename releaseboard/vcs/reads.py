@@ -131,32 +131,36 @@ class ObjectReader:
 
 def _loose_refs(path: str, prefix: str) -> dict[str, str] | _Fallback:
     """{refname: sha} of the loose ref files under `prefix`; FALLBACK on a symbolic ref, a
-    symlink or anything else that is not a plain SHA (git decides those). Plain os.scandir
-    and bytes, not pathlib: a mirror keeps a loose file per branch a fetch wrote, and this
-    runs for every job (a quarter of the time of os.walk and Path at 120 refs)."""
+    symlink, a file that is not a plain SHA or a folder or file that cannot be read (git
+    decides those). Plain os.scandir and bytes, not pathlib: a mirror keeps a loose file
+    per branch a fetch wrote, and this runs for every job (a quarter of the time of
+    os.walk and Path at 120 refs)."""
     found: dict[str, str] = {}
     pending = [(os.path.join(path, prefix), prefix)]
-    while pending:
-        directory, relative = pending.pop()
-        try:
-            entries = os.scandir(directory)
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # no such folder (yet), or removed while we looked
-        with entries:
-            for entry in entries:
-                if entry.is_symlink():
-                    return FALLBACK
-                if entry.is_dir():
-                    pending.append((entry.path, f"{relative}{entry.name}/"))
-                    continue
-                if entry.name.endswith(".lock"):
-                    continue
-                try:
-                    with open(entry.path, "rb") as handle:
-                        value = handle.read().strip().decode("ascii")
-                except (FileNotFoundError, UnicodeDecodeError):
-                    continue  # deleted while we looked, or not a ref file
-                if not _SHA.match(value):
-                    return FALLBACK  # a symbolic ref or something odd: let git decide
-                found[relative + entry.name] = value
+    try:
+        while pending:
+            directory, relative = pending.pop()
+            try:
+                entries = os.scandir(directory)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # no such folder (yet), or removed while we looked
+            with entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        return FALLBACK
+                    if entry.is_dir():
+                        pending.append((entry.path, f"{relative}{entry.name}/"))
+                        continue
+                    if entry.name.endswith(".lock"):
+                        continue
+                    try:
+                        with open(entry.path, "rb") as handle:
+                            value = handle.read().strip().decode("ascii")
+                    except FileNotFoundError:
+                        continue  # deleted while we looked
+                    if not _SHA.match(value):
+                        return FALLBACK  # a symbolic ref or something odd: let git decide
+                    found[relative + entry.name] = value
+    except (OSError, UnicodeDecodeError):
+        return FALLBACK  # unreadable, or not text: let git decide
     return found

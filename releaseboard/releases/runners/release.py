@@ -118,16 +118,22 @@ def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror, heads:
         if p.promoted_sha
         and ((summary is not None and summary.has(p.promoted_sha)) or mirror.is_ancestor(p.promoted_sha, release.sha))
     ]
-    # The release preview after the move, stored with the release (what derived.after_move
-    # does for master): no git when staging is the released commit, as it mostly is.
-    after = derived.staging_summary(mirror, repository, {**heads, repository.master_branch: release.sha})
+    moved = {**heads, repository.master_branch: release.sha}
+    # The release preview after the move, stored with the release: no git when staging is
+    # the released commit, as it mostly is. Should git fail here, the release (pushed
+    # already) is still recorded first, and the preview is computed after it, as before.
+    after: derived.StagingSummary | None
+    try:
+        after = derived.staging_summary(mirror, repository, moved)
+    except vcs.GitError:
+        after = None
     with ctx.atomic():
         lock_branch_ids(repository)  # the lock order of jobs that write branch rows
         Release.objects.filter(pk=release.pk).update(state=ReleaseState.RELEASED, released_at=timezone.now())
         Promotion.objects.filter(pk__in=landed).update(state=PromotionState.RELEASED, release=release)
         Branch.objects.filter(repository=repository, name=repository.master_branch).update(head_sha=release.sha)
         moves.settle(repository, repository.master_branch, release.sha)
-        fields = {"latest_version": release.version, **derived.summary_fields(after)}
+        fields = {"latest_version": release.version, **(derived.summary_fields(after) if after is not None else {})}
         Repository.objects.filter(pk=repository.pk).update(**fields)
         for name, value in fields.items():
             setattr(repository, name, value)
@@ -140,6 +146,8 @@ def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror, heads:
             to_sha=release.sha,
             details={"version": release.version, "promotions": landed},
         )
+    if after is None:
+        derived.after_move(ctx, repository, mirror, moved, repository.master_branch)
     return f"Released {release.tag}: {repository.master_branch} is {release.sha[:10]}."
 
 
