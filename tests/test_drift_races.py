@@ -8,15 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from releaseboard.audit.models import AuditEvent
 from releaseboard.jobs import faults as fault_points
-from releaseboard.jobs.models import JobState
+from releaseboard.jobs.models import Job, JobLogLine, JobState
 from releaseboard.policy.models import DriftAlarm, DriftState
 from releaseboard.releases import selectors, services
-from releaseboard.releases.models import ExpectedMove, MoveState, PromotionState
+from releaseboard.releases.models import ExpectedMove, MoveState, PromotionState, ReleaseState
 from tests.conftest import WorkerProcess, run_jobs, wait_for, wait_for_job
-from tests.flows import passed_promotion
+from tests.flows import landed_promotion, passed_promotion
 from tests.flows import sync as sync_now
 from tests.gitrepo import git
 
@@ -154,3 +155,49 @@ def test_a_copy_of_master_that_a_sync_sees_land_first_discards_the_promotions_on
     assert copied.details == {"discarded_promotions": [promotion.pk], "reconciled": True}
     assert not DriftAlarm.objects.exists() and not AuditEvent.objects.filter(action="promotion.removed").exists()
     assert selectors.board(repository).features[0].name == "feature/copied-away"
+
+
+def test_a_release_whose_mirror_cannot_be_read_after_its_push_is_still_recorded(
+    held, repository, remote, developer, release_manager
+):
+    sync_now(repository, developer)
+    first = landed_promotion(repository, remote, developer, release_manager, "first")
+    second = passed_promotion(repository, remote, developer, "second")
+    release = services.promote_to_master(repository, actor=release_manager, version="1.0.0", notes="")
+    services.promote(second, actor=release_manager)
+    run_jobs(kind="promote")  # staging moves past the release's commit before the release job runs
+    second.refresh_from_db()
+    assert second.state == PromotionState.PROMOTED and release.sha == first.merge_sha != remote.head("staging")
+    job = Job.objects.get(kind="release", state=JobState.QUEUED)
+    held.start()
+    held.hold("after_push")
+    held.wait_held("after_push", job.pk)
+    assert remote.head("master") == release.sha  # pushed, nothing recorded yet
+    # A disk fault: the mirror loses the commit the job must place (is the second promotion in the release?).
+    lost = (
+        settings.WORK_DIR / "mirrors" / f"{repository.pk}.git" / "objects" / second.merge_sha[:2] / second.merge_sha[2:]
+    )
+    kept = lost.read_bytes()
+    lost.unlink()
+    held.release("after_push")
+    job = wait_for_job(job)
+    lost.write_bytes(kept)  # the fault passes
+
+    assert job.state == JobState.SUCCEEDED, job.message
+    release.refresh_from_db()
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert release.state == ReleaseState.RELEASED
+    # Its merge commit is the release's own: placed without git.
+    assert (first.state, first.release_id) == (PromotionState.RELEASED, release.pk)
+    assert second.state == PromotionState.PROMOTED  # not in the release, and git could not say: left for the next
+    log = "".join(JobLogLine.objects.filter(job=job).values_list("text", flat=True))
+    assert "could not be read after the push" in log
+    repository.refresh_from_db()
+    assert repository.summary_key == ""  # no preview kept for heads it was not computed for
+
+    sync_now(repository, developer)
+
+    assert not DriftAlarm.objects.exists()
+    preview = selectors.release_preview(repository)
+    assert [c["sha"] for c in preview.commits][:1] == [second.merge_sha] and preview.promotions == [second]

@@ -112,28 +112,36 @@ def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror, heads:
     repository = release.repository
     # Staging's commits over master when the release was previewed, if stored: those listed are in it.
     summary = derived.stored_summary(repository, release.previous_master_sha, release.sha)
-    landed = [
-        p.pk
-        for p in selectors.unreleased_promotions(repository)
-        if p.promoted_sha
-        and ((summary is not None and summary.has(p.promoted_sha)) or mirror.is_ancestor(p.promoted_sha, release.sha))
-    ]
+    unreleased = list(selectors.unreleased_promotions(repository))
     moved = {**heads, repository.master_branch: release.sha}
-    # The release preview after the move, stored with the release: no git when staging is
-    # the released commit, as it mostly is. Should git fail here, the release (pushed
-    # already) is still recorded first, and the preview is computed after it, as before.
-    after: derived.StagingSummary | None
+
+    def listed(sha: str) -> bool:  # in the release, known without git
+        return sha == release.sha or (summary is not None and summary.has(sha))
+
+    # Master and the tag are on the remote now: whatever git says below (it only reads
+    # the mirror), the release is recorded. The release preview after the move is stored
+    # with it (no git when staging is the released commit, as it mostly is).
     try:
+        landed = [
+            p.pk
+            for p in unreleased
+            if p.promoted_sha and (listed(p.promoted_sha) or mirror.is_ancestor(p.promoted_sha, release.sha))
+        ]
         after = derived.staging_summary(mirror, repository, moved)
-    except vcs.GitError:
-        after = None
+    except vcs.GitError as exc:
+        landed = [p.pk for p in unreleased if p.promoted_sha and listed(p.promoted_sha)]
+        after = derived.StagingSummary()  # no key: the next sync computes the preview again
+        ctx.log(
+            f"The release is recorded, but the mirror could not be read after the push ({exc}). Promotions "
+            "it could not place stay on the release preview; the next sync brings the preview up to date.\n"
+        )
     with ctx.atomic():
         lock_branch_ids(repository)  # the lock order of jobs that write branch rows
         Release.objects.filter(pk=release.pk).update(state=ReleaseState.RELEASED, released_at=timezone.now())
         Promotion.objects.filter(pk__in=landed).update(state=PromotionState.RELEASED, release=release)
         Branch.objects.filter(repository=repository, name=repository.master_branch).update(head_sha=release.sha)
         moves.settle(repository, repository.master_branch, release.sha)
-        fields = {"latest_version": release.version, **(derived.summary_fields(after) if after is not None else {})}
+        fields = {"latest_version": release.version, **derived.summary_fields(after)}
         Repository.objects.filter(pk=repository.pk).update(**fields)
         for name, value in fields.items():
             setattr(repository, name, value)
@@ -146,8 +154,6 @@ def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror, heads:
             to_sha=release.sha,
             details={"version": release.version, "promotions": landed},
         )
-    if after is None:
-        derived.after_move(ctx, repository, mirror, moved, repository.master_branch)
     return f"Released {release.tag}: {repository.master_branch} is {release.sha[:10]}."
 
 
