@@ -87,8 +87,9 @@ def summary_fields(summary: StagingSummary) -> dict[str, Any]:
     return {"staging_ahead": summary.ahead, "master_in_staging": summary.master_in_staging, "summary_key": summary.key}
 
 
-def save_summary(repository: Repository, summary: StagingSummary) -> None:
-    fields = summary_fields(summary)
+def save_summary(repository: Repository, summary: StagingSummary, **also: Any) -> None:
+    """Store `summary` on the repository row (and the fields in `also`, in the same UPDATE)."""
+    fields = {**summary_fields(summary), **also}
     Repository.objects.filter(pk=repository.pk).update(**fields)
     for name, value in fields.items():
         setattr(repository, name, value)
@@ -189,16 +190,14 @@ def after_move(
     repository: Repository,
     mirror: vcs.Mirror,
     heads: dict[str, str],
-    moved: str,
     *,
     master_in_staging: bool | None = None,
 ) -> None:
-    """The job just moved `moved` (master or staging) to heads[moved]: bring what depends
-    on it up to date before the job ends, with the mirror the job already has (no fetch).
-
-    master: the release preview (staging's commits over master). staging: that too, and
-    every open branch's behind/ahead, missing hotfixes and dependencies, and the radar
-    against staging (only the pairs with the new head are merged, in one git process).
+    """The job just moved staging to its head in `heads`: bring what depends on it up to
+    date before the job ends, with the mirror the job already has (no fetch): the release
+    preview (staging's commits over master), every open branch's behind/ahead, missing
+    hotfixes and dependencies, and the radar against staging (only the pairs with the new
+    head are merged, in one git process). (A release stores its preview itself.)
     `master_in_staging` is passed when the caller knows it (staging moved to a commit
     that has the previous head, which had master): one git process fewer.
     """
@@ -206,10 +205,8 @@ def after_move(
     with ctx.atomic():
         save_summary(repository, summary)
         staging = heads.get(repository.staging_branch)
-        if moved == repository.staging_branch and staging:
+        if staging:
             ensure_staging_tested(repository, staging)
-    if moved != repository.staging_branch:
-        return
     after = hooks.heads_recorded.notify(repository, mirror, ctx.log)  # the radar's merges start
     try:
         intelligence.record(ctx, repository, mirror, heads)

@@ -135,7 +135,7 @@ def _mark_promoted(
         Branch.objects.filter(repository=repository, name=repository.staging_branch).update(head_sha=staging_head)
         moves.settle(repository, repository.staging_branch, staging_head)
         record_promoted(promotion, before=before)
-    derived.after_move(ctx, repository, mirror, heads, repository.staging_branch, master_in_staging=known)
+    derived.after_move(ctx, repository, mirror, heads, master_in_staging=known)
     return f"{promotion.branch.name} is on {repository.staging_branch} as {promotion.merge_sha[:10]}."
 
 

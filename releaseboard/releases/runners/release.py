@@ -141,10 +141,7 @@ def _mark_released(ctx: JobContext, release: Release, mirror: vcs.Mirror, heads:
         Promotion.objects.filter(pk__in=landed).update(state=PromotionState.RELEASED, release=release)
         Branch.objects.filter(repository=repository, name=repository.master_branch).update(head_sha=release.sha)
         moves.settle(repository, repository.master_branch, release.sha)
-        fields = {"latest_version": release.version, **derived.summary_fields(after)}
-        Repository.objects.filter(pk=repository.pk).update(**fields)
-        for name, value in fields.items():
-            setattr(repository, name, value)
+        derived.save_summary(repository, after, latest_version=release.version)
         audit_record(
             "release.released",
             actor=release.released_by,
@@ -208,7 +205,5 @@ def run_copy_master(ctx: JobContext) -> str:
         with ctx.atomic():
             if move is None or moves.still_pending(move):  # else a sync recorded it first
                 derived.record_copy(repository, ctx.job.created_by, staging, master)
-        derived.after_move(
-            ctx, repository, mirror, {**heads, repository.staging_branch: master}, repository.staging_branch
-        )
+        derived.after_move(ctx, repository, mirror, {**heads, repository.staging_branch: master})
     return f"{repository.staging_branch} is now {repository.master_branch} {master[:10]}; a new cycle starts."
