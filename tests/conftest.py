@@ -196,7 +196,9 @@ def run_jobs(**filters: object) -> list[Job]:
         if job is not None:
             _run_in_process(execution.run, job.pk)
             continue
-        if not Job.objects.filter(state=JobState.RUNNING, **filters).exists():
+        # One query for "nothing queued or running": between two, a worker could end a job
+        # whose final transaction queued a follow-up, and both would be missed.
+        if not Job.objects.filter(state__in=JobState.active(), **filters).exists():
             return list(Job.objects.filter(**filters).exclude(pk__in=seen).order_by("id"))
         time.sleep(0.1)
     raise AssertionError("jobs did not settle")
