@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -180,6 +182,50 @@ def remote(tmp_path: Path) -> Remote:
 @pytest.fixture
 def repository(db: None, remote: Remote) -> Repository:
     return Repository.objects.create(name="shop", remote_url=remote.url, test_command=TEST_COMMAND, test_timeout=60)
+
+
+class GitProcesses(collections.Counter[str]):
+    """Counts of git processes started, by subcommand; `order` lists them as they started,
+    each with the name of the thread that started it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[tuple[str, str]] = []
+
+    def clear(self) -> None:
+        super().clear()
+        self.order.clear()
+
+
+@pytest.fixture
+def git_processes() -> Iterator[GitProcesses]:
+    """The git processes started (in any thread), while the fixture is active, counted
+    where every process starts (subprocess.Popen, which GitPython uses too)."""
+    counts = GitProcesses()
+    original = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+
+    def counting(self: Any, args: Any, *rest: Any, **kwargs: Any) -> Any:
+        argv = [args] if isinstance(args, (str, bytes)) else list(args)
+        if argv and os.path.basename(str(argv[0])) == "git":
+            words = iter(str(a) for a in argv[1:])
+            for word in words:
+                if word in ("-C", "-c", "--git-dir", "--work-tree"):
+                    next(words, None)
+                elif not word.startswith("-"):
+                    with _counting_lock:
+                        counts[word] += 1
+                        counts.order.append((word, threading.current_thread().name))
+                    break
+        return original(self, args, *rest, **kwargs)
+
+    subprocess.Popen._execute_child = counting  # type: ignore[attr-defined]
+    try:
+        yield counts
+    finally:
+        subprocess.Popen._execute_child = original  # type: ignore[attr-defined]
+
+
+_counting_lock = threading.Lock()
 
 
 def run_jobs(**filters: object) -> list[Job]:

@@ -6,9 +6,6 @@ commit's own parent, the tree just written) starts none."""
 from __future__ import annotations
 
 import collections
-import os
-import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,31 +29,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # left for branch facts or the radar here.) Before: 14 and 9.
 TEST_JOB_MAX_GIT = 10
 PROMOTE_JOB_MAX_GIT = 3
-
-
-@pytest.fixture
-def git_processes() -> Iterator[collections.Counter[str]]:
-    """Counts of git processes started, by subcommand, while the fixture is active."""
-    counts: collections.Counter[str] = collections.Counter()
-    original = subprocess.Popen._execute_child  # type: ignore[attr-defined]
-
-    def counting(self: Any, args: Any, *rest: Any, **kwargs: Any) -> Any:
-        argv = [args] if isinstance(args, (str, bytes)) else list(args)
-        if argv and os.path.basename(str(argv[0])) == "git":
-            words = iter(str(a) for a in argv[1:])
-            for word in words:
-                if word in ("-C", "-c", "--git-dir", "--work-tree"):
-                    next(words, None)
-                elif not word.startswith("-"):
-                    counts[word] += 1
-                    break
-        return original(self, args, *rest, **kwargs)
-
-    subprocess.Popen._execute_child = counting  # type: ignore[attr-defined]
-    try:
-        yield counts
-    finally:
-        subprocess.Popen._execute_child = original  # type: ignore[attr-defined]
 
 
 def _run(job: Job, counts: collections.Counter[str]) -> dict[str, int]:

@@ -10,7 +10,8 @@ class RadarConfig(AppConfig):
 
     def ready(self) -> None:
         # Recomputed whenever a job recorded new heads; the release flow does not import radar.
-        from releaseboard.radar.compute import refresh_radar_or_log
+        from releaseboard.radar.compute import radar_ahead, refresh_radar_or_log
         from releaseboard.releases import hooks
 
         hooks.heads_recorded.register(refresh_radar_or_log)
+        hooks.staging_moving.register(radar_ahead)

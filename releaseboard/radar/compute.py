@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -19,6 +18,7 @@ from django.db.models import Field, Q
 from django.utils import timezone
 
 from releaseboard import branching, vcs
+from releaseboard.background import Background
 from releaseboard.radar.models import PairMerge, RadarCoverage, pair_key
 from releaseboard.releases.models import Branch, BranchState, Repository
 
@@ -85,38 +85,33 @@ class PendingRefresh:
 
     Only git runs in that thread (a merge-tree process and the parse of its output): the
     database is read before it starts and written by finish(), in the caller's thread and
-    connection. finish() must be called, also when the caller failed meanwhile.
+    connection. finish() must be called, also when the caller failed meanwhile. Pairs a
+    RadarAhead was merging already (started before the job pushed staging) are taken from
+    it, and merged here only if it failed.
     """
 
     def __init__(
         self,
         repository: Repository,
+        mirror: vcs.Mirror,
         heads: str,
         known: dict[tuple[str, str], int],
         missing: list[tuple[str, str]],
-        merge: Callable[[], list[vcs.MergeResult]] | None,
+        ahead: tuple[RadarAhead, list[tuple[str, str]]] | None = None,
     ) -> None:
-        self.repository, self.heads = repository, heads
+        self.repository, self.mirror, self.heads = repository, mirror, heads
         self.distinct = set(heads.split())
-        self.known, self.missing = known, missing
-        self._results: list[vcs.MergeResult] = []
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        if merge is not None:
-            self._thread = threading.Thread(target=self._merge, args=(merge,), name="radar-merges", daemon=True)
-            self._thread.start()
-
-    def _merge(self, merge: Callable[[], list[vcs.MergeResult]]) -> None:
-        try:
-            self._results = merge()
-        except BaseException as exc:  # handed to finish(), in the caller's thread
-            self._error = exc
+        self.known, self.missing, self.ahead = known, missing, ahead
+        self._merges = Background(lambda: _merge(mirror, missing), "radar-merges") if missing else None
 
     def finish(self) -> RadarRefresh:
-        if self._thread is not None:
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
+        merged = list(zip(self.missing, self._merges.result() if self._merges else [], strict=True))
+        if self.ahead is not None:
+            ahead, pairs = self.ahead
+            done = ahead.results()
+            lacking = [pair for pair in pairs if pair not in done]  # it failed: merge them now
+            merged += [(pair, done[pair]) for pair in pairs if pair in done]
+            merged += list(zip(lacking, _merge(self.mirror, lacking), strict=True))
         # A stored pair is shown while both its heads are (its key is sorted, never of one head).
         stale = [pk for (low, high), pk in self.known.items() if low not in self.distinct or high not in self.distinct]
         with transaction.atomic():
@@ -124,7 +119,7 @@ class PendingRefresh:
                 self.repository,
                 [
                     (low, high, [{"path": c.path, "kind": c.kind} for c in result.conflicts])
-                    for (low, high), result in zip(self.missing, self._results, strict=True)
+                    for (low, high), result in merged
                 ],
             )
             if stale:
@@ -135,8 +130,54 @@ class PendingRefresh:
                 unique_fields=["repository"],
                 update_fields=["heads"],
             )
-        wanted, computed = _pair_count(self.distinct), len(self.missing)
+        wanted, computed = _pair_count(self.distinct), len(merged)
         return RadarRefresh(pairs=wanted, computed=computed, cached=wanted - computed)
+
+
+def _merge(mirror: vcs.Mirror, pairs: list[tuple[str, str]]) -> list[vcs.MergeResult]:
+    scratch = os.environ.get(SCRATCH_ENV)
+    # Not observed: the job's log is written by its own thread only (the radar's line says what ran).
+    return vcs.merge_pairs(mirror, pairs, scratch_root=Path(scratch) if scratch else None, observed=False)
+
+
+class RadarAhead:
+    """The merges of the staging head a job is about to push with each open branch,
+    started before the push (in a thread, git only), so that they run while it pushes.
+    The refresh after the move takes those it needs (start_refresh's `ahead`)."""
+
+    def __init__(self, mirror: vcs.Mirror, pairs: list[tuple[str, str]]) -> None:
+        self.pairs = set(pairs)
+        self._merges = Background(lambda: _merge(mirror, pairs), "radar-ahead")
+        self._order = pairs
+
+    def results(self) -> dict[tuple[str, str], vcs.MergeResult]:
+        """Its merges by pair, once done; none if it failed (the refresh merges them itself)."""
+        try:
+            return dict(zip(self._order, self._merges.result(), strict=True))
+        except Exception as exc:
+            log.warning("conflict radar: the merges started before the push failed: %s", exc)
+            return {}
+
+    def wait(self) -> None:
+        self._merges.wait()
+
+
+def radar_ahead(
+    repository: Repository, mirror: vcs.Mirror, heads: dict[str, str], settled: dict[int, str]
+) -> RadarAhead | None:
+    """Start merging the staging head in `heads` (about to be pushed) with every branch
+    open once the job has settled the states in `settled` (hooks.staging_moving)."""
+    staging = heads.get(repository.staging_branch)
+    if not staging:
+        return None
+    rows = (
+        Branch.objects.filter(repository=repository, state=BranchState.ACTIVE, kind__in=OPEN_KINDS)
+        .exclude(head_sha="")
+        .values_list("pk", "head_sha")
+    )
+    open_heads = {head for pk, head in rows if settled.get(pk, BranchState.ACTIVE) == BranchState.ACTIVE}
+    pairs = sorted({pair_key(head, staging) for head in open_heads if head != staging})
+    return RadarAhead(mirror, pairs) if pairs else None
 
 
 class _Done:
@@ -151,7 +192,9 @@ class _Done:
 INCREMENTAL_LIMIT = 50
 
 
-def start_refresh(repository: Repository, mirror: vcs.Mirror) -> PendingRefresh | _Done:
+def start_refresh(
+    repository: Repository, mirror: vcs.Mirror, ahead: RadarAhead | None = None
+) -> PendingRefresh | _Done:
     """Read what the radar shows and what its cache holds; start merging the missing pairs.
 
     When the heads are those the cache was last brought up to date for, and it still holds
@@ -160,7 +203,8 @@ def start_refresh(repository: Repository, mirror: vcs.Mirror) -> PendingRefresh 
     and the cache still holds as many pairs as the covered heads make, only the pairs with
     a changed head are read: the others are the covered heads' pairs, and only the new
     heads' pairs are listed (never all n² of them). Else every pair is. Jobs of one
-    repository refresh in turn (they hold its lease).
+    repository refresh in turn (they hold its lease). Missing pairs that `ahead` is
+    merging already are taken from it.
     """
     heads = wanted_heads(repository)
     distinct = set(heads)
@@ -178,11 +222,11 @@ def start_refresh(repository: Repository, mirror: vcs.Mirror) -> PendingRefresh 
     else:
         known = _known_pairs(repository)
         missing = sorted(pairs_of(heads) - known.keys())
-    scratch = os.environ.get(SCRATCH_ENV)
-    root = Path(scratch) if scratch else None
-    # Not observed: the job's log is written by its own thread only (the radar's line says what ran).
-    merge = (lambda: vcs.merge_pairs(mirror, missing, scratch_root=root, observed=False)) if missing else None
-    return PendingRefresh(repository, joined, known, missing, merge)
+    if ahead is None:
+        return PendingRefresh(repository, mirror, joined, known, missing)
+    taken = [pair for pair in missing if pair in ahead.pairs]
+    rest = [pair for pair in missing if pair not in ahead.pairs]
+    return PendingRefresh(repository, mirror, joined, known, rest, (ahead, taken))
 
 
 def _pair_count(distinct: set[str]) -> int:
@@ -238,18 +282,22 @@ def _insert(repository: Repository, rows: list[tuple[str, str, list[dict[str, st
         )
 
 
-def refresh_radar_or_log(repository: Repository, mirror: vcs.Mirror, say: Callable[[str], None]) -> Callable[[], None]:
+def refresh_radar_or_log(
+    repository: Repository, mirror: vcs.Mirror, say: Callable[[str], None], ahead: Sequence[object] = ()
+) -> Callable[[], None]:
     """refresh_radar for a job that recorded new heads: starts the merges and returns the
     function that waits for them and stores the result; the job calls it once it has done
-    its own work meanwhile (branch facts). The radar is advice, so a failure is logged and
-    never fails the job."""
+    its own work meanwhile (branch facts). `ahead`: what hooks.staging_moving's observers
+    started before the job pushed staging (this module's RadarAhead among them). The radar
+    is advice, so a failure is logged and never fails the job."""
 
     def failed(exc: BaseException) -> None:
         log.error("conflict radar refresh failed for %s", repository.name, exc_info=exc)
         say(f"conflict radar: not refreshed ({exc}); the board shows the previous results.\n")
 
     try:
-        pending = start_refresh(repository, mirror)
+        mine = next((a for a in ahead if isinstance(a, RadarAhead)), None)
+        pending = start_refresh(repository, mirror, mine)
     except Exception as exc:  # any failure here must leave the job's result alone
         failed(exc)
         return lambda: None

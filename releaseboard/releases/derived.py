@@ -185,6 +185,40 @@ def ensure_staging_tested(repository: Repository, staging: str) -> None:
     services.staging_test_job(repository, None)
 
 
+class MoveAhead:
+    """What a job starts on the staging head it is about to push, before the push: the
+    branch facts and (hooks.staging_moving) the radar's merges, each in a thread of its own
+    (git only), so that they run while it pushes. after_move takes what it can use; the
+    job waits for the rest once it is done with the move (a with block)."""
+
+    def __init__(self, facts: intelligence.FactsAhead | None = None, observed: list[Any] | None = None) -> None:
+        self.facts, self.observed = facts, observed or []
+
+    def __enter__(self) -> MoveAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for started in [self.facts, *self.observed]:
+            wait = getattr(started, "wait", None)
+            if callable(wait):
+                wait()
+
+
+def move_ahead(
+    ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str], settled: dict[int, str]
+) -> MoveAhead:
+    """Start the work after_move will do for `heads` (staging about to move there), from
+    the branch rows as the job will have left them (`settled`: a state by branch id). It
+    only helps: whatever fails here is logged, and after_move does the work itself."""
+    ahead = MoveAhead()
+    try:
+        ahead.facts = intelligence.FactsAhead(repository, mirror, heads, settled)
+        ahead.observed = hooks.staging_moving.notify(repository, mirror, heads, settled)
+    except Exception as exc:  # a head start, never a reason to fail the job
+        ctx.log(f"Could not start the work after the push ahead of it ({exc}); it is done after the push.\n")
+    return ahead
+
+
 def after_move(
     ctx: JobContext,
     repository: Repository,
@@ -192,6 +226,7 @@ def after_move(
     heads: dict[str, str],
     *,
     master_in_staging: bool | None = None,
+    ahead: MoveAhead | None = None,
 ) -> None:
     """The job just moved staging to its head in `heads`: bring what depends on it up to
     date before the job ends, with the mirror the job already has (no fetch): the release
@@ -199,16 +234,19 @@ def after_move(
     hotfixes and dependencies, and the radar against staging (only the pairs with the new
     head are merged, in one git process). (A release stores its preview itself.)
     `master_in_staging` is passed when the caller knows it (staging moved to a commit
-    that has the previous head, which had master): one git process fewer.
+    that has the previous head, which had master): one git process fewer. `ahead`: what
+    the job started before its push (move_ahead); what fits these heads is used.
     """
+    ahead = ahead or MoveAhead()
     summary = staging_summary(mirror, repository, heads, master_in_staging=master_in_staging)
     with ctx.atomic():
         save_summary(repository, summary)
         staging = heads.get(repository.staging_branch)
         if staging:
             ensure_staging_tested(repository, staging)
-    after = hooks.heads_recorded.notify(repository, mirror, ctx.log)  # the radar's merges start
+    # The radar's merges start (or are taken from those started before the push).
+    after = hooks.heads_recorded.notify(repository, mirror, ctx.log, ahead=ahead.observed)
     try:
-        intelligence.record(ctx, repository, mirror, heads)
+        intelligence.record(ctx, repository, mirror, heads, ahead.facts)
     finally:
         hooks.finish(after)

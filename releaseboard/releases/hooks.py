@@ -91,10 +91,20 @@ class Observers:
 # `recorded` before it. Each returns a function run inside the sync's transaction with
 # the protected branches to leave alone (policy: drift alarms).
 heads_fetched = Observers("heads_fetched")
-# (repository, mirror, say) — the recorded heads changed, after the transaction (radar).
-# Each may return a function to call once the job has done its own work on the new heads
-# (branch facts): the radar's merges run meanwhile. Pass the answers to finish().
+# (repository, mirror, say, ahead=()) — the recorded heads changed, after the transaction
+# (radar). Each may return a function to call once the job has done its own work on the
+# new heads (branch facts): the radar's merges run meanwhile. Pass the answers to finish().
+# `ahead`: staging_moving's answers, when the job pushed staging itself.
 heads_recorded = Observers("heads_recorded")
+
+
+# (repository, mirror, heads, settled) — a job is about to push staging to its head in
+# `heads`, then write the branch states in `settled` ({branch id: state}: the promoted
+# branch's). Each may start work on the new head in a thread of its own (git only: see
+# releaseboard.background) and return it; once the move is recorded, the answers are
+# passed to heads_recorded's observers as `ahead`. An answer with a wait() is waited for
+# when the job is done with the move, whether or not it was used.
+staging_moving = Observers("staging_moving")
 
 
 def finish(answers: list[Any]) -> None:

@@ -28,6 +28,7 @@ from django.db.models import Field
 from django.utils import timezone
 
 from releaseboard import branching, vcs
+from releaseboard.background import Background
 from releaseboard.jobs.execution import JobContext
 from releaseboard.releases.branch_graph import StagingWindow, head_reach
 from releaseboard.releases.models import (
@@ -183,7 +184,11 @@ def _skips_hotfix(branch: BranchLike, hotfix: Promotion) -> bool:
 
 
 def analyse_per_branch(
-    mirror: vcs.Mirror, repository: Repository, heads: dict[str, str], branches: Sequence[BranchLike]
+    mirror: vcs.Mirror,
+    repository: Repository,
+    heads: dict[str, str],
+    branches: Sequence[BranchLike],
+    hotfixes: list[Promotion] | None = None,
 ) -> dict[int, BranchFacts]:
     """The facts with git processes per branch (and per hotfix × branch): the reference the
     constant-process `analyse` is tested against, and its fallback past UNMERGED_LIMIT."""
@@ -200,7 +205,7 @@ def analyse_per_branch(
         if ahead:
             unmerged[branch.name] = unmerged_commits(mirror, staging, head)
     _set_dependencies(facts, open_branches, unmerged, heads)
-    for hotfix in hotfixes_on_staging(repository):
+    for hotfix in hotfixes_on_staging(repository) if hotfixes is None else hotfixes:
         if not mirror.has_commit(hotfix.branch_sha):
             continue
         for branch in open_branches:
@@ -229,7 +234,7 @@ def analyse(
     subgraph = parent_map(mirror, sorted({heads[b.name] for b in open_branches}), [staging], limit=UNMERGED_LIMIT)
     if len(subgraph) >= UNMERGED_LIMIT:
         notes.append(f"over {UNMERGED_LIMIT} unmerged commits: each branch counted on its own")
-        return analyse_per_branch(mirror, repository, heads, branches)
+        return analyse_per_branch(mirror, repository, heads, branches, hotfixes)
     reach = {b.pk: head_reach(subgraph, heads[b.name]) for b in open_branches}
     # Every branch has what `base` has, so only staging's commits after it are read.
     base = common_ancestor(mirror, sorted(set().union(*(r.boundary for r in reach.values()))) or [staging])
@@ -297,24 +302,69 @@ def facts_key(
     return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()
 
 
-def record(ctx: JobContext, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str]) -> None:
-    """Compute the facts of the repository's feature/hotfix branches and store those that
-    changed; nothing at all (no git) when their inputs are those of the last computation."""
+def _work_branches(repository: Repository) -> list[BranchRow]:
     # Only what the key and the analysis read, as tuples (a model instance each cost more).
-    branches = [
+    return [
         BranchRow(*values)
         for values in Branch.objects.filter(repository=repository, kind__in=WORK_KINDS)
         .exclude(state__in=[BranchState.REQUESTED, BranchState.GONE])
         .values_list("pk", "name", "kind", "state")
     ]
+
+
+class FactsAhead:
+    """The facts for the heads a job is about to push, computed in a thread (git only)
+    while it pushes, from the branch rows as the job will have left them (`settled`).
+    record() takes them when its key is this one: equal keys, equal facts."""
+
+    def __init__(self, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str], settled: dict[int, str]):
+        branches = [b._replace(state=settled.get(b.pk, b.state)) for b in _work_branches(repository)]
+        hotfixes = hotfixes_on_staging(repository) if heads.get(repository.staging_branch) else []
+        self.key = facts_key(repository, heads, branches, hotfixes)
+        quiet = _quiet(mirror)
+
+        def compute() -> tuple[dict[int, BranchFacts], list[str]]:
+            notes: list[str] = []
+            return analyse(quiet, repository, heads, branches, notes, hotfixes), notes
+
+        self._facts = Background(compute, "facts-ahead")
+
+    def take(self, key: str) -> tuple[dict[int, BranchFacts], list[str]] | None:
+        """The facts and notes, if computed for `key` and without error; else None."""
+        if key != self.key:
+            return None
+        try:
+            return self._facts.result()
+        except (vcs.GitError, ValueError):
+            return None  # computed again by the caller, which reports what fails
+
+    def wait(self) -> None:
+        self._facts.wait()
+
+
+def record(
+    ctx: JobContext,
+    repository: Repository,
+    mirror: vcs.Mirror,
+    heads: dict[str, str],
+    ahead: FactsAhead | None = None,
+) -> None:
+    """Compute the facts of the repository's feature/hotfix branches and store those that
+    changed; nothing at all (no git) when their inputs are those of the last computation.
+    `ahead`: the facts a job started computing before it pushed these heads."""
+    branches = _work_branches(repository)
     staging = heads.get(repository.staging_branch)
     hotfixes = hotfixes_on_staging(repository) if staging else []
     key = facts_key(repository, heads, branches, hotfixes)
     if Repository.objects.filter(pk=repository.pk, facts_key=key).exists():
         ctx.log(f"branches: {len(branches)} unchanged since the last check against {repository.staging_branch}\n")
         return
-    notes: list[str] = []
-    facts = analyse(_quiet(mirror), repository, heads, branches, notes, hotfixes)
+    taken = ahead.take(key) if ahead is not None else None
+    if taken is not None:
+        facts, notes = taken
+    else:
+        notes = []
+        facts = analyse(_quiet(mirror), repository, heads, branches, notes, hotfixes)
     changed = 0
     fields = ("behind", "ahead", "missing_hotfixes", "depends_on")
     with ctx.atomic():

@@ -13,6 +13,7 @@ from releaseboard.jobs.models import Job, JobReason, JobState
 from releaseboard.releases import derived, hooks, moves, selectors, services
 from releaseboard.releases.models import (
     Branch,
+    BranchState,
     Promotion,
     lock_branch_ids,
 )
@@ -83,27 +84,30 @@ def run_promote(ctx: JobContext) -> str:
         apply_verdict(ctx, hooks.before_promote.ask(promotion, since=ctx.job.created_at))
         ctx.section(f"Push {promotion.merge_sha[:10]} to {repository.staging_branch} (expecting {staging[:10]})")
         move = expect_move(ctx, repository, repository.staging_branch, staging, promotion.merge_sha)
-        try:
-            push(ctx, mirror, [vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", promotion.merge_sha, staging)])
-        except vcs.PushRejected as exc:
-            moves.drop(move)
-            return _retest(ctx, promotion, f"{repository.staging_branch} moved during the promotion ({exc})")
-        except PushOutcomeUnknown as exc:
-            refs = remote_refs(ctx, repository)
-            if refs is None:
-                raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
-            if refs.get(f"refs/heads/{repository.staging_branch}") != promotion.merge_sha:
-                raise JobFailed(
-                    exc.reason,
-                    f"The push failed ({exc}); {repository.staging_branch} is "
-                    "unchanged on the remote. Click \u201cPromote to staging\u201d again.",
-                ) from None
-        if hooks.candidates_wanted.any(repository):  # landed: CI needs the candidate ref no more
-            with contextlib.suppress(vcs.GitError):  # else the next sync deletes it
-                mirror.delete_candidate(candidate_ref(promotion), promotion.merge_sha)
-        return _mark_promoted(
-            ctx, promotion, staging, mirror, {**heads, repository.staging_branch: promotion.merge_sha}
-        )
+        update = vcs.RefUpdate(f"refs/heads/{repository.staging_branch}", promotion.merge_sha, staging)
+        moved = {**heads, repository.staging_branch: promotion.merge_sha}
+        # The branch facts and the radar against the new head are computed while the push
+        # runs (git only, in threads), from the branch rows as _mark_promoted leaves them.
+        with derived.move_ahead(ctx, repository, mirror, moved, {promotion.branch_id: BranchState.PROMOTED}) as ahead:
+            try:
+                push(ctx, mirror, [update])
+            except vcs.PushRejected as exc:
+                moves.drop(move)
+                return _retest(ctx, promotion, f"{repository.staging_branch} moved during the promotion ({exc})")
+            except PushOutcomeUnknown as exc:
+                refs = remote_refs(ctx, repository)
+                if refs is None:
+                    raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
+                if refs.get(f"refs/heads/{repository.staging_branch}") != promotion.merge_sha:
+                    raise JobFailed(
+                        exc.reason,
+                        f"The push failed ({exc}); {repository.staging_branch} is "
+                        "unchanged on the remote. Click \u201cPromote to staging\u201d again.",
+                    ) from None
+            if hooks.candidates_wanted.any(repository):  # landed: CI needs the candidate ref no more
+                with contextlib.suppress(vcs.GitError):  # else the next sync deletes it
+                    mirror.delete_candidate(candidate_ref(promotion), promotion.merge_sha)
+            return _mark_promoted(ctx, promotion, staging, mirror, moved, ahead)
 
 
 def _retest(ctx: JobContext, promotion: Promotion, why: str) -> str:
@@ -123,7 +127,12 @@ def _retest(ctx: JobContext, promotion: Promotion, why: str) -> str:
 
 
 def _mark_promoted(
-    ctx: JobContext, promotion: Promotion, before: str, mirror: vcs.Mirror, heads: dict[str, str]
+    ctx: JobContext,
+    promotion: Promotion,
+    before: str,
+    mirror: vcs.Mirror,
+    heads: dict[str, str],
+    ahead: derived.MoveAhead | None = None,
 ) -> str:
     repository = promotion.repository
     staging_head = heads[repository.staging_branch]
@@ -135,7 +144,7 @@ def _mark_promoted(
         Branch.objects.filter(repository=repository, name=repository.staging_branch).update(head_sha=staging_head)
         moves.settle(repository, repository.staging_branch, staging_head)
         record_promoted(promotion, before=before)
-    derived.after_move(ctx, repository, mirror, heads, master_in_staging=known)
+    derived.after_move(ctx, repository, mirror, heads, master_in_staging=known, ahead=ahead)
     return f"{promotion.branch.name} is on {repository.staging_branch} as {promotion.merge_sha[:10]}."
 
 
