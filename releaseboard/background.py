@@ -7,23 +7,36 @@ own thread and connection. Two CPUs then run the job's two git processes at once
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
+# Work a job starts before its push, for after it: the push comes first on a busy CPU.
+AHEAD_NICE = 19
 
 
 class Background(Generic[T]):
-    """`function()` running in a daemon thread; `result()` waits for it."""
+    """`function()` running in a daemon thread; `result()` waits for it.
 
-    def __init__(self, function: Callable[[], T], name: str) -> None:
+    `nice`: the thread's nice value, and so that of the git processes it starts (Linux
+    keeps one per thread, and a child inherits its thread's): work started ahead of what
+    it serves gives the CPUs to the job's own processes (a push) while they want them.
+    """
+
+    def __init__(self, function: Callable[[], T], name: str, *, nice: int = 0) -> None:
         self._value: T | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(function,), name=name, daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(function, nice), name=name, daemon=True)
         self._thread.start()
 
-    def _run(self, function: Callable[[], T]) -> None:
+    def _run(self, function: Callable[[], T], nice: int) -> None:
+        if nice and sys.platform == "linux":  # elsewhere the whole process would be reniced
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
         try:
             self._value = function()
         except BaseException as exc:  # handed to result(), in the caller's thread

@@ -18,7 +18,7 @@ from django.db.models import Field, Q
 from django.utils import timezone
 
 from releaseboard import branching, vcs
-from releaseboard.background import Background
+from releaseboard.background import AHEAD_NICE, Background
 from releaseboard.radar.models import PairMerge, RadarCoverage, pair_key
 from releaseboard.releases.models import Branch, BranchState, Repository
 
@@ -147,7 +147,7 @@ class RadarAhead:
 
     def __init__(self, mirror: vcs.Mirror, pairs: list[tuple[str, str]]) -> None:
         self.pairs = set(pairs)
-        self._merges = Background(lambda: _merge(mirror, pairs), "radar-ahead")
+        self._merges = Background(lambda: _merge(mirror, pairs), "radar-ahead", nice=AHEAD_NICE)
         self._order = pairs
 
     def results(self) -> dict[tuple[str, str], vcs.MergeResult]:

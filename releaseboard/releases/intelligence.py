@@ -28,7 +28,7 @@ from django.db.models import Field
 from django.utils import timezone
 
 from releaseboard import branching, vcs
-from releaseboard.background import Background
+from releaseboard.background import AHEAD_NICE, Background
 from releaseboard.jobs.execution import JobContext
 from releaseboard.releases.branch_graph import StagingWindow, head_reach
 from releaseboard.releases.models import (
@@ -327,7 +327,7 @@ class FactsAhead:
             notes: list[str] = []
             return analyse(quiet, repository, heads, branches, notes, hotfixes), notes
 
-        self._facts = Background(compute, "facts-ahead")
+        self._facts = Background(compute, "facts-ahead", nice=AHEAD_NICE)
 
     def take(self, key: str) -> tuple[dict[int, BranchFacts], list[str]] | None:
         """The facts and notes, if computed for `key` and without error; else None."""
