@@ -22,7 +22,7 @@ from releaseboard.releases.runners.common import (
     git_step,
     identity,
     push,
-    remote_refs,
+    settle_unknown_push,
 )
 from releaseboard.releases.runners.sync import refresh
 
@@ -151,15 +151,8 @@ def run_update_branch(ctx: JobContext) -> str:
                 "changed. Click \u201cUpdate from staging\u201d again.",
             ) from None
         except PushOutcomeUnknown as exc:
-            refs = remote_refs(ctx, repository)
-            if refs is None:
-                raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
-            if refs.get(ref) != merged:
-                raise JobFailed(
-                    exc.reason,
-                    f"The push failed ({exc}); {branch.name} is unchanged on the "
-                    "remote. Click \u201cUpdate from staging\u201d again.",
-                ) from None
+            again = "Click \u201cUpdate from staging\u201d again."
+            settle_unknown_push(ctx, repository, exc, branch.name, merged, again)
         _record_updated(ctx, branch, head, merged)
     return f"{branch.name} now has {repository.staging_branch} {staging[:10]}, as {merged[:10]}."
 

@@ -108,6 +108,19 @@ UNKNOWN_OUTCOME = (
 )
 
 
+def settle_unknown_push(
+    ctx: JobContext, repository: Repository, exc: PushOutcomeUnknown, branch: str, sha: str, again: str
+) -> None:
+    """After a push that failed without saying whether the remote took it: return if the
+    remote's `branch` is `sha` now (it landed), else fail the job saying so (`again`:
+    what the user does next)."""
+    refs = remote_refs(ctx, repository)
+    if refs is None:
+        raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
+    if refs.get(f"refs/heads/{branch}") != sha:
+        raise JobFailed(exc.reason, f"The push failed ({exc}); {branch} is unchanged on the remote. {again}") from None
+
+
 def apply_verdict(ctx: JobContext, verdict: hooks.Verdict) -> None:
     """Act on a check point's verdict: refuse, or wait without holding a worker."""
     if isinstance(verdict, hooks.Stop):

@@ -19,14 +19,13 @@ from releaseboard.releases.models import (
 )
 from releaseboard.releases.runners.candidates import candidate_ref
 from releaseboard.releases.runners.common import (
-    UNKNOWN_OUTCOME,
     PushOutcomeUnknown,
     apply_verdict,
     expect_move,
     git_step,
     identity,
     push,
-    remote_refs,
+    settle_unknown_push,
 )
 from releaseboard.releases.runners.outcomes import fail_promotion, merge_message, record_promoted
 from releaseboard.releases.runners.sync import merge_on_staging, refresh
@@ -95,15 +94,8 @@ def run_promote(ctx: JobContext) -> str:
                 moves.drop(move)
                 return _retest(ctx, promotion, f"{repository.staging_branch} moved during the promotion ({exc})")
             except PushOutcomeUnknown as exc:
-                refs = remote_refs(ctx, repository)
-                if refs is None:
-                    raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
-                if refs.get(f"refs/heads/{repository.staging_branch}") != promotion.merge_sha:
-                    raise JobFailed(
-                        exc.reason,
-                        f"The push failed ({exc}); {repository.staging_branch} is "
-                        "unchanged on the remote. Click \u201cPromote to staging\u201d again.",
-                    ) from None
+                again = "Click \u201cPromote to staging\u201d again."
+                settle_unknown_push(ctx, repository, exc, repository.staging_branch, promotion.merge_sha, again)
             if hooks.candidates_wanted.any(repository):  # landed: CI needs the candidate ref no more
                 with contextlib.suppress(vcs.GitError):  # else the next sync deletes it
                     mirror.delete_candidate(candidate_ref(promotion), promotion.merge_sha)

@@ -27,7 +27,7 @@ from releaseboard.releases.runners.common import (
     expect_move,
     identity,
     push,
-    remote_refs,
+    settle_unknown_push,
 )
 from releaseboard.releases.runners.sync import refresh
 
@@ -96,15 +96,8 @@ def run_release(ctx: JobContext) -> str:
                 "Refresh and open \u201cPromote to master\u201d again.",
             ) from None
         except PushOutcomeUnknown as exc:
-            refs = remote_refs(ctx, repository)
-            if refs is None:
-                raise JobFailed(exc.reason, UNKNOWN_OUTCOME.format(error=exc)) from None
-            if refs.get(f"refs/heads/{repository.master_branch}") != release.sha:
-                raise JobFailed(
-                    exc.reason,
-                    f"The push failed ({exc}); {repository.master_branch} is "
-                    "unchanged on the remote. Open \u201cPromote to master\u201d again.",
-                ) from None
+            again = "Open \u201cPromote to master\u201d again."
+            settle_unknown_push(ctx, repository, exc, repository.master_branch, release.sha, again)
         return _mark_released(ctx, release, mirror, heads)
 
 
