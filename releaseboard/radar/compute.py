@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import cast
 
 from django.db import connection, transaction
-from django.db.models import Field, Q
+from django.db.models import Field, Q, QuerySet
 from django.utils import timezone
 
 from releaseboard import branching, vcs
@@ -35,13 +35,15 @@ class RadarRefresh:
     cached: int  # already known
 
 
+def _open(repository: Repository) -> QuerySet[Branch]:
+    return Branch.objects.filter(repository=repository, state=BranchState.ACTIVE, kind__in=OPEN_KINDS).exclude(
+        head_sha=""
+    )
+
+
 def open_branches(repository: Repository) -> list[Branch]:
     """The feature and hotfix branches still in flight, by name."""
-    return list(
-        Branch.objects.filter(repository=repository, state=BranchState.ACTIVE, kind__in=OPEN_KINDS)
-        .exclude(head_sha="")
-        .order_by("name")
-    )
+    return list(_open(repository).order_by("name"))
 
 
 def wanted_heads(repository: Repository) -> list[str]:
@@ -170,11 +172,7 @@ def radar_ahead(
     staging = heads.get(repository.staging_branch)
     if not staging:
         return None
-    rows = (
-        Branch.objects.filter(repository=repository, state=BranchState.ACTIVE, kind__in=OPEN_KINDS)
-        .exclude(head_sha="")
-        .values_list("pk", "head_sha")
-    )
+    rows = _open(repository).values_list("pk", "head_sha")
     open_heads = {head for pk, head in rows if settled.get(pk, BranchState.ACTIVE) == BranchState.ACTIVE}
     pairs = sorted({pair_key(head, staging) for head in open_heads if head != staging})
     return RadarAhead(mirror, pairs) if pairs else None

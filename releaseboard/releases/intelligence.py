@@ -302,14 +302,22 @@ def facts_key(
     return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()
 
 
-def _work_branches(repository: Repository) -> list[BranchRow]:
+def _inputs(
+    repository: Repository, heads: dict[str, str], settled: dict[int, str] | None = None
+) -> tuple[list[BranchRow], list[Promotion], str]:
+    """The branches (with the states in `settled` in place of theirs), the hotfixes and
+    the key the facts for `heads` are computed from."""
     # Only what the key and the analysis read, as tuples (a model instance each cost more).
-    return [
+    branches = [
         BranchRow(*values)
         for values in Branch.objects.filter(repository=repository, kind__in=WORK_KINDS)
         .exclude(state__in=[BranchState.REQUESTED, BranchState.GONE])
         .values_list("pk", "name", "kind", "state")
     ]
+    if settled:
+        branches = [b._replace(state=settled.get(b.pk, b.state)) for b in branches]
+    hotfixes = hotfixes_on_staging(repository) if heads.get(repository.staging_branch) else []
+    return branches, hotfixes, facts_key(repository, heads, branches, hotfixes)
 
 
 class FactsAhead:
@@ -318,9 +326,7 @@ class FactsAhead:
     record() takes them when its key is this one: equal keys, equal facts."""
 
     def __init__(self, repository: Repository, mirror: vcs.Mirror, heads: dict[str, str], settled: dict[int, str]):
-        branches = [b._replace(state=settled.get(b.pk, b.state)) for b in _work_branches(repository)]
-        hotfixes = hotfixes_on_staging(repository) if heads.get(repository.staging_branch) else []
-        self.key = facts_key(repository, heads, branches, hotfixes)
+        branches, hotfixes, self.key = _inputs(repository, heads, settled)
         quiet = _quiet(mirror)
 
         def compute() -> tuple[dict[int, BranchFacts], list[str]]:
@@ -352,10 +358,7 @@ def record(
     """Compute the facts of the repository's feature/hotfix branches and store those that
     changed; nothing at all (no git) when their inputs are those of the last computation.
     `ahead`: the facts a job started computing before it pushed these heads."""
-    branches = _work_branches(repository)
-    staging = heads.get(repository.staging_branch)
-    hotfixes = hotfixes_on_staging(repository) if staging else []
-    key = facts_key(repository, heads, branches, hotfixes)
+    branches, hotfixes, key = _inputs(repository, heads)
     if Repository.objects.filter(pk=repository.pk, facts_key=key).exists():
         ctx.log(f"branches: {len(branches)} unchanged since the last check against {repository.staging_branch}\n")
         return
